@@ -1,0 +1,209 @@
+"""Talking to a ``DICOMClient``: opening sources, thread-safe local clients.
+
+Everything the package asks of a client goes through :func:`call`, which
+serialises calls into a ``DICOMfileClient`` (its SQLite connection is bound to
+one thread and holds one shared cursor).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dicomweb_client import DICOMfileClient, DICOMwebClient
+from pydicom.dataset import Dataset
+
+from dicomslide.codec import PixelDescription
+from dicomslide.errors import DicomSlideError
+from dicomslide.fetch import ClientFrameSource, FileFrameSource, FrameSource
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_adopt_lock = threading.Lock()
+_LOCK_ATTRIBUTE = "_dicomslide_lock"
+
+
+class LocalFolderClient(DICOMfileClient):
+    """The embedded default client for a folder of DICOM Part 10 files.
+
+    A ``DICOMfileClient`` whose index lives in memory (nothing is written into
+    the data folder) and which can be used from any thread.
+
+    Parameters
+    ----------
+    folder: Union[str, os.PathLike]
+        Folder that holds the files (searched recursively)
+
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        path = Path(folder).expanduser().resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(f"not a folder: {path}")
+        self.folder = path
+        super().__init__(url=path.as_uri(), in_memory=True, readonly=True)
+        _make_thread_safe(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.folder)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The in-memory index does not travel; the receiving process rebuilds it.
+        return (type(self), (str(self.folder),))
+
+
+def open_client(source: Any) -> Any:
+    """Get a client for what a user passed as a source of slides.
+
+    Parameters
+    ----------
+    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        A client; a path to a local folder (opens a
+        :class:`LocalFolderClient`); or an ``http(s)://`` DICOMweb base URL
+        (opens a ``dicomweb_client.DICOMwebClient``)
+
+    Returns
+    -------
+    dicomweb_client.api.DICOMClient
+        Client
+
+    """
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if isinstance(text, str) and text.startswith(("http://", "https://")):
+            return DICOMwebClient(url=text)
+        if isinstance(text, str) and text.startswith("file://"):
+            from urllib.parse import unquote, urlparse
+
+            text = unquote(urlparse(text).path)
+        return LocalFolderClient(text)
+    if isinstance(source, DICOMfileClient):
+        _make_thread_safe(source)
+    return source
+
+
+def _make_thread_safe(client: DICOMfileClient) -> threading.RLock:
+    """Let a ``DICOMfileClient`` be called from any thread.
+
+    Its SQLite connection is replaced by one that is not bound to the creating
+    thread (an in-memory index is copied over), and a lock is attached that
+    :func:`call` holds during every call.
+    """
+    lock = getattr(client, _LOCK_ATTRIBUTE, None)
+    if lock is not None:
+        return lock
+    with _adopt_lock:
+        lock = getattr(client, _LOCK_ATTRIBUTE, None)
+        if lock is not None:
+            return lock
+        manager = client._db_manager
+        identifier = str(manager._db_file_identifier)
+        shared = sqlite3.connect(
+            identifier,
+            detect_types=sqlite3.PARSE_DECLTYPES,
+            check_same_thread=False,
+        )
+        shared.row_factory = sqlite3.Row
+        if identifier == ":memory:":
+            try:
+                manager._connection.backup(shared)
+            except sqlite3.ProgrammingError as error:
+                shared.close()
+                raise DicomSlideError(
+                    "a DICOMfileClient with an in-memory index must first be used "
+                    "by dicomslide in the thread that created it"
+                ) from error
+        manager._db_connection_handle = shared
+        manager._db_cursor_handle = None
+        lock = threading.RLock()
+        setattr(client, _LOCK_ATTRIBUTE, lock)
+        return lock
+
+
+def call(client: Any, method: str, /, **kwargs: Any) -> Any:
+    """Call a client method, serialised where the client needs it.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client
+    method: str
+        Name of the method
+    **kwargs: Any
+        Arguments of the method
+
+    Returns
+    -------
+    Any
+        What the method returns
+
+    """
+    if isinstance(client, DICOMfileClient):
+        with _make_thread_safe(client):
+            return getattr(client, method)(**kwargs)
+    return getattr(client, method)(**kwargs)
+
+
+def make_frame_source(
+    client: Any, image: Dataset, desc: PixelDescription
+) -> FrameSource:
+    """Choose how to fetch the frames of an instance.
+
+    Instances served by a ``DICOMfileClient`` are read from their files
+    directly; all others through the client.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client that serves the instance
+    image: pydicom.Dataset
+        Metadata of the instance
+    desc: dicomslide.codec.PixelDescription
+        Pixel layout of the instance's frames
+
+    Returns
+    -------
+    dicomslide.fetch.FrameSource
+        Frame source
+
+    """
+    number_of_frames = int(image.get("NumberOfFrames", 1) or 1)
+    study = str(image.StudyInstanceUID)
+    series = str(image.SeriesInstanceUID)
+    sop = str(image.SOPInstanceUID)
+    if isinstance(client, DICOMfileClient):
+        with _make_thread_safe(client):
+            path = client._db_manager.get_instance_file_path(study, series, sop)
+        return FileFrameSource(path, sop, desc, number_of_frames)
+    return ClientFrameSource(
+        client, study, series, sop, number_of_frames, stored_transfer_syntax(image)
+    )
+
+
+def stored_transfer_syntax(image: Dataset) -> str | None:
+    """Get the transfer syntax an instance is stored in, if its metadata say.
+
+    Parameters
+    ----------
+    image: pydicom.Dataset
+        Metadata of the instance
+
+    Returns
+    -------
+    Union[str, None]
+        Transfer Syntax UID
+
+    """
+    file_meta = getattr(image, "file_meta", None)
+    if file_meta is not None and "TransferSyntaxUID" in file_meta:
+        return str(file_meta.TransferSyntaxUID)
+    for keyword in ("AvailableTransferSyntaxUID", "TransferSyntaxUID"):
+        value = image.get(keyword)
+        if value:
+            return str(value)
+    return None

@@ -1,0 +1,438 @@
+"""Decoding of encoded frames into arrays, and colour management.
+
+One function per transfer-syntax family turns the bytes of one frame into an
+array of shape (rows, columns, samples). Colour follows the encoded stream
+(e.g. a JPEG with an Adobe marker and RGB components is not YCbCr-converted,
+a JPEG 2000 codestream with a multiple component transform is inverted by the
+decoder), not only Photometric Interpretation.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageCms
+
+from dicomslide.errors import FrameDecodeError, UnsupportedTransferSyntaxError
+
+logger = logging.getLogger(__name__)
+
+# Transfer syntaxes whose frames are stored without compression.
+NATIVE_TRANSFER_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2",  # Implicit VR Little Endian
+        "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+        "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+        "1.2.840.10008.1.2.2",  # Explicit VR Big Endian
+    }
+)
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
+_JPEG_PILLOW = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
+_JPEG_LIBJPEG = frozenset(
+    {
+        "1.2.840.10008.1.2.4.51",  # JPEG Extended (12 bit)
+        "1.2.840.10008.1.2.4.57",  # JPEG Lossless P14
+        "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    }
+)
+_JPEG_LS = frozenset({"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"})
+_JPEG_2000 = frozenset(
+    {
+        "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+        "1.2.840.10008.1.2.4.91",  # JPEG 2000
+        "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
+        "1.2.840.10008.1.2.4.202",  # HTJ2K lossless RPCL
+        "1.2.840.10008.1.2.4.203",  # HTJ2K
+    }
+)
+_JPEG_XL = frozenset(
+    {
+        "1.2.840.10008.1.2.4.110",  # JPEG XL lossless
+        "1.2.840.10008.1.2.4.111",  # JPEG XL JPEG recompression
+        "1.2.840.10008.1.2.4.112",  # JPEG XL
+    }
+)
+_RLE = "1.2.840.10008.1.2.5"
+
+# Package that provides a decoder, per family; named in error messages.
+_PACKAGES = {
+    "jpeg": "Pillow",
+    "libjpeg": "pylibjpeg-libjpeg",
+    "jpegls": "pyjpegls",
+    "j2k": "pylibjpeg-openjpeg",
+    "jxl": "pillow-jxl-plugin",
+    "rle": "pylibjpeg-rle",
+}
+
+
+@dataclass(frozen=True)
+class PixelDescription:
+    """How the pixels of one frame are laid out.
+
+    Parameters
+    ----------
+    rows: int
+        Rows of a frame
+    columns: int
+        Columns of a frame
+    samples_per_pixel: int
+        Samples per pixel
+    bits_allocated: int
+        Bits allocated per sample
+    bits_stored: int
+        Bits stored per sample
+    pixel_representation: int
+        0 for unsigned, 1 for signed integers
+    photometric_interpretation: str
+        Photometric Interpretation as stored
+    planar_configuration: int
+        Planar Configuration (0: interleaved, 1: planar)
+    transfer_syntax_uid: str
+        Transfer Syntax UID of the encoded frames
+    float_pixels: bool
+        Whether samples are IEEE floating point numbers (Float Pixel Data)
+
+    """
+
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    photometric_interpretation: str
+    planar_configuration: int
+    transfer_syntax_uid: str
+    float_pixels: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Tuple[int, int, int]: shape of a decoded frame"""
+        return (self.rows, self.columns, self.samples_per_pixel)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """numpy.dtype: data type of a decoded frame"""
+        if self.float_pixels:
+            return np.dtype(np.float32 if self.bits_allocated == 32 else np.float64)
+        if self.bits_allocated <= 8:
+            return np.dtype(np.uint8)
+        kind = "i" if self.pixel_representation == 1 else "u"
+        return np.dtype(f"{kind}{self.bits_allocated // 8}")
+
+    @property
+    def frame_nbytes(self) -> int:
+        """int: number of bytes of a decoded frame"""
+        return self.rows * self.columns * self.samples_per_pixel * self.dtype.itemsize
+
+
+def _transfer_syntax_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    name = UID(uid).name
+    return f"{name} ({uid})" if name != uid else uid
+
+
+def _load_pillow_jxl() -> bool:
+    try:
+        import pillow_jxl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _family(transfer_syntax_uid: str) -> str:
+    """Name the decoder family of a transfer syntax, or raise if unsupported."""
+    if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
+        return "native"
+    if transfer_syntax_uid == _DEFLATED_IMAGE_FRAME:
+        return "deflate"
+    if transfer_syntax_uid in _JPEG_PILLOW or transfer_syntax_uid in _JPEG_LIBJPEG:
+        return "jpeg"
+    if transfer_syntax_uid in _JPEG_LS:
+        return "jpegls"
+    if transfer_syntax_uid in _JPEG_2000:
+        return "j2k"
+    if transfer_syntax_uid in _JPEG_XL:
+        return "jxl"
+    if transfer_syntax_uid == _RLE:
+        return "rle"
+    raise UnsupportedTransferSyntaxError(
+        f"transfer syntax {_transfer_syntax_name(transfer_syntax_uid)} is not "
+        "supported: no decoder is known for it",
+        sop_instance_uid="?",
+    )
+
+
+def is_supported_transfer_syntax(transfer_syntax_uid: str) -> bool:
+    """Tell whether frames of a transfer syntax can be decoded here.
+
+    Parameters
+    ----------
+    transfer_syntax_uid: str
+        Transfer Syntax UID
+
+    Returns
+    -------
+    bool
+        Whether a decoder is available
+
+    """
+    try:
+        family = _family(transfer_syntax_uid)
+    except UnsupportedTransferSyntaxError:
+        return False
+    return _decoder_available(family)
+
+
+@functools.lru_cache(maxsize=None)
+def _decoder_available(family: str) -> bool:
+    modules = {"libjpeg": "libjpeg", "jpegls": "jpeg_ls", "j2k": "openjpeg", "rle": "rle"}
+    if family == "jxl":
+        return _load_pillow_jxl()
+    if family in modules:
+        try:
+            __import__(modules[family])
+        except ImportError:
+            return False
+    return True
+
+
+def _native(data: bytes, desc: PixelDescription) -> np.ndarray:
+    if desc.bits_allocated == 1:
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
+        count = desc.rows * desc.columns * desc.samples_per_pixel
+        return bits[:count].reshape(desc.rows, desc.columns, desc.samples_per_pixel)
+    dtype = desc.dtype
+    if desc.transfer_syntax_uid == _BIG_ENDIAN:
+        dtype = dtype.newbyteorder(">")
+    count = desc.rows * desc.columns * desc.samples_per_pixel
+    if len(data) < count * dtype.itemsize:
+        raise ValueError(
+            f"frame holds {len(data)} bytes, {count * dtype.itemsize} expected"
+        )
+    array = np.frombuffer(data, dtype, count=count)
+    if desc.planar_configuration == 1 and desc.samples_per_pixel > 1:
+        array = array.reshape(desc.samples_per_pixel, desc.rows, desc.columns)
+        array = array.transpose(1, 2, 0)
+    else:
+        array = array.reshape(desc.shape)
+    if desc.photometric_interpretation == "YBR_FULL":
+        return _ycbcr_to_rgb(array)
+    return array.astype(desc.dtype, copy=False)
+
+
+def _ycbcr_to_rgb(array: np.ndarray) -> np.ndarray:
+    ycc = array.astype(np.float32)
+    y = ycc[..., 0]
+    cb = ycc[..., 1] - 128.0
+    cr = ycc[..., 2] - 128.0
+    rgb = np.stack(
+        [y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=-1
+    )
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def _pillow(data: bytes, desc: PixelDescription) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return np.asarray(image)
+
+
+def _jpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
+    if desc.bits_stored <= 8 and desc.transfer_syntax_uid in _JPEG_PILLOW:
+        return _pillow(data, desc)
+    import libjpeg
+
+    array = libjpeg.decode(data)
+    if desc.samples_per_pixel == 3 and desc.photometric_interpretation.startswith(
+        "YBR"
+    ):
+        return _ycbcr_to_rgb(array)
+    return np.asarray(array)
+
+
+def _jpegls(data: bytes, desc: PixelDescription) -> np.ndarray:
+    import jpeg_ls
+
+    return np.asarray(jpeg_ls.jlsread(data))
+
+
+def _j2k(data: bytes, desc: PixelDescription) -> np.ndarray:
+    import openjpeg
+
+    return np.asarray(openjpeg.decode(data, j2k_format=_j2k_format(data)))
+
+
+def _j2k_format(data: bytes) -> int:
+    # 0: raw codestream (what DICOM stores), 2: JP2 file (seen in the wild)
+    return 2 if data[4:8] == b"jP  " else 0
+
+
+def _jxl(data: bytes, desc: PixelDescription) -> np.ndarray:
+    _load_pillow_jxl()
+    return _pillow(data, desc)
+
+
+def _rle(data: bytes, desc: PixelDescription) -> np.ndarray:
+    from rle.utils import decode_pixel_data
+
+    array = decode_pixel_data(
+        data,
+        rows=desc.rows,
+        columns=desc.columns,
+        samples_per_pixel=desc.samples_per_pixel,
+        bits_allocated=desc.bits_allocated,
+        pixel_representation=desc.pixel_representation,
+        photometric_interpretation=desc.photometric_interpretation,
+        number_of_frames=1,
+        planar_configuration=0,
+    )
+    return np.asarray(array)
+
+
+def _deflate(data: bytes, desc: PixelDescription) -> np.ndarray:
+    return _native(zlib.decompress(data, -zlib.MAX_WBITS), desc)
+
+
+_DECODERS: dict[str, Callable[[bytes, PixelDescription], np.ndarray]] = {
+    "native": _native,
+    "deflate": _deflate,
+    "jpeg": _jpeg,
+    "jpegls": _jpegls,
+    "j2k": _j2k,
+    "jxl": _jxl,
+    "rle": _rle,
+}
+
+
+def decode_frame(
+    data: bytes,
+    desc: PixelDescription,
+    sop_instance_uid: str,
+    frame_number: int,
+) -> np.ndarray:
+    """Decode one encoded frame.
+
+    Parameters
+    ----------
+    data: bytes
+        Encoded frame, as stored in the Pixel Data element
+    desc: dicomslide.codec.PixelDescription
+        Layout of the frame's pixels and its transfer syntax
+    sop_instance_uid: str
+        SOP Instance UID of the image, for error messages
+    frame_number: int
+        One-based frame number within the instance, for error messages
+
+    Returns
+    -------
+    numpy.ndarray
+        Decoded frame of shape (rows, columns, samples) and type ``desc.dtype``
+
+    Raises
+    ------
+    dicomslide.errors.UnsupportedTransferSyntaxError
+        When no decoder is installed for the transfer syntax
+    dicomslide.errors.FrameDecodeError
+        When the frame cannot be decoded or decodes to the wrong shape
+
+    """
+    uid = desc.transfer_syntax_uid
+    try:
+        family = _family(uid)
+    except UnsupportedTransferSyntaxError:
+        raise UnsupportedTransferSyntaxError(
+            f"transfer syntax {_transfer_syntax_name(uid)} is not supported",
+            sop_instance_uid,
+            frame_number,
+        ) from None
+    if not _decoder_available(family):
+        raise UnsupportedTransferSyntaxError(
+            f"transfer syntax {_transfer_syntax_name(uid)} needs a decoder: "
+            f"install {_PACKAGES[family]}",
+            sop_instance_uid,
+            frame_number,
+        )
+    try:
+        array = _DECODERS[family](data, desc)
+    except Exception as error:
+        raise FrameDecodeError(
+            f"cannot decode {_transfer_syntax_name(uid)} frame "
+            f"({len(data)} bytes): {error}",
+            sop_instance_uid,
+            frame_number,
+        ) from error
+    if array.ndim == 2:
+        array = array[:, :, np.newaxis]
+    if array.shape != desc.shape:
+        raise FrameDecodeError(
+            f"decoded frame has shape {array.shape}, expected {desc.shape}",
+            sop_instance_uid,
+            frame_number,
+        )
+    if array.dtype != desc.dtype:
+        array = array.astype(desc.dtype)
+    return array
+
+
+class ColorTransform:
+    """Transform from an ICC profile's colour space to sRGB.
+
+    Transforms are built once per distinct profile and shared.
+
+    Parameters
+    ----------
+    icc_profile: bytes
+        ICC profile of the image
+
+    """
+
+    _cache: dict[str, ImageCms.ImageCmsTransform] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, icc_profile: bytes) -> None:
+        key = hashlib.sha256(icc_profile).hexdigest()
+        with self._lock:
+            transform = self._cache.get(key)
+            if transform is None:
+                source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+                target = ImageCms.createProfile("sRGB")
+                transform = ImageCms.buildTransform(
+                    source,
+                    target,
+                    "RGB",
+                    "RGB",
+                    renderingIntent=ImageCms.Intent.PERCEPTUAL,
+                )
+                self._cache[key] = transform
+        self._transform = transform
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        """Apply the transform to an RGB array.
+
+        Parameters
+        ----------
+        array: numpy.ndarray
+            8-bit RGB pixels of shape (rows, columns, 3)
+
+        Returns
+        -------
+        numpy.ndarray
+            Colour-corrected pixels of the same shape
+
+        """
+        if array.size == 0:
+            return array
+        image = Image.fromarray(np.ascontiguousarray(array), "RGB")
+        self._transform.apply_in_place(image)
+        return np.asarray(image)

@@ -1,0 +1,74 @@
+"""Exception types raised by dicomslide.
+
+Every exception derives from :class:`DicomSlideError`. Errors that concern a
+particular frame carry the SOP Instance UID and the frame number, and name both
+in their message.
+"""
+from __future__ import annotations
+
+
+class DicomSlideError(Exception):
+    """Base class of all errors raised by dicomslide."""
+
+
+class MetadataError(DicomSlideError, ValueError):
+    """Image metadata are missing, malformed or contradictory.
+
+    Parameters
+    ----------
+    message: str
+        What is wrong
+    sop_instance_uid: Union[str, None], optional
+        SOP Instance UID of the offending instance
+
+    """
+
+    def __init__(self, message: str, sop_instance_uid: str | None = None) -> None:
+        self.sop_instance_uid = sop_instance_uid
+        if sop_instance_uid is not None:
+            message = f"instance {sop_instance_uid}: {message}"
+        super().__init__(message)
+
+
+class FrameError(DicomSlideError):
+    """A frame could not be obtained.
+
+    Parameters
+    ----------
+    message: str
+        What went wrong
+    sop_instance_uid: str
+        SOP Instance UID of the instance that holds the frame
+    frame_number: Union[int, None], optional
+        One-based number of the frame within that instance
+
+    """
+
+    def __init__(
+        self,
+        message: str,
+        sop_instance_uid: str,
+        frame_number: int | None = None,
+    ) -> None:
+        self.sop_instance_uid = sop_instance_uid
+        self.frame_number = frame_number
+        where = f"instance {sop_instance_uid}"
+        if frame_number is not None:
+            where += f", frame {frame_number}"
+        super().__init__(f"{where}: {message}")
+
+
+class FrameRetrievalError(FrameError):
+    """Encoded frame data could not be retrieved (I/O, truncated file, server)."""
+
+
+class FrameDecodeError(FrameError, ValueError):
+    """An encoded frame could not be decoded (corrupt or inconsistent data)."""
+
+
+class UnsupportedTransferSyntaxError(FrameDecodeError, NotImplementedError):
+    """No decoder is installed for the transfer syntax of an image.
+
+    The message names the transfer syntax and the package that would add a
+    decoder for it.
+    """

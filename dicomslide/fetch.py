@@ -1,0 +1,593 @@
+"""Fetching encoded frames: from local files directly, or through a client.
+
+A :class:`FrameSource` hands out the encoded bytes of frames of one instance,
+many frames per call:
+
+- :class:`FileFrameSource` reads a Part 10 file itself: it indexes where each
+  frame lies once, then serves runs of adjacent frames with one positioned
+  read. It is used for every instance that a ``DICOMfileClient`` knows, so the
+  gaps of that client (implicit VR, RLE, HTJ2K frames) do not matter.
+- :class:`ClientFrameSource` asks a ``DICOMClient`` for the frames, one batched
+  ``retrieve_instance_frames`` request per call, with media types negotiated
+  once per client.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pydicom
+import requests
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+
+from dicomslide.codec import NATIVE_TRANSFER_SYNTAXES, PixelDescription
+from dicomslide.errors import FrameRetrievalError
+
+logger = logging.getLogger(__name__)
+
+_ITEM = 0xE000FFFE  # (FFFE,E000) read as little endian uint32 (group, element)
+_SEQUENCE_DELIMITER = 0xE0DDFFFE
+_PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+# Bytes a frame's encoded stream can start with; used to group fragments into
+# frames when neither a Basic nor an Extended Offset Table says where they are.
+_FRAME_START_MARKERS = (
+    b"\xff\xd8",  # JPEG, JPEG-LS
+    b"\xff\x4f\xff\x51",  # JPEG 2000 codestream
+    b"\x00\x00\x00\x0cjP  ",  # JP2 file
+    b"\xff\x0a",  # JPEG XL codestream
+    b"\x00\x00\x00\x0cJXL ",  # JPEG XL container
+)
+# Frames closer than this in a file are read with one call.
+_MAX_READ_GAP = 256 * 1024
+
+
+class FrameSource(Protocol):
+    """Hands out the encoded frames of one instance."""
+
+    sop_instance_uid: str
+
+    @property
+    def transfer_syntax_uid(self) -> str | None:
+        """Union[str, None]: transfer syntax of the frames handed out, if known"""
+        ...
+
+    def read_frames(self, frame_numbers: Sequence[int]) -> list[bytes]:
+        """Read encoded frames.
+
+        Parameters
+        ----------
+        frame_numbers: Sequence[int]
+            One-based frame numbers within the instance
+
+        Returns
+        -------
+        List[bytes]
+            Encoded frames in the order of `frame_numbers`
+
+        """
+        ...
+
+
+class FileFrameSource:
+    """Reads the encoded frames of one instance from its Part 10 file.
+
+    Parameters
+    ----------
+    path: Union[str, os.PathLike]
+        Path of the file
+    sop_instance_uid: str
+        SOP Instance UID of the instance stored in the file
+    desc: dicomslide.codec.PixelDescription
+        Layout of a frame's pixels (used for native pixel data)
+    number_of_frames: int
+        Number of frames of the instance
+
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        sop_instance_uid: str,
+        desc: PixelDescription,
+        number_of_frames: int,
+    ) -> None:
+        self.path = Path(path)
+        self.sop_instance_uid = sop_instance_uid
+        self._desc = desc
+        self._number_of_frames = number_of_frames
+        self._lock = threading.Lock()
+        self._index: _FrameIndex | None = None
+        self._transfer_syntax_uid: str | None = None
+        self._fd: int | None = None
+        self._pid = -1
+
+    @property
+    def transfer_syntax_uid(self) -> str:
+        """str: transfer syntax of the file (from its file meta information)"""
+        self._get_index()
+        return str(self._transfer_syntax_uid)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_lock=None, _fd=None, _pid=-1)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __del__(self) -> None:
+        if self._fd is not None and self._pid == os.getpid():
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
+    def _error(self, message: str, frame_number: int | None = None) -> FrameRetrievalError:
+        return FrameRetrievalError(
+            f"{message} (file {self.path})", self.sop_instance_uid, frame_number
+        )
+
+    def _file_descriptor(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
+            # after fork() the child opens its own descriptor
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            except OSError as error:
+                raise self._error(f"cannot open file: {error}") from error
+            self._pid = os.getpid()
+        return self._fd
+
+    def _get_index(self) -> _FrameIndex:
+        if self._index is None:
+            if self._lock is None or self._pid != os.getpid():
+                self._lock = threading.Lock()
+            with self._lock:
+                if self._index is None:
+                    self._index = self._build_index()
+        return self._index
+
+    def _build_index(self) -> _FrameIndex:
+        try:
+            dataset = pydicom.dcmread(self.path, defer_size=1024 * 1024)
+        except Exception as error:
+            raise self._error(f"cannot read file: {error}") from error
+        transfer_syntax_uid = str(dataset.file_meta.get("TransferSyntaxUID", ""))
+        self._transfer_syntax_uid = transfer_syntax_uid
+        element = None
+        for tag in _PIXEL_DATA_TAGS:
+            if tag in dataset:
+                element = dataset.get_item(tag)
+                break
+        if element is None:
+            raise self._error("file has no pixel data")
+        file_size = self.path.stat().st_size
+        if transfer_syntax_uid == "1.2.840.10008.1.2.1.99" or not isinstance(
+            element, RawDataElement
+        ):
+            # Deflated data sets can't be addressed in the file: keep the
+            # inflated pixel data in memory.
+            value = dataset[element.tag].value
+            return _MemoryFrameIndex(
+                bytes(value), transfer_syntax_uid, self._desc, self._number_of_frames
+            )
+        start = int(element.value_tell)
+        if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
+            return _NativeFrameIndex(start, self._desc, self._number_of_frames, file_size)
+        extended = None
+        if "ExtendedOffsetTable" in dataset and "ExtendedOffsetTableLengths" in dataset:
+            extended = (
+                np.frombuffer(dataset.ExtendedOffsetTable, "<u8"),
+                np.frombuffer(dataset.ExtendedOffsetTableLengths, "<u8"),
+            )
+        with open(self.path, "rb") as fp:
+            return _encapsulated_index(
+                fp, start, self._number_of_frames, extended, file_size, self._error
+            )
+
+    def read_frames(self, frame_numbers: Sequence[int]) -> list[bytes]:
+        """Read encoded frames.
+
+        Parameters
+        ----------
+        frame_numbers: Sequence[int]
+            One-based frame numbers within the instance
+
+        Returns
+        -------
+        List[bytes]
+            Encoded frames in the order of `frame_numbers`
+
+        Raises
+        ------
+        dicomslide.errors.FrameRetrievalError
+            When a frame number is out of range, or the file is unreadable or
+            truncated
+
+        """
+        index = self._get_index()
+        for number in frame_numbers:
+            if not 1 <= number <= self._number_of_frames:
+                raise self._error(
+                    f"frame number out of range [1, {self._number_of_frames}]", number
+                )
+        return index.read(self, list(frame_numbers))
+
+    def pread(self, length: int, offset: int, frame_number: int) -> bytes:
+        """Read bytes at an offset of the file; fail if the file ends early."""
+        try:
+            data = os.pread(self._file_descriptor(), length, offset)
+        except OSError as error:
+            raise self._error(f"cannot read file: {error}", frame_number) from error
+        if len(data) < length:
+            raise self._error(
+                f"file is truncated: frame data ends at byte {offset + length} "
+                f"but the file has {offset + len(data)} bytes",
+                frame_number,
+            )
+        return data
+
+
+class _FrameIndex(Protocol):
+    def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
+        ...
+
+
+class _MemoryFrameIndex:
+    """Frames of pixel data held in memory."""
+
+    def __init__(
+        self,
+        pixel_data: bytes,
+        transfer_syntax_uid: str,
+        desc: PixelDescription,
+        number_of_frames: int,
+    ) -> None:
+        from pydicom.encaps import generate_frames
+
+        if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
+            size = _native_frame_size(desc)
+            self._frames = [
+                pixel_data[i * size : (i + 1) * size] for i in range(number_of_frames)
+            ]
+        else:
+            self._frames = list(
+                generate_frames(pixel_data, number_of_frames=number_of_frames)
+            )
+
+    def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
+        return [self._frames[n - 1] for n in frame_numbers]
+
+
+def _native_frame_size(desc: PixelDescription) -> int:
+    bits = desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
+    return -(-bits // 8)
+
+
+class _NativeFrameIndex:
+    """Frames of native (uncompressed) pixel data: fixed size, back to back."""
+
+    def __init__(
+        self, start: int, desc: PixelDescription, number_of_frames: int, file_size: int
+    ) -> None:
+        self._start = start
+        self._bits = desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
+
+    def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
+        if self._bits % 8 == 0:
+            size = self._bits // 8
+            spans = [
+                (self._start + (n - 1) * size, self._start + n * size) for n in frame_numbers
+            ]
+            return _read_spans(source, spans, frame_numbers)
+        # Bit-packed frames (1 bit per pixel) that don't end on a byte boundary
+        frames = []
+        for n in frame_numbers:
+            first_bit = (n - 1) * self._bits
+            begin = self._start + first_bit // 8
+            end = self._start + -(-(first_bit + self._bits) // 8)
+            data = source.pread(end - begin, begin, n)
+            bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
+            shift = first_bit % 8
+            frames.append(
+                np.packbits(bits[shift : shift + self._bits], bitorder="little").tobytes()
+            )
+        return frames
+
+
+class _EncapsulatedFrameIndex:
+    """Frames of encapsulated pixel data.
+
+    ``spans[i]`` is the byte range of frame i+1 in the file. A frame of a single
+    fragment has its data range; a frame of several fragments has the range of
+    its items (headers included), which are taken apart after reading.
+    """
+
+    def __init__(self, spans: np.ndarray, fragmented: np.ndarray) -> None:
+        self._spans = spans
+        self._fragmented = fragmented
+
+    def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
+        spans = [tuple(int(v) for v in self._spans[n - 1]) for n in frame_numbers]
+        frames = _read_spans(source, spans, frame_numbers)
+        for i, n in enumerate(frame_numbers):
+            if self._fragmented[n - 1]:
+                frames[i] = _join_fragments(frames[i], source, n)
+        return frames
+
+
+def _join_fragments(data: bytes, source: FileFrameSource, frame_number: int) -> bytes:
+    parts = []
+    position = 0
+    while position + 8 <= len(data):
+        tag, length = struct.unpack_from("<II", data, position)
+        if tag != _ITEM:
+            raise source._error("malformed fragment item", frame_number)
+        parts.append(data[position + 8 : position + 8 + length])
+        position += 8 + length
+    return b"".join(parts)
+
+
+def _read_spans(
+    source: FileFrameSource, spans: list[tuple[int, ...]], frame_numbers: list[int]
+) -> list[bytes]:
+    """Read byte ranges, one call per run of ranges that lie close together."""
+    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    frames: list[bytes] = [b""] * len(spans)
+    run: list[int] = []
+    run_end = 0
+
+    def flush() -> None:
+        begin = spans[run[0]][0]
+        data = source.pread(run_end - begin, begin, frame_numbers[run[0]])
+        view = memoryview(data)
+        for i in run:
+            frames[i] = bytes(view[spans[i][0] - begin : spans[i][1] - begin])
+
+    for i in order:
+        if run and spans[i][0] - run_end > _MAX_READ_GAP:
+            flush()
+            run = []
+        run.append(i)
+        run_end = max(run_end, spans[i][1]) if len(run) > 1 else spans[i][1]
+    if run:
+        flush()
+    return frames
+
+
+def _encapsulated_index(
+    fp: Any,
+    start: int,
+    number_of_frames: int,
+    extended: tuple[np.ndarray, np.ndarray] | None,
+    file_size: int,
+    error: Any,
+) -> _EncapsulatedFrameIndex:
+    fp.seek(start)
+    header = fp.read(8)
+    if len(header) < 8:
+        raise error("file is truncated inside the pixel data")
+    tag, length = struct.unpack("<II", header)
+    if tag != _ITEM:
+        raise error("encapsulated pixel data do not start with an item")
+    bot = np.frombuffer(fp.read(length), "<u4").astype(np.int64)
+    first = start + 8 + length  # first fragment item
+    fragmented = np.zeros(number_of_frames, dtype=bool)
+    if extended is not None and len(extended[0]) == number_of_frames:
+        begin = first + extended[0].astype(np.int64) + 8
+        spans = np.stack([begin, begin + extended[1].astype(np.int64)], axis=1)
+        return _EncapsulatedFrameIndex(spans, fragmented)
+    items = _scan_items(fp, first, file_size, error)
+    if len(items) == number_of_frames:
+        spans = np.array([(offset + 8, offset + 8 + n) for offset, n in items])
+        return _EncapsulatedFrameIndex(spans.reshape(-1, 2), fragmented)
+    if len(bot) == number_of_frames and len(items) > number_of_frames:
+        starts = first + bot
+        frame_of_item = np.searchsorted(starts, [o for o, _ in items], side="right") - 1
+    else:
+        frame_of_item = _group_by_start_marker(fp, items, error)
+    if frame_of_item[-1] + 1 != number_of_frames:
+        raise error(
+            f"pixel data hold {len(items)} fragments that make "
+            f"{frame_of_item[-1] + 1} frames, but Number of Frames is {number_of_frames}"
+        )
+    spans = np.zeros((number_of_frames, 2), dtype=np.int64)
+    for (offset, n), frame in zip(items, frame_of_item, strict=True):
+        if spans[frame, 1] == 0:
+            spans[frame, 0] = offset
+        spans[frame, 1] = offset + 8 + n
+    fragmented[:] = True
+    return _EncapsulatedFrameIndex(spans, fragmented)
+
+
+def _scan_items(fp: Any, position: int, file_size: int, error: Any) -> list[tuple[int, int]]:
+    """List (offset, length) of the fragment items up to the sequence delimiter."""
+    items = []
+    while True:
+        fp.seek(position)
+        header = fp.read(8)
+        if len(header) < 8:
+            if not items:
+                raise error("file is truncated inside the pixel data")
+            logger.warning("pixel data end without a sequence delimiter")
+            return items
+        tag, length = struct.unpack("<II", header)
+        if tag == _SEQUENCE_DELIMITER:
+            return items
+        if tag != _ITEM:
+            raise error(f"unexpected tag {tag:#010x} inside the pixel data")
+        if position + 8 + length > file_size:
+            # Keep what is there: the frames before are readable; reading this
+            # one reports the truncation with its frame number.
+            items.append((position, length))
+            return items
+        items.append((position, length))
+        position += 8 + length
+
+
+def _group_by_start_marker(
+    fp: Any, items: list[tuple[int, int]], error: Any
+) -> np.ndarray:
+    frame_of_item = np.zeros(len(items), dtype=np.int64)
+    frame = -1
+    for i, (offset, _) in enumerate(items):
+        fp.seek(offset + 8)
+        head = fp.read(12)
+        if frame < 0 or any(head.startswith(marker) for marker in _FRAME_START_MARKERS):
+            frame += 1
+        frame_of_item[i] = frame
+    return frame_of_item
+
+
+# Media types that clients accept for frames, in the order they are tried.
+_FRAME_MEDIA_TYPES: tuple[tuple[tuple[str, str], ...] | None, ...] = (
+    (("application/octet-stream", "*"),),
+    None,
+)
+_media_type_choice: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+class ClientFrameSource:
+    """Asks a ``DICOMClient`` for the frames of one instance.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client
+    study_instance_uid: str
+        Study Instance UID
+    series_instance_uid: str
+        Series Instance UID
+    sop_instance_uid: str
+        SOP Instance UID
+    number_of_frames: int
+        Number of frames of the instance
+    transfer_syntax_uid: Union[str, None]
+        Transfer syntax of the stored frames, if the metadata say
+
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        study_instance_uid: str,
+        series_instance_uid: str,
+        sop_instance_uid: str,
+        number_of_frames: int,
+        transfer_syntax_uid: str | None = None,
+    ) -> None:
+        self.client = client
+        self.study_instance_uid = study_instance_uid
+        self.series_instance_uid = series_instance_uid
+        self.sop_instance_uid = sop_instance_uid
+        self._number_of_frames = number_of_frames
+        self._transfer_syntax_uid = transfer_syntax_uid
+
+    @property
+    def transfer_syntax_uid(self) -> str | None:
+        """Union[str, None]: transfer syntax of the stored frames, if known"""
+        return self._transfer_syntax_uid
+
+    def read_frames(self, frame_numbers: Sequence[int]) -> list[bytes]:
+        """Read encoded frames with one request.
+
+        Parameters
+        ----------
+        frame_numbers: Sequence[int]
+            One-based frame numbers within the instance
+
+        Returns
+        -------
+        List[bytes]
+            Encoded frames in the order of `frame_numbers`
+
+        Raises
+        ------
+        dicomslide.errors.FrameRetrievalError
+            When a frame number is out of range, the request fails or the
+            answer holds the wrong number of frames
+
+        """
+        numbers = [int(n) for n in frame_numbers]
+        for number in numbers:
+            if not 1 <= number <= self._number_of_frames:
+                raise FrameRetrievalError(
+                    f"frame number out of range [1, {self._number_of_frames}]",
+                    self.sop_instance_uid,
+                    number,
+                )
+        first_choice = _media_type_choice.get(self.client, 0)
+        last_error: Exception | None = None
+        for choice in range(first_choice, len(_FRAME_MEDIA_TYPES)):
+            try:
+                frames = self.client.retrieve_instance_frames(
+                    study_instance_uid=self.study_instance_uid,
+                    series_instance_uid=self.series_instance_uid,
+                    sop_instance_uid=self.sop_instance_uid,
+                    frame_numbers=numbers,
+                    media_types=_FRAME_MEDIA_TYPES[choice],
+                )
+            except requests.HTTPError as error:
+                status = error.response.status_code if error.response is not None else None
+                last_error = error
+                if status in (400, 406, 415):
+                    continue
+                raise FrameRetrievalError(
+                    f"frames request failed: {error}", self.sop_instance_uid, numbers[0]
+                ) from error
+            except (requests.RequestException, OSError) as error:
+                raise FrameRetrievalError(
+                    f"frames request failed: {error}", self.sop_instance_uid, numbers[0]
+                ) from error
+            _media_type_choice[self.client] = choice
+            if len(frames) != len(numbers):
+                raise FrameRetrievalError(
+                    f"asked for {len(numbers)} frames, received {len(frames)}",
+                    self.sop_instance_uid,
+                    numbers[0],
+                )
+            return [bytes(frame) for frame in frames]
+        raise FrameRetrievalError(
+            f"no media type was accepted for frames: {last_error}",
+            self.sop_instance_uid,
+            numbers[0],
+        )
+
+
+def describe_pixels(image: Dataset, transfer_syntax_uid: str) -> PixelDescription:
+    """Describe the pixel layout of an image's frames.
+
+    Parameters
+    ----------
+    image: pydicom.Dataset
+        Image metadata
+    transfer_syntax_uid: str
+        Transfer Syntax UID of the stored frames
+
+    Returns
+    -------
+    dicomslide.codec.PixelDescription
+        Pixel layout
+
+    """
+    bits_allocated = int(image.get("BitsAllocated", 8))
+    return PixelDescription(
+        rows=int(image.Rows),
+        columns=int(image.Columns),
+        samples_per_pixel=int(image.get("SamplesPerPixel", 1)),
+        bits_allocated=bits_allocated,
+        bits_stored=int(image.get("BitsStored", bits_allocated) or bits_allocated),
+        pixel_representation=int(image.get("PixelRepresentation", 0) or 0),
+        photometric_interpretation=str(image.get("PhotometricInterpretation", "")),
+        planar_configuration=int(image.get("PlanarConfiguration", 0) or 0),
+        transfer_syntax_uid=transfer_syntax_uid,
+        float_pixels="BitsStored" not in image and bits_allocated in (32, 64),
+    )

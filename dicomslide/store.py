@@ -1,0 +1,406 @@
+"""The frame store: fetch, decode, cache and assemble the frames of one image.
+
+A :class:`FrameStore` stands for one logical tiled image: a single instance or
+the instances of a concatenation. It knows where every frame lies, fetches
+the encoded frames a read needs (one batched request per instance for the
+frames not cached), decodes them in a thread pool straight into the output
+array, and keeps decoded frames in a byte-bounded cache shared by every
+total pixel matrix of the image.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from dicomslide.cache import FrameCache
+from dicomslide.client import make_frame_source
+from dicomslide.codec import PixelDescription, decode_frame
+from dicomslide.errors import MetadataError
+from dicomslide.fetch import FrameSource, describe_pixels
+from dicomslide.tile import FrameTable, compute_frame_table, rank_focal_planes
+
+logger = logging.getLogger(__name__)
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _decode_pool() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=os.cpu_count() or 2, thread_name_prefix="dicomslide-decode"
+            )
+        return _executor
+
+
+def _forget_pool_after_fork() -> None:
+    # Threads do not survive fork(): the child builds its own pool when needed.
+    global _executor, _executor_lock
+    _executor = None
+    _executor_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def sort_concatenation_parts(parts: Sequence[Dataset]) -> list[Dataset]:
+    """Order the instances of a concatenation and check they belong together.
+
+    Parameters
+    ----------
+    parts: Sequence[pydicom.Dataset]
+        Metadata of one instance, or of the instances of one concatenation
+
+    Returns
+    -------
+    List[pydicom.Dataset]
+        Instances in In-concatenation Number order
+
+    Raises
+    ------
+    dicomslide.errors.MetadataError
+        When the instances are not parts of one concatenation
+
+    """
+    parts = list(parts)
+    if not parts:
+        raise MetadataError("no image metadata given")
+    if len(parts) == 1:
+        return parts
+    uids = {str(part.get("ConcatenationUID", "")) for part in parts}
+    if len(uids) != 1 or "" in uids:
+        raise MetadataError(
+            "several instances given for one image, but they are not parts of "
+            f"one concatenation (Concatenation UIDs: {sorted(uids)})",
+            str(parts[0].get("SOPInstanceUID")),
+        )
+    ordered = sorted(parts, key=lambda part: int(part.get("InConcatenationNumber", 0)))
+    numbers = [int(part.get("InConcatenationNumber", 0)) for part in ordered]
+    if len(set(numbers)) != len(numbers):
+        raise MetadataError(
+            f"concatenation has duplicate In-concatenation Numbers {numbers}",
+            str(parts[0].get("SOPInstanceUID")),
+        )
+    return ordered
+
+
+class _FrameGrid:
+    """Which frames of one channel and focal plane cover which pixels."""
+
+    def __init__(
+        self,
+        indices: np.ndarray,
+        positions: np.ndarray,
+        tile_shape: tuple[int, int],
+        total_shape: tuple[int, int],
+    ) -> None:
+        self.tile_rows, self.tile_columns = tile_shape
+        self.grid_shape = (
+            -(-total_shape[0] // self.tile_rows),
+            -(-total_shape[1] // self.tile_columns),
+        )
+        self.indices = indices
+        self.positions = positions
+        aligned = bool(
+            np.all(positions[:, 0] % self.tile_rows == 0)
+            and np.all(positions[:, 1] % self.tile_columns == 0)
+        )
+        self.grid: np.ndarray | None = None
+        if aligned:
+            grid = np.full(self.grid_shape, -1, dtype=np.int64)
+            grid_rows = positions[:, 0] // self.tile_rows
+            grid_columns = positions[:, 1] // self.tile_columns
+            inside = (grid_rows < self.grid_shape[0]) & (grid_columns < self.grid_shape[1])
+            if not np.all(inside):
+                logger.debug("%d frames lie outside the total pixel matrix", np.sum(~inside))
+            grid[grid_rows[inside], grid_columns[inside]] = indices[inside]
+            self.grid = grid
+
+    def frame_at(self, grid_row: int, grid_column: int) -> int:
+        """Index of the frame at a tile grid position, or -1 where there is none."""
+        if self.grid is not None:
+            return int(self.grid[grid_row, grid_column])
+        row = grid_row * self.tile_rows
+        column = grid_column * self.tile_columns
+        hit = np.nonzero(
+            (self.positions[:, 0] == row) & (self.positions[:, 1] == column)
+        )[0]
+        return int(self.indices[hit[-1]]) if len(hit) else -1
+
+    def frames_in(self, r0: int, r1: int, c0: int, c1: int) -> list[tuple[int, int, int]]:
+        """Frames that intersect rows [r0, r1) and columns [c0, c1).
+
+        Returns (frame index, row offset, column offset) triples.
+        """
+        if r1 <= r0 or c1 <= c0:
+            return []
+        if self.grid is not None:
+            g_r0 = max(r0 // self.tile_rows, 0)
+            g_r1 = min(-(-r1 // self.tile_rows), self.grid_shape[0])
+            g_c0 = max(c0 // self.tile_columns, 0)
+            g_c1 = min(-(-c1 // self.tile_columns), self.grid_shape[1])
+            block = self.grid[g_r0:g_r1, g_c0:g_c1]
+            rows, columns = np.nonzero(block >= 0)
+            return [
+                (
+                    int(block[r, c]),
+                    (g_r0 + int(r)) * self.tile_rows,
+                    (g_c0 + int(c)) * self.tile_columns,
+                )
+                for r, c in zip(rows, columns, strict=True)
+            ]
+        p = self.positions
+        hit = np.nonzero(
+            (p[:, 0] < r1)
+            & (p[:, 0] + self.tile_rows > r0)
+            & (p[:, 1] < c1)
+            & (p[:, 1] + self.tile_columns > c0)
+        )[0]
+        return [(int(self.indices[i]), int(p[i, 0]), int(p[i, 1])) for i in hit]
+
+
+class FrameStore:
+    """Frames of one logical tiled image.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client that serves the image
+    parts: Sequence[pydicom.Dataset]
+        Metadata of the instance, or of every instance of its concatenation
+    cache: dicomslide.cache.FrameCache
+        Cache for decoded frames
+
+    """
+
+    def __init__(self, client: Any, parts: Sequence[Dataset], cache: FrameCache) -> None:
+        self.client = client
+        self.parts = sort_concatenation_parts(parts)
+        self.metadata = self.parts[0]
+        self.cache = cache
+        first = self.metadata
+        uid = str(first.get("SOPInstanceUID"))
+        try:
+            self.tile_shape = (int(first.Rows), int(first.Columns))
+            self.total_shape = (
+                int(first.TotalPixelMatrixRows),
+                int(first.TotalPixelMatrixColumns),
+            )
+        except AttributeError as error:
+            raise MetadataError(f"required attribute missing: {error}", uid) from None
+        self._layout = describe_pixels(first, "")
+        tables: list[FrameTable] = []
+        part_of_frame = []
+        local_numbers = []
+        for i, part in enumerate(self.parts):
+            table = compute_frame_table(part)
+            tables.append(table)
+            part_of_frame.append(np.full(len(table.positions), i, dtype=np.int64))
+            local_numbers.append(np.arange(1, len(table.positions) + 1, dtype=np.int64))
+        self.positions = np.concatenate([t.positions for t in tables])
+        self.channels = np.concatenate([t.channel_indices for t in tables])
+        self.z_planes, self.planes = rank_focal_planes(
+            np.concatenate([t.z_offsets for t in tables])
+        )
+        self.part_of_frame = np.concatenate(part_of_frame)
+        self.local_numbers = np.concatenate(local_numbers)
+        self._sop_uids = [str(part.SOPInstanceUID) for part in self.parts]
+        self._sources: list[FrameSource | None] = [None] * len(self.parts)
+        self._descs: list[PixelDescription | None] = [None] * len(self.parts)
+        self._grids: dict[tuple[int, int], _FrameGrid] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_lock"] = None
+        state["_grids"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @property
+    def number_of_frames(self) -> int:
+        """int: number of frames over all parts"""
+        return len(self.positions)
+
+    @property
+    def samples_per_pixel(self) -> int:
+        """int: samples per pixel"""
+        return self._layout.samples_per_pixel
+
+    @property
+    def dtype(self) -> np.dtype:
+        """numpy.dtype: data type of decoded pixels"""
+        if self._layout.bits_allocated == 1:
+            return np.dtype(np.uint8)
+        return self._layout.dtype
+
+    def grid(self, channel: int, plane: int) -> _FrameGrid:
+        """Get the frame grid of one channel and focal plane.
+
+        Parameters
+        ----------
+        channel: int
+            Zero-based channel index
+        plane: int
+            Zero-based focal plane index
+
+        Returns
+        -------
+        dicomslide.store._FrameGrid
+            Which frames cover which pixels
+
+        """
+        key = (channel, plane)
+        grid = self._grids.get(key)
+        if grid is None:
+            selected = np.nonzero((self.channels == channel) & (self.planes == plane))[0]
+            grid = _FrameGrid(
+                selected, self.positions[selected], self.tile_shape, self.total_shape
+            )
+            self._grids[key] = grid
+        return grid
+
+    def _source(self, part: int) -> tuple[FrameSource, PixelDescription]:
+        source = self._sources[part]
+        desc = self._descs[part]
+        if source is None or desc is None:
+            with self._lock:
+                source = self._sources[part]
+                if source is None:
+                    source = make_frame_source(self.client, self.parts[part], self._layout)
+                    self._sources[part] = source
+                desc = replace(
+                    describe_pixels(self.parts[part], ""),
+                    transfer_syntax_uid=source.transfer_syntax_uid or "",
+                )
+                self._descs[part] = desc
+        return source, desc
+
+    def load_frames(
+        self,
+        indices: Sequence[int],
+        on_frame: Callable[[int, np.ndarray], None],
+    ) -> None:
+        """Get decoded frames, fetching and decoding only those not cached.
+
+        Parameters
+        ----------
+        indices: Sequence[int]
+            Zero-based indices of frames over all parts
+        on_frame: Callable[[int, numpy.ndarray], None]
+            Called once per distinct index with the decoded frame; may run in a
+            decoder thread
+
+        """
+        wanted = list(dict.fromkeys(int(i) for i in indices))
+        missing_by_part: dict[int, list[int]] = defaultdict(list)
+        for index in wanted:
+            part = int(self.part_of_frame[index])
+            key = (self._sop_uids[part], int(self.local_numbers[index]))
+            array = self.cache.get(key)
+            if array is None:
+                missing_by_part[part].append(index)
+            else:
+                on_frame(index, array)
+        if not missing_by_part:
+            return
+        jobs: list[tuple[int, bytes, PixelDescription, str, int]] = []
+        for part, missing in missing_by_part.items():
+            source, desc = self._source(part)
+            numbers = [int(self.local_numbers[i]) for i in missing]
+            encoded = source.read_frames(numbers)
+            sop = self._sop_uids[part]
+            jobs.extend(
+                (index, data, desc, sop, number)
+                for index, data, number in zip(missing, encoded, numbers, strict=True)
+            )
+
+        def work(job: tuple[int, bytes, PixelDescription, str, int]) -> None:
+            index, data, desc, sop, number = job
+            array = decode_frame(data, desc, sop, number)
+            if desc.bits_allocated == 1:
+                array = array.astype(np.uint8)
+            self.cache.put((sop, number), array)
+            on_frame(index, array)
+
+        if len(jobs) == 1:
+            work(jobs[0])
+            return
+        futures: list[Future[None]] = [_decode_pool().submit(work, job) for job in jobs]
+        errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+
+    def read_region(
+        self,
+        channel: int,
+        plane: int,
+        rows: tuple[int, int],
+        columns: tuple[int, int],
+        fill: float,
+    ) -> np.ndarray:
+        """Read a region of the total pixel matrix.
+
+        Parameters
+        ----------
+        channel: int
+            Zero-based channel index
+        plane: int
+            Zero-based focal plane index
+        rows: Tuple[int, int]
+            First and one-past-last row; may extend past the matrix
+        columns: Tuple[int, int]
+            First and one-past-last column; may extend past the matrix
+        fill: float
+            Value of pixels outside the matrix and of absent tiles
+
+        Returns
+        -------
+        numpy.ndarray
+            Pixels of shape (rows, columns, samples)
+
+        """
+        r0, r1 = rows
+        c0, c1 = columns
+        out = np.full(
+            (max(r1 - r0, 0), max(c1 - c0, 0), self.samples_per_pixel),
+            fill,
+            dtype=self.dtype,
+        )
+        total_rows, total_columns = self.total_shape
+        v_r0, v_r1 = max(r0, 0), min(r1, total_rows)
+        v_c0, v_c1 = max(c0, 0), min(c1, total_columns)
+        hits = self.grid(channel, plane).frames_in(v_r0, v_r1, v_c0, v_c1)
+        if not hits:
+            return out
+        placement = {index: (row, column) for index, row, column in hits}
+        tile_rows, tile_columns = self.tile_shape
+
+        def paste(index: int, frame: np.ndarray) -> None:
+            row, column = placement[index]
+            # the part of the tile inside both the matrix and the request
+            a_r0, a_r1 = max(row, v_r0), min(row + tile_rows, v_r1)
+            a_c0, a_c1 = max(column, v_c0), min(column + tile_columns, v_c1)
+            if a_r1 <= a_r0 or a_c1 <= a_c0:
+                return
+            out[a_r0 - r0 : a_r1 - r0, a_c0 - c0 : a_c1 - c0] = frame[
+                a_r0 - row : a_r1 - row, a_c0 - column : a_c1 - column
+            ]
+
+        self.load_frames(list(placement), paste)
+        return out

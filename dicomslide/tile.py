@@ -1,0 +1,404 @@
+"""Where frames lie in the total pixel matrix, and (dis)assembly of tiles."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from dicomslide.errors import MetadataError
+from dicomslide.utils import SEGMENTATION_SOP_CLASS_UIDS, VL_WSI_SOP_CLASS_UID
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_ORIENTATION = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0)
+
+
+def get_channel_identifiers(image: Dataset) -> list[str]:
+    """Get the identifiers of an image's channels in their stored order.
+
+    Channels are optical paths of VL Whole Slide Microscopy images (identified
+    by Optical Path Identifier) and segments of Segmentations (identified by
+    Segment Number); other images have a single channel ``"1"``.
+
+    Parameters
+    ----------
+    image: pydicom.Dataset
+        Metadata of a tiled image
+
+    Returns
+    -------
+    List[str]
+        Channel identifiers
+
+    """
+    sop_class_uid = image.get("SOPClassUID")
+    if sop_class_uid == VL_WSI_SOP_CLASS_UID:
+        paths = image.get("OpticalPathSequence") or []
+        identifiers = [str(item.OpticalPathIdentifier) for item in paths]
+        return identifiers or ["1"]
+    if sop_class_uid in SEGMENTATION_SOP_CLASS_UIDS and not _is_label_map(image):
+        return [str(item.SegmentNumber) for item in image.get("SegmentSequence", [])]
+    return ["1"]
+
+
+def _is_label_map(image: Dataset) -> bool:
+    return image.get("SegmentationType") == "LABELMAP"
+
+
+def _organization(image: Dataset) -> str | None:
+    value = image.get("DimensionOrganizationType")
+    return str(value) if value else None
+
+
+def _shared_item(image: Dataset, keyword: str) -> Dataset | None:
+    groups = image.get("SharedFunctionalGroupsSequence")
+    if groups and keyword in groups[0] and groups[0][keyword].value:
+        return groups[0][keyword].value[0]
+    return None
+
+
+def get_image_orientation(image: Dataset) -> tuple[float, ...]:
+    """Get Image Orientation (Slide), defaulting to the usual orientation.
+
+    Parameters
+    ----------
+    image: pydicom.Dataset
+        Metadata of a tiled image
+
+    Returns
+    -------
+    Tuple[float, ...]
+        Direction cosines of the row and of the column direction
+
+    """
+    value = image.get("ImageOrientationSlide")
+    if value is None or len(value) != 6:
+        return _DEFAULT_ORIENTATION
+    return tuple(float(v) for v in value)
+
+
+def get_pixel_to_slide_affine(image: Dataset) -> np.ndarray:
+    """Get the affine that maps (row, column, 1) to slide (x, y) in mm.
+
+    Parameters
+    ----------
+    image: pydicom.Dataset
+        Metadata of a tiled image
+
+    Returns
+    -------
+    numpy.ndarray
+        Matrix of shape (2, 3)
+
+    """
+    from dicomslide.utils import get_image_pixel_spacing
+
+    row_spacing, column_spacing = get_image_pixel_spacing(image)
+    orientation = get_image_orientation(image)
+    origin = image.get("TotalPixelMatrixOriginSequence")
+    if origin:
+        x0 = float(origin[0].get("XOffsetInSlideCoordinateSystem", 0.0))
+        y0 = float(origin[0].get("YOffsetInSlideCoordinateSystem", 0.0))
+    else:
+        x0 = y0 = 0.0
+    # Moving along a row (increasing column index) follows the first three
+    # direction cosines; moving down a column follows the last three.
+    return np.array(
+        [
+            [orientation[3] * row_spacing, orientation[0] * column_spacing, x0],
+            [orientation[4] * row_spacing, orientation[1] * column_spacing, y0],
+        ],
+        dtype=np.float64,
+    )
+
+
+@dataclass
+class FrameTable:
+    """Per-frame facts of one image instance.
+
+    Parameters
+    ----------
+    positions: numpy.ndarray
+        Zero-based (row, column) offset of each frame in the total pixel matrix
+    channel_indices: numpy.ndarray
+        Zero-based channel index of each frame
+    z_offsets: numpy.ndarray
+        Z offset of each frame's focal plane in micrometers
+
+    """
+
+    positions: np.ndarray
+    channel_indices: np.ndarray
+    z_offsets: np.ndarray
+
+
+def compute_frame_table(image: Dataset) -> FrameTable:
+    """Compute the position, channel and z offset of every frame of an instance.
+
+    Parameters
+    ----------
+    image: pydicom.Dataset
+        Metadata of a tiled image (one instance; for a part of a
+        concatenation, the frames of that part)
+
+    Returns
+    -------
+    dicomslide.tile.FrameTable
+        Per-frame facts
+
+    Raises
+    ------
+    dicomslide.errors.MetadataError
+        When the metadata do not say where frames are
+
+    """
+    uid = image.get("SOPInstanceUID")
+    try:
+        number_of_frames = int(image.get("NumberOfFrames", 1) or 1)
+        rows = int(image.Rows)
+        columns = int(image.Columns)
+        total_rows = int(image.TotalPixelMatrixRows)
+        total_columns = int(image.TotalPixelMatrixColumns)
+    except AttributeError as error:
+        raise MetadataError(f"required attribute missing: {error}", uid) from None
+    per_frame = image.get("PerFrameFunctionalGroupsSequence")
+    organization = _organization(image)
+    if organization == "TILED_FULL" or not per_frame:
+        if organization not in ("TILED_FULL", None) or (
+            not per_frame and number_of_frames > 1 and organization is None
+        ):
+            logger.debug("instance %s: no per-frame positions, reading as TILED_FULL", uid)
+        return _tiled_full_table(
+            image, number_of_frames, rows, columns, total_rows, total_columns
+        )
+    if len(per_frame) != number_of_frames:
+        raise MetadataError(
+            f"Per-Frame Functional Groups Sequence has {len(per_frame)} items "
+            f"but Number of Frames is {number_of_frames}",
+            uid,
+        )
+    return _per_frame_table(image, per_frame)
+
+
+def _tiled_full_table(
+    image: Dataset,
+    number_of_frames: int,
+    rows: int,
+    columns: int,
+    total_rows: int,
+    total_columns: int,
+) -> FrameTable:
+    grid_rows = -(-total_rows // rows)
+    grid_columns = -(-total_columns // columns)
+    planes = int(image.get("TotalPixelMatrixFocalPlanes", 1) or 1)
+    offset = int(image.get("ConcatenationFrameOffsetNumber", 0) or 0)
+    index = np.arange(offset, offset + number_of_frames, dtype=np.int64)
+    tile_column = index % grid_columns
+    tile_row = (index // grid_columns) % grid_rows
+    plane = (index // (grid_columns * grid_rows)) % planes
+    channel = index // (grid_columns * grid_rows * planes)
+    positions = np.stack([tile_row * rows, tile_column * columns], axis=1)
+    z0 = 0.0
+    spacing_um = 0.0
+    plane_position = _shared_item(image, "PlanePositionSlideSequence")
+    if plane_position is not None and "ZOffsetInSlideCoordinateSystem" in plane_position:
+        z0 = float(plane_position.ZOffsetInSlideCoordinateSystem)
+    measures = _shared_item(image, "PixelMeasuresSequence")
+    if measures is not None and measures.get("SpacingBetweenSlices") is not None:
+        spacing_um = float(measures.SpacingBetweenSlices) * 1000.0
+    z_offsets = z0 + plane.astype(np.float64) * (spacing_um if spacing_um else 1.0)
+    if planes == 1:
+        z_offsets[:] = z0
+    return FrameTable(positions, channel, z_offsets)
+
+
+def _per_frame_table(image: Dataset, per_frame: Sequence[Dataset]) -> FrameTable:
+    uid = image.get("SOPInstanceUID")
+    n = len(per_frame)
+    positions = np.empty((n, 2), dtype=np.int64)
+    z_offsets = np.zeros(n, dtype=np.float64)
+    channels = np.zeros(n, dtype=np.int64)
+    identifiers = get_channel_identifiers(image)
+    channel_lookup = {identifier: i for i, identifier in enumerate(identifiers)}
+    sop_class_uid = image.get("SOPClassUID")
+    channel_keyword, channel_attribute = (
+        ("SegmentIdentificationSequence", "ReferencedSegmentNumber")
+        if sop_class_uid in SEGMENTATION_SOP_CLASS_UIDS and not _is_label_map(image)
+        else ("OpticalPathIdentificationSequence", "OpticalPathIdentifier")
+    )
+    shared_channel = _shared_item(image, channel_keyword)
+    shared_position = _shared_item(image, "PlanePositionSlideSequence")
+    for i, item in enumerate(per_frame):
+        plane = item.get("PlanePositionSlideSequence")
+        position = plane[0] if plane else shared_position
+        if position is None:
+            raise MetadataError(
+                f"frame {i + 1} has no Plane Position (Slide) Sequence", uid
+            )
+        try:
+            positions[i, 0] = int(position.RowPositionInTotalImagePixelMatrix) - 1
+            positions[i, 1] = int(position.ColumnPositionInTotalImagePixelMatrix) - 1
+        except AttributeError:
+            raise MetadataError(
+                f"frame {i + 1} has no Row/Column Position In Total Image "
+                "Pixel Matrix",
+                uid,
+            ) from None
+        z = position.get("ZOffsetInSlideCoordinateSystem")
+        z_offsets[i] = float(z) if z is not None else 0.0
+        channel_items = item.get(channel_keyword)
+        channel_item = channel_items[0] if channel_items else shared_channel
+        if channel_item is not None and len(identifiers) > 1:
+            identifier = str(channel_item.get(channel_attribute))
+            if identifier not in channel_lookup:
+                raise MetadataError(
+                    f"frame {i + 1} refers to unknown channel {identifier!r}", uid
+                )
+            channels[i] = channel_lookup[identifier]
+    return FrameTable(positions, channels, z_offsets)
+
+
+def rank_focal_planes(z_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index focal planes by increasing z offset.
+
+    Parameters
+    ----------
+    z_offsets: numpy.ndarray
+        Z offset of each frame in micrometers
+
+    Returns
+    -------
+    planes: numpy.ndarray
+        Distinct z offsets in increasing order
+    indices: numpy.ndarray
+        Zero-based focal plane index of each frame
+
+    """
+    rounded = np.round(z_offsets, 6)
+    planes, indices = np.unique(rounded, return_inverse=True)
+    return planes, indices.reshape(-1)
+
+
+def compute_frame_positions(
+    image: Dataset,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Compute the positions of frames.
+
+    Parameters
+    ----------
+    image: pydicom.Dataset
+        Metadata of a tiled image
+
+    Returns
+    -------
+    total_pixel_matrix_positions: numpy.ndarray
+        Zero-based (row, column) offset of the center of the top lefthand
+        corner pixel of each frame from the origin of the total pixel matrix
+        in pixel unit.
+    slide_positions: numpy.ndarray
+        Zero-based (x, y, z) offset of the center of the top lefthand corner
+        pixel of each frame from the origin of the slide coordinate system
+        (frame of reference) in millimeter unit.
+    channel_indices: numpy.ndarray
+        Zero-based index for each frame into channels along the direction
+        defined by successive items of the appropriate attribute (Optical
+        Path Sequence, Segment Sequence).
+    focal_plane_indices: numpy.ndarray
+        Zero-based index for each frame into focal planes along depth
+        direction from the glass slide towards the coverslip.
+
+    """
+    table = compute_frame_table(image)
+    affine = get_pixel_to_slide_affine(image)
+    rc1 = np.column_stack(
+        [table.positions.astype(np.float64), np.ones(len(table.positions))]
+    )
+    xy = rc1 @ affine.T
+    slide_positions = np.column_stack([xy, table.z_offsets / 1000.0])
+    _, focal_plane_indices = rank_focal_planes(table.z_offsets)
+    return table.positions, slide_positions, table.channel_indices, focal_plane_indices
+
+
+def assemble_total_pixel_matrix(
+    tiles: Sequence[np.ndarray],
+    tile_positions: Sequence[tuple[int, int]] | np.ndarray,
+    total_pixel_matrix_rows: int,
+    total_pixel_matrix_columns: int,
+) -> np.ndarray:
+    """Assemble a total pixel matrix from individual tiles.
+
+    Parameters
+    ----------
+    tiles: Sequence[numpy.ndarray]
+        Individual image tiles of shape (rows, columns, samples)
+    tile_positions: Union[Sequence[Tuple[int, int]], numpy.ndarray]
+        Zero-based (row, column) position of each tile in the total pixel matrix
+    total_pixel_matrix_rows: int
+        Number of total rows
+    total_pixel_matrix_columns: int
+        Number of total columns
+
+    Returns
+    -------
+    numpy.ndarray
+        Total pixel matrix of shape (rows, columns, samples); tiles that
+        extend past the matrix are cropped, uncovered pixels are 0
+
+    """
+    if len(tiles) == 0:
+        raise ValueError("at least one tile is needed")
+    first = np.asarray(tiles[0])
+    samples = first.shape[2] if first.ndim == 3 else 1
+    total = np.zeros(
+        (total_pixel_matrix_rows, total_pixel_matrix_columns, samples), first.dtype
+    )
+    for tile, (row, column) in zip(tiles, np.asarray(tile_positions), strict=True):
+        tile = np.asarray(tile)
+        if tile.ndim == 2:
+            tile = tile[:, :, np.newaxis]
+        r, c = int(row), int(column)
+        height = min(tile.shape[0], total_pixel_matrix_rows - r)
+        width = min(tile.shape[1], total_pixel_matrix_columns - c)
+        if height > 0 and width > 0:
+            total[r : r + height, c : c + width] = tile[:height, :width]
+    return total
+
+
+def disassemble_total_pixel_matrix(
+    total_pixel_matrix: np.ndarray,
+    tile_positions: Sequence[tuple[int, int]] | np.ndarray,
+    rows: int,
+    columns: int,
+) -> np.ndarray:
+    """Disassemble a total pixel matrix into individual tiles.
+
+    Parameters
+    ----------
+    total_pixel_matrix: numpy.ndarray
+        Total pixel matrix of shape (rows, columns[, samples])
+    tile_positions: Union[Sequence[Tuple[int, int]], numpy.ndarray]
+        Zero-based (row, column) position of each tile in the total pixel matrix
+    rows: int
+        Number of rows per tile
+    columns: int
+        Number of columns per tile
+
+    Returns
+    -------
+    numpy.ndarray
+        Stacked tiles of shape (tiles, rows, columns, samples); the parts of
+        edge tiles outside the matrix are 0
+
+    """
+    matrix = np.asarray(total_pixel_matrix)
+    if matrix.ndim == 2:
+        matrix = matrix[:, :, np.newaxis]
+    positions = np.asarray(tile_positions).reshape(-1, 2)
+    tiles = np.zeros((len(positions), rows, columns, matrix.shape[2]), matrix.dtype)
+    for i, (row, column) in enumerate(positions):
+        part = matrix[int(row) : int(row) + rows, int(column) : int(column) + columns]
+        tiles[i, : part.shape[0], : part.shape[1]] = part
+    return tiles

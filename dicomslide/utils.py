@@ -1,0 +1,312 @@
+"""Small predicates and look-ups on DICOM image metadata."""
+from __future__ import annotations
+
+import logging
+
+import highdicom as hd
+from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
+
+from dicomslide.errors import MetadataError
+
+logger = logging.getLogger(__name__)
+
+VL_WSI_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.77.1.6"
+SEGMENTATION_SOP_CLASS_UIDS = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
+        "1.2.840.10008.5.1.4.1.1.66.7",  # Label Map Segmentation Storage
+    }
+)
+PARAMETRIC_MAP_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.30"
+
+_USING_SUBSTANCE = Code("424361007", "SCT", "Using substance")
+
+
+def _image_flavor(dataset: Dataset) -> str | None:
+    image_type = dataset.get("ImageType")
+    if image_type is None or len(image_type) < 3:
+        return None
+    return str(image_type[2])
+
+
+def is_image(dataset: Dataset) -> bool:
+    """Determine whether a dataset is an image.
+
+    Parameters
+    ----------
+    dataset: pydicom.dataset.Dataset
+        Dataset
+
+    Returns
+    -------
+    bool
+        Whether dataset is an image
+
+    """
+    return all(hasattr(dataset, kw) for kw in ("Rows", "Columns", "SamplesPerPixel"))
+
+
+def is_tiled_image(dataset: Dataset) -> bool:
+    """Determine whether a dataset is a tiled image.
+
+    A tiled image carries the Total Pixel Matrix Rows and Total Pixel Matrix
+    Columns attributes.
+
+    Parameters
+    ----------
+    dataset: pydicom.dataset.Dataset
+        Dataset
+
+    Returns
+    -------
+    bool
+        Whether dataset is a tiled image
+
+    """
+    return (
+        is_image(dataset)
+        and hasattr(dataset, "TotalPixelMatrixRows")
+        and hasattr(dataset, "TotalPixelMatrixColumns")
+    )
+
+
+def is_volume_image(dataset: Dataset) -> bool:
+    """Determine whether a dataset is a VOLUME or THUMBNAIL image.
+
+    Parameters
+    ----------
+    dataset: pydicom.dataset.Dataset
+        Dataset
+
+    Returns
+    -------
+    bool
+        Whether dataset is a VOLUME or THUMBNAIL image
+
+    """
+    return dataset.get("SOPClassUID") == VL_WSI_SOP_CLASS_UID and _image_flavor(
+        dataset
+    ) in ("VOLUME", "THUMBNAIL")
+
+
+def is_label_image(dataset: Dataset) -> bool:
+    """Determine whether a dataset is a LABEL image.
+
+    Parameters
+    ----------
+    dataset: pydicom.dataset.Dataset
+        Dataset
+
+    Returns
+    -------
+    bool
+        Whether dataset is a LABEL image
+
+    """
+    return (
+        dataset.get("SOPClassUID") == VL_WSI_SOP_CLASS_UID
+        and _image_flavor(dataset) == "LABEL"
+    )
+
+
+def is_overview_image(dataset: Dataset) -> bool:
+    """Determine whether a dataset is an OVERVIEW image.
+
+    Parameters
+    ----------
+    dataset: pydicom.dataset.Dataset
+        Dataset
+
+    Returns
+    -------
+    bool
+        Whether dataset is an OVERVIEW image
+
+    """
+    return (
+        dataset.get("SOPClassUID") == VL_WSI_SOP_CLASS_UID
+        and _image_flavor(dataset) == "OVERVIEW"
+    )
+
+
+def _codes_equal(item: Dataset, code: Code | hd.sr.CodedConcept) -> bool:
+    try:
+        concept = hd.sr.CodedConcept.from_dataset(item)
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return concept == code
+
+
+def does_optical_path_item_match(
+    item: Dataset,
+    identifier: str | None = None,
+    description: str | None = None,
+    illumination_wavelength: float | None = None,
+) -> bool:
+    """Check whether an optical path item matches.
+
+    Parameters
+    ----------
+    item: pydicom.Dataset
+        Item of the Optical Path Sequence
+    identifier: Union[str, None], optional
+        Optical path identifier
+    description: Union[str, None], optional
+        Optical path description
+    illumination_wavelength: Union[float, None], optional
+        Illumination wavelength in nanometers
+
+    Returns
+    -------
+    bool
+        Whether item matches
+
+    """
+    if identifier is not None and str(item.get("OpticalPathIdentifier")) != identifier:
+        return False
+    if description is not None and item.get("OpticalPathDescription") != description:
+        return False
+    if illumination_wavelength is not None:
+        value = item.get("IlluminationWaveLength")
+        if value is None or abs(float(value) - float(illumination_wavelength)) > 1e-6:
+            return False
+    return True
+
+
+def does_segment_item_match(
+    item: Dataset,
+    number: int | None = None,
+    label: str | None = None,
+    property_category: Code | hd.sr.CodedConcept | None = None,
+    property_type: Code | hd.sr.CodedConcept | None = None,
+) -> bool:
+    """Check whether a segment item matches.
+
+    Parameters
+    ----------
+    item: pydicom.Dataset
+        Item of the Segment Sequence
+    number: Union[int, None], optional
+        Segment number
+    label: Union[str, None], optional
+        Segment label
+    property_category: Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept, None], optional
+        Segmented property category
+    property_type: Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept, None], optional
+        Segmented property type
+
+    Returns
+    -------
+    bool
+        Whether item matches
+
+    """  # noqa: E501
+    if number is not None and int(item.get("SegmentNumber", -1)) != int(number):
+        return False
+    if label is not None and item.get("SegmentLabel") != label:
+        return False
+    for keyword, code in (
+        ("SegmentedPropertyCategoryCodeSequence", property_category),
+        ("SegmentedPropertyTypeCodeSequence", property_type),
+    ):
+        if code is None:
+            continue
+        sequence = item.get(keyword)
+        if not sequence or not _codes_equal(sequence[0], code):
+            return False
+    return True
+
+
+def does_specimen_description_item_match(
+    item: Dataset,
+    specimen_stain: Code | hd.sr.CodedConcept | None = None,
+) -> bool:
+    """Check whether a specimen description item matches.
+
+    Parameters
+    ----------
+    item: pydicom.Dataset
+        Item of the Specimen Description Sequence
+    specimen_stain: Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept, None], optional
+        Specimen stain substance
+
+    Returns
+    -------
+    bool
+        Whether item matches
+
+    """  # noqa: E501
+    if specimen_stain is None:
+        return True
+    for step in item.get("SpecimenPreparationSequence", []):
+        for content in step.get("SpecimenPreparationStepContentItemSequence", []):
+            names = content.get("ConceptNameCodeSequence")
+            if not names or not _codes_equal(names[0], _USING_SUBSTANCE):
+                continue
+            values = content.get("ConceptCodeSequence")
+            if values and _codes_equal(values[0], specimen_stain):
+                return True
+    return False
+
+
+def _first_functional_group(image: Dataset, keyword: str) -> Dataset | None:
+    for group_keyword in (
+        "SharedFunctionalGroupsSequence",
+        "PerFrameFunctionalGroupsSequence",
+    ):
+        groups = image.get(group_keyword)
+        if groups:
+            sequence = groups[0].get(keyword)
+            if sequence:
+                return sequence[0]
+    return None
+
+
+def get_image_pixel_spacing(image: Dataset) -> tuple[float, float]:
+    """Get pixel spacing (spacing between pixels) of an image.
+
+    Parameters
+    ----------
+    image: pydicom.dataset.Dataset
+        Metadata of a DICOM VL Whole Slide Microscopy Image instance or of a
+        derived image instance (e.g., DICOM Segmentation)
+
+    Returns
+    -------
+    Tuple[float, float]
+        Pixel spacing in millimeter: spacing between rows (top to bottom) and
+        between columns (left to right), as stored in Pixel Spacing
+
+    Raises
+    ------
+    dicomslide.errors.MetadataError
+        When the image has no Pixel Spacing
+
+    """
+    measures = _first_functional_group(image, "PixelMeasuresSequence")
+    if measures is None or "PixelSpacing" not in measures:
+        raise MetadataError(
+            "Pixel Spacing is missing from the Pixel Measures Sequence",
+            image.get("SOPInstanceUID"),
+        )
+    row_spacing, column_spacing = measures.PixelSpacing
+    return (float(row_spacing), float(column_spacing))
+
+
+def get_image_size(image: Dataset) -> int:
+    """Get size of an image.
+
+    Parameters
+    ----------
+    image: pydicom.dataset.Dataset
+        Metadata of a DICOM VL Whole Slide Microscopy Image instance or a
+        derived image instance (e.g., DICOM Segmentation)
+
+    Returns
+    -------
+    int
+        Number of pixels in each total pixel matrix
+
+    """
+    return int(image.TotalPixelMatrixRows) * int(image.TotalPixelMatrixColumns)
