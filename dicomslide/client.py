@@ -46,7 +46,13 @@ class LocalFolderClient(DICOMfileClient):
         if not path.is_dir():
             raise FileNotFoundError(f"not a folder: {path}")
         self.folder = path
-        super().__init__(url=path.as_uri(), in_memory=True, readonly=True)
+        quiet = _QuietIndexing()
+        index_logger = logging.getLogger("dicomweb_client.file")
+        index_logger.addFilter(quiet)
+        try:
+            super().__init__(url=path.as_uri(), in_memory=True, readonly=True)
+        finally:
+            index_logger.removeFilter(quiet)
         _make_thread_safe(self)
 
     def __repr__(self) -> str:
@@ -55,6 +61,16 @@ class LocalFolderClient(DICOMfileClient):
     def __reduce__(self) -> tuple[Any, ...]:
         # The in-memory index does not travel; the receiving process rebuilds it.
         return (type(self), (str(self.folder),))
+
+
+class _QuietIndexing(logging.Filter):
+    """Demote the index's complaints about non-DICOM files to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and "failed to read file" in record.getMessage():
+            logger.debug("not a DICOM file: %s", record.getMessage())
+            return False
+        return True
 
 
 def open_client(source: Any) -> Any:

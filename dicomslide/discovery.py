@@ -1,0 +1,267 @@
+"""Finding slides: search a source, fetch metadata once per series, group."""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import highdicom as hd
+from dicomweb_client import DICOMfileClient
+from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
+
+from dicomslide.client import call, open_client
+from dicomslide.errors import DicomSlideError
+from dicomslide.slide import Slide
+from dicomslide.utils import (
+    PARAMETRIC_MAP_SOP_CLASS_UID,
+    SEGMENTATION_SOP_CLASS_UIDS,
+    VL_WSI_SOP_CLASS_UID,
+    does_specimen_description_item_match,
+)
+
+logger = logging.getLogger(__name__)
+
+_ICC_PROFILE_TAG = 0x00282000
+_SERIES_FIELDS = ["StudyInstanceUID", "SeriesInstanceUID", "Modality", "PatientID", "StudyID"]
+_SLIDE_MODALITIES = {"SM"}
+_DERIVED_MODALITIES = {"SM", "SEG", "OT"}
+_DERIVED_SOP_CLASS_UIDS = SEGMENTATION_SOP_CLASS_UIDS | {PARAMETRIC_MAP_SOP_CLASS_UID}
+
+
+def _value(item: dict[str, Any], tag: str) -> Any:
+    values = item.get(tag, {}).get("Value")
+    return values[0] if values else None
+
+
+def _matches(item: dict[str, Any], tag: str, expected: str | None) -> bool:
+    if expected is None:
+        return True
+    value = _value(item, tag)
+    # A client that ignored the filter returns everything: filter here too.
+    return value is None or str(value) == expected
+
+
+def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
+    """Turn DICOM JSON metadata into a dataset, fetching the ICC profile only.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client that returned the metadata
+    metadata: Dict[str, Any]
+        Metadata of one instance in DICOM JSON
+
+    Returns
+    -------
+    pydicom.Dataset
+        Metadata
+
+    """
+
+    def bulk_data(tag: str, vr: str, uri: str) -> Any:
+        if int(tag, 16) != _ICC_PROFILE_TAG:
+            return None
+        return call(
+            client,
+            "retrieve_bulkdata",
+            url=uri,
+            media_types=("application/octet-stream",),
+        )[0]
+
+    return Dataset.from_json(metadata, bulk_data_uri_handler=bulk_data)
+
+
+def _wanted(
+    image: Dataset,
+    container_id: str | None,
+    specimen_stains: Sequence[Code | hd.sr.CodedConcept] | None,
+    optical_path_ids: Sequence[str] | None,
+) -> bool:
+    if container_id is not None and image.get("ContainerIdentifier") != container_id:
+        return False
+    if image.SOPClassUID != VL_WSI_SOP_CLASS_UID:
+        return True
+    if specimen_stains:
+        specimens = image.get("SpecimenDescriptionSequence", [])
+        if not any(
+            does_specimen_description_item_match(specimen, stain)
+            for specimen in specimens
+            for stain in specimen_stains
+        ):
+            return False
+    if optical_path_ids:
+        identifiers = {
+            str(item.OpticalPathIdentifier) for item in image.get("OpticalPathSequence", [])
+        }
+        if not identifiers & {str(i) for i in optical_path_ids}:
+            return False
+    return True
+
+
+def _slide_key(image: Dataset) -> tuple[str, str]:
+    container = image.get("ContainerIdentifier")
+    frame_of_reference = image.get("FrameOfReferenceUID")
+    if container is None or frame_of_reference is None:
+        logger.debug(
+            "instance %s lacks %s; grouping by what is present",
+            image.SOPInstanceUID,
+            "ContainerIdentifier" if container is None else "FrameOfReferenceUID",
+        )
+    if container is None and frame_of_reference is None:
+        return ("series", str(image.SeriesInstanceUID))
+    return (str(container or ""), str(frame_of_reference or ""))
+
+
+def _referenced_instances(image: Dataset) -> set[str]:
+    uids = set()
+    for series in image.get("ReferencedSeriesSequence", []):
+        for instance in series.get("ReferencedInstanceSequence", []):
+            uids.add(str(instance.ReferencedSOPInstanceUID))
+    return uids
+
+
+def find_slides(
+    client: Any,
+    study_instance_uid: str | None = None,
+    patient_id: str | None = None,
+    study_id: str | None = None,
+    container_id: str | None = None,
+    max_frame_cache_size: int = 6,
+    pyramid_tolerance: float = 0.1,
+    fail_on_error: bool = True,
+    include_derived: bool = True,
+    specimen_stains: Sequence[Code | hd.sr.CodedConcept] | None = None,
+    optical_path_ids: Sequence[str] | None = None,
+    *,
+    correct_color: bool = True,
+) -> list[Slide]:
+    """Find slides.
+
+    Parameters
+    ----------
+    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        DICOMweb client; or a local folder path (opens the embedded
+        ``DICOMfileClient``); or an ``http(s)://`` DICOMweb base URL
+    study_instance_uid: Union[str, None], optional
+        DICOM Study Instance UID
+    patient_id: Union[str, None], optional
+        Patient identifier
+    study_id: Union[str, None], optional
+        Study identifier
+    container_id: Union[str, None], optional
+        Specimen container (slide) identifier
+    max_frame_cache_size: int, optional
+        Number of frames per image the frame cache holds at least
+    pyramid_tolerance: float, optional
+        Maximally tolerated distances between the centers of images at
+        different pyramid levels in the slide coordinate system in millimeter
+        unit
+    fail_on_error: bool, optional
+        Whether the function should raise an exception in case an error
+        occurs. If False, slides will be skipped (and the reason logged).
+    include_derived: bool, optional
+        Whether derived images (DICOM Segmentation or DICOM Parametric Map
+        instances) should be considered and included into slides
+    specimen_stains: Union[Sequence[Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept]], None], optional
+        Specimen stains for which corresponding slide microscopy images should
+        be included in slides. Any image that does not contain one of the
+        stains in the specimen description will be omitted.
+    optical_path_ids: Union[Sequence[str], None], optional
+        Identifiers of optical paths for which corresponding slide microscopy
+        images should be included in slides. Any image that does not contain
+        any of the specified optical paths will be omitted.
+    correct_color: bool, optional
+        Whether pixels of the slides' images are colour corrected with their
+        ICC profiles
+
+    Returns
+    -------
+    List[dicomslide.Slide]
+        Digital slides, sorted by container identifier
+
+    """  # noqa: E501
+    client = open_client(client)
+    filters: dict[str, str] = {}
+    if study_instance_uid is not None:
+        filters["StudyInstanceUID"] = study_instance_uid
+    if patient_id is not None:
+        filters["PatientID"] = patient_id
+    if study_id is not None:
+        filters["StudyID"] = study_id
+    search: dict[str, Any] = {"search_filters": filters}
+    if not isinstance(client, DICOMfileClient):
+        search["fields"] = _SERIES_FIELDS  # the file client warns that it ignores them
+    found = call(client, "search_for_series", **search)
+    modalities = _DERIVED_MODALITIES if include_derived else _SLIDE_MODALITIES
+    sop_classes = {VL_WSI_SOP_CLASS_UID}
+    if include_derived:
+        sop_classes |= _DERIVED_SOP_CLASS_UIDS
+
+    images: list[Dataset] = []
+    for series in found:
+        if not (
+            _matches(series, "0020000D", study_instance_uid)
+            and _matches(series, "00100020", patient_id)
+            and _matches(series, "00200010", study_id)
+        ):
+            continue
+        if _value(series, "00080060") not in modalities:
+            continue
+        study_uid = _value(series, "0020000D")
+        series_uid = _value(series, "0020000E")
+        try:
+            instances = call(
+                client,
+                "retrieve_series_metadata",
+                study_instance_uid=study_uid,
+                series_instance_uid=series_uid,
+            )
+        except Exception as error:
+            if fail_on_error:
+                raise
+            logger.warning("skipping series %s: %s", series_uid, error)
+            continue
+        for instance in instances:
+            if _value(instance, "00080016") not in sop_classes:
+                continue
+            image = load_metadata(client, instance)
+            if _wanted(image, container_id, specimen_stains, optical_path_ids):
+                images.append(image)
+
+    groups: dict[tuple[str, str], list[Dataset]] = defaultdict(list)
+    derived: list[Dataset] = []
+    for image in images:
+        if image.SOPClassUID == VL_WSI_SOP_CLASS_UID:
+            groups[_slide_key(image)].append(image)
+        else:
+            derived.append(image)
+    owner = {
+        str(image.SOPInstanceUID): key for key, members in groups.items() for image in members
+    }
+    for image in derived:
+        keys = {owner[uid] for uid in _referenced_instances(image) if uid in owner}
+        key = keys.pop() if len(keys) == 1 else _slide_key(image)
+        if key in groups:
+            groups[key].append(image)
+        else:
+            logger.debug("derived image %s matches no slide", image.SOPInstanceUID)
+
+    slides = []
+    for key in sorted(groups):
+        try:
+            slides.append(
+                Slide(
+                    client,
+                    groups[key],
+                    max_frame_cache_size=max_frame_cache_size,
+                    pyramid_tolerance=pyramid_tolerance,
+                    correct_color=correct_color,
+                )
+            )
+        except (DicomSlideError, ValueError) as error:
+            if fail_on_error:
+                raise
+            logger.warning("skipping slide %s: %s", key[0], error)
+    return slides

@@ -1,0 +1,612 @@
+"""A tiled DICOM image: metadata, channels, focal planes and slide geometry."""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from dicomslide.cache import FrameCache, get_default_cache
+from dicomslide.codec import ColorTransform
+from dicomslide.enum import ChannelTypes
+from dicomslide.errors import MetadataError
+from dicomslide.matrix import TotalPixelMatrix
+from dicomslide.store import FrameStore
+from dicomslide.tile import (
+    get_channel_identifiers,
+    get_image_orientation,
+    get_pixel_to_slide_affine,
+)
+from dicomslide.utils import (
+    PARAMETRIC_MAP_SOP_CLASS_UID,
+    SEGMENTATION_SOP_CLASS_UIDS,
+    is_tiled_image,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _find_icc_profile(image: Dataset) -> bytes | None:
+    paths = image.get("OpticalPathSequence") or []
+    for item in paths:
+        profile = item.get("ICCProfile")
+        if profile:
+            return bytes(profile)
+    profile = image.get("ICCProfile")
+    return bytes(profile) if profile else None
+
+
+class TiledImage:
+    """A tiled DICOM image.
+
+    An instance of the class represents a tiled DICOM image instance (or the
+    instances of one concatenation) and provides methods for convenient and
+    efficient access of image metadata and pixel data from a DICOMweb server
+    or local files (or another source for which the
+    ``dicomweb_client.DICOMClient`` protocol has been implemented).
+
+    A tiled image is hereby defined as a DICOM image instance that contains
+    the Total Pixel Matrix Rows and Total Pixel Matrix Columns attributes.
+    Each image is associated with one or more
+    :class:`dicomslide.TotalPixelMatrix` instances, one for each unique
+    combination of channel and focal plane. In case of a VL Whole Slide
+    Microscopy Image, a channel corresponds to an optical path, in case of a
+    Segmentation, to a segment.
+
+    Examples
+    --------
+    >>> image = TiledImage(client, metadata)  # doctest: +SKIP
+    >>> pixel_matrix = image.get_total_pixel_matrix(channel_index=0)  # doctest: +SKIP
+    >>> region = pixel_matrix[:1000, 350:750, :]  # doctest: +SKIP
+
+    Parameters
+    ----------
+    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        DICOMweb client, or a local folder path or DICOMweb URL to open one
+    image_metadata: Union[pydicom.dataset.Dataset, Sequence[pydicom.dataset.Dataset]]
+        Metadata of a tiled DICOM image, or of every instance of its
+        concatenation
+    max_frame_cache_size: int, optional
+        Number of frames of this image the cache holds at least; the cache is
+        bounded in bytes (:class:`dicomslide.cache.FrameCache`) and grown if
+        needed to hold that many frames
+    correct_color: bool, optional
+        Whether pixels of matrices obtained from this image are colour
+        corrected with the image's ICC profile
+    cache: Union[dicomslide.cache.FrameCache, None], optional
+        Cache for decoded frames; by default the cache shared by all images
+        (:func:`dicomslide.cache.get_default_cache`)
+
+    Note
+    ----
+    If `image_metadata` is the metadata of a color image, it should contain
+    the ICC Profile element to enable color management.
+
+    """  # noqa: E501
+
+    def __init__(
+        self,
+        client: Any,
+        image_metadata: Dataset | Sequence[Dataset],
+        max_frame_cache_size: int = 6,
+        *,
+        correct_color: bool = True,
+        cache: FrameCache | None = None,
+    ) -> None:
+        from dicomslide.client import open_client
+
+        parts = [image_metadata] if isinstance(image_metadata, Dataset) else list(
+            image_metadata
+        )
+        for part in parts:
+            if not is_tiled_image(part):
+                raise MetadataError(
+                    "not a tiled image: Rows, Columns, SamplesPerPixel, "
+                    "TotalPixelMatrixRows or TotalPixelMatrixColumns is missing",
+                    str(part.get("SOPInstanceUID")),
+                )
+        self._client = open_client(client)
+        self._cache = cache if cache is not None else get_default_cache()
+        self._store = FrameStore(self._client, parts, self._cache)
+        metadata = self._store.metadata
+        self._metadata = metadata
+        self._correct_color = correct_color
+        self._cache.reserve(max_frame_cache_size * self._frame_nbytes())
+        self._channel_identifiers = get_channel_identifiers(metadata)
+        sop_class_uid = metadata.get("SOPClassUID")
+        if sop_class_uid in SEGMENTATION_SOP_CLASS_UIDS:
+            self._channel_type = ChannelTypes.SEGMENT
+        elif sop_class_uid == PARAMETRIC_MAP_SOP_CLASS_UID:
+            self._channel_type = ChannelTypes.PARAMETER
+        else:
+            self._channel_type = ChannelTypes.OPTICAL_PATH
+        samples = self._store.samples_per_pixel
+        self._fill_value = (
+            255
+            if samples == 3 and self._channel_type == ChannelTypes.OPTICAL_PATH
+            else 0
+        )
+        self._icc_profile = _find_icc_profile(metadata) if samples == 3 else None
+        self._color_transform: ColorTransform | None = None
+        if self._icc_profile is not None and self._store.dtype == np.uint8:
+            try:
+                self._color_transform = ColorTransform(self._icc_profile)
+            except Exception as error:  # a broken profile must not stop reading
+                logger.warning(
+                    "instance %s: ICC profile unusable, colours not corrected: %s",
+                    metadata.get("SOPInstanceUID"),
+                    error,
+                )
+        self._affine_matrix: np.ndarray | None = None
+        self._matrices: dict[tuple[int, int, bool], TotalPixelMatrix] = {}
+
+    @property
+    def _affine(self) -> np.ndarray:
+        # Built on first use: LABEL and OVERVIEW images may lack the spacing.
+        if self._affine_matrix is None:
+            self._affine_matrix = get_pixel_to_slide_affine(self._metadata)
+        return self._affine_matrix
+
+    def _frame_nbytes(self) -> int:
+        rows, columns = self._store.tile_shape
+        return rows * columns * self._store.samples_per_pixel * self._store.dtype.itemsize
+
+    def __repr__(self) -> str:
+        return (
+            f"<TiledImage {self._metadata.SOPInstanceUID} size={self.size} "
+            f"channels={self.num_channels} focal_planes={self.num_focal_planes}>"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TiledImage):
+            return NotImplemented
+        return self.sop_instance_uids == other.sop_instance_uids
+
+    def __hash__(self) -> int:
+        return hash(self.sop_instance_uids)
+
+    @property
+    def client(self) -> Any:
+        """dicomweb_client.api.DICOMClient: client that serves the image"""
+        return self._client
+
+    @property
+    def metadata(self) -> Dataset:
+        """pydicom.dataset.Dataset: Image metadata (of the first instance of a
+        concatenation)"""
+        return self._metadata
+
+    @property
+    def sop_instance_uids(self) -> tuple[str, ...]:
+        """Tuple[str, ...]: SOP Instance UIDs of the instances of the image"""
+        return tuple(str(part.SOPInstanceUID) for part in self._store.parts)
+
+    @property
+    def icc_profile(self) -> bytes | None:
+        """Union[bytes, None]: ICC profile of the image, if it has one"""
+        return self._icc_profile
+
+    @property
+    def channel_type(self) -> ChannelTypes:
+        """dicomslide.ChannelTypes: type of channels"""
+        return self._channel_type
+
+    @property
+    def frame_of_reference_uid(self) -> str:
+        """str: Unique identifier of the frame of reference"""
+        return str(self._metadata.get("FrameOfReferenceUID", ""))
+
+    @property
+    def num_channels(self) -> int:
+        """int: Number of channels"""
+        return len(self._channel_identifiers)
+
+    @property
+    def num_focal_planes(self) -> int:
+        """int: Number of focal planes"""
+        return len(self._store.z_planes)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Tuple[int, int]: Number of total pixel matrix rows and columns"""
+        return self._store.total_shape
+
+    def _corners(self) -> np.ndarray:
+        rows, columns = self.size
+        corners = np.array(
+            [[-0.5, -0.5], [-0.5, columns - 0.5], [rows - 0.5, -0.5], [rows - 0.5, columns - 0.5]]
+        )
+        return self.map_pixel_indices_to_slide_coordinates(corners)[:, :2]
+
+    @property
+    def physical_offset(self) -> tuple[float, float]:
+        """Tuple[float, float]: Offset of the total pixel matrix from the
+        origin of the frame of reference along the X and Y axes of the slide
+        coordinate system in millimeter (the smallest X and Y of its area)"""
+        low = self._corners().min(axis=0)
+        return (float(low[0]), float(low[1]))
+
+    @property
+    def physical_size(self) -> tuple[float, float]:
+        """Tuple[float, float]: Size of the total pixel matrix along the X and
+        Y axes of the slide coordinate system in millimeter"""
+        corners = self._corners()
+        extent = corners.max(axis=0) - corners.min(axis=0)
+        return (float(extent[0]), float(extent[1]))
+
+    def get_channel_identifier(self, channel_index: int) -> str:
+        """Get identifier of a channel.
+
+        Parameters
+        ----------
+        channel_index: int
+            Zero-based index into channels along the direction defined by
+            successive items of the appropriate DICOM attribute.
+
+        Returns
+        -------
+        str
+            Channel identifier
+
+        Raises
+        ------
+        ValueError
+            When no channel is found for `channel_index`
+
+        """
+        if not 0 <= channel_index < self.num_channels:
+            raise ValueError(f"no channel with index {channel_index}")
+        return self._channel_identifiers[channel_index]
+
+    def get_channel_index(self, channel_identifier: str) -> int:
+        """Get index of a channel.
+
+        Parameters
+        ----------
+        channel_identifier: str
+            Identifier of a channel (Optical Path Identifier, or Segment
+            Number of a segmentation)
+
+        Returns
+        -------
+        int
+            Zero-based index into channels along the direction defined by
+            successive items of the corresponding attribute.
+
+        Raises
+        ------
+        ValueError
+            When no channel is found for `channel_identifier`
+
+        """
+        try:
+            return self._channel_identifiers.index(str(channel_identifier))
+        except ValueError:
+            raise ValueError(f"no channel with identifier {channel_identifier!r}") from None
+
+    def get_focal_plane_index(self, focal_plane_offset: float) -> int:
+        """Get index of a focal plane.
+
+        Parameters
+        ----------
+        focal_plane_offset: float
+            Offset of the focal plane from the slide surface along the Z axis
+            of the slide coordinate system in micrometers
+
+        Returns
+        -------
+        int
+            Zero-based index into focal planes along depth direction from the
+            glass slide towards the coverslip
+
+        Raises
+        ------
+        ValueError
+            When no focal plane is found for `focal_plane_offset`
+
+        """
+        planes = self._store.z_planes
+        matches = np.nonzero(np.isclose(planes, float(focal_plane_offset), atol=1e-6))[0]
+        if len(matches) == 0:
+            raise ValueError(f"no focal plane with offset {focal_plane_offset} µm")
+        return int(matches[0])
+
+    def get_focal_plane_offset(self, focal_plane_index: int) -> float:
+        """Get z offset in slide coordinate system of a focal plane.
+
+        Parameters
+        ----------
+        focal_plane_index: int
+            Zero-based index into focal planes, in the range
+            [0, Total Pixel Matrix Focal Planes).
+
+        Returns
+        -------
+        float
+            Offset of the focal plane from the slide surface along the Z axis
+            of the slide coordinate system in micrometers
+
+        Raises
+        ------
+        ValueError
+            When no focal plane is found for `focal_plane_index`
+
+        """
+        if not 0 <= focal_plane_index < self.num_focal_planes:
+            raise ValueError(f"no focal plane with index {focal_plane_index}")
+        return float(self._store.z_planes[focal_plane_index])
+
+    def get_total_pixel_matrix(
+        self,
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+        correct_color: bool | None = None,
+    ) -> TotalPixelMatrix:
+        """Get total pixel matrix for a given channel and focal plane.
+
+        Parameters
+        ----------
+        channel_index: int, optional
+            Zero-based index into channels along the direction defined by
+            successive items of the appropriate DICOM attribute.
+        focal_plane_index: int, optional
+            Zero-based index into focal planes, in the range
+            [0, Total Pixel Matrix Focal Planes).
+        correct_color: Union[bool, None], optional
+            Whether pixels should be colour corrected; by default as the image
+            was constructed
+
+        Returns
+        -------
+        dicomslide.TotalPixelMatrix
+            Total Pixel Matrix
+
+        """
+        if correct_color is None:
+            correct_color = self._correct_color
+        key = (int(channel_index), int(focal_plane_index), bool(correct_color))
+        matrix = self._matrices.get(key)
+        if matrix is None:
+            matrix = TotalPixelMatrix._of_image(
+                self, channel_index, focal_plane_index, correct_color
+            )
+            self._matrices[key] = matrix
+        return matrix
+
+    def get_image_region(
+        self,
+        offset: tuple[int, int],
+        size: tuple[int, int],
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> np.ndarray:
+        """Get image region.
+
+        Parameters
+        ----------
+        offset: Tuple[int, int]
+            Zero-based (row, column) indices of the region's top left pixel in
+            the total pixel matrix; may be negative or past the matrix, where
+            pixels read as the fill value
+        size: Tuple[int, int]
+            Rows and columns of the requested image region
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        numpy.ndarray
+            Three-dimensional pixel array of shape (Rows, Columns, Samples per
+            Pixel) for the requested image region
+
+        Raises
+        ------
+        ValueError
+            When `size` is negative
+
+        """
+        matrix = self.get_total_pixel_matrix(channel_index, focal_plane_index)
+        return matrix.read_region(offset, size)
+
+    def get_slide_region(
+        self,
+        offset: tuple[float, float],
+        size: tuple[float, float],
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> np.ndarray:
+        """Get slide region.
+
+        Parameters
+        ----------
+        offset: Tuple[float, float]
+            Zero-based (x, y) offset in the slide coordinate system in
+            millimeter. The (0.0, 0.0) coordinate is located at the origin of
+            the slide (usually the slide corner).
+        size: Tuple[float, float]
+            Width and height of the requested slide region in millimeter unit
+            along the X and Y axis of the slide coordinate system, respectively.
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        numpy.ndarray
+            Three-dimensional pixel array of shape (Rows, Columns, Samples per
+            Pixel) for the requested slide region
+
+        Note
+        ----
+        The region is the part of the total pixel matrix whose pixel centres
+        lie in the rectangle [x, x + width) × [y, y + height); the array has
+        the image's own orientation (rows and columns as stored).
+
+        """
+        width, height = (float(v) for v in size)
+        if width < 0 or height < 0:
+            raise ValueError(f"region size must not be negative, got {size}")
+        x, y = (float(v) for v in offset)
+        corners = np.array(
+            [[x, y], [x + width, y], [x, y + height], [x + width, y + height]]
+        )
+        indices = self._slide_to_continuous_pixels(corners)
+        low = np.ceil(indices.min(axis=0) - 1e-9).astype(int)
+        high = np.ceil(indices.max(axis=0) - 1e-9).astype(int)
+        return self.get_image_region(
+            (int(low[0]), int(low[1])),
+            (int(high[0] - low[0]), int(high[1] - low[1])),
+            channel_index,
+            focal_plane_index,
+        )
+
+    def _slide_to_continuous_pixels(self, xy: np.ndarray) -> np.ndarray:
+        linear = self._affine[:, :2]
+        return np.linalg.solve(linear, (xy - self._affine[:, 2]).T).T
+
+    def map_pixel_indices_to_slide_coordinates(
+        self, pixel_indices: np.ndarray
+    ) -> np.ndarray:
+        """Map pixel indices to slide coordinates.
+
+        Parameters
+        ----------
+        pixel_indices: numpy.ndarray
+            Zero-based (row, column) indices into the total pixel matrix of
+            the image, shape (n, 2)
+
+        Returns
+        -------
+        numpy.ndarray
+            Zero-based (x, y, z) coordinates in the slide coordinate system in
+            millimeter, shape (n, 3); z is the offset of focal plane 0
+
+        """
+        indices = np.asarray(pixel_indices, dtype=np.float64).reshape(-1, 2)
+        xy = indices @ self._affine[:, :2].T + self._affine[:, 2]
+        z = np.full((len(xy), 1), float(self._store.z_planes[0]) / 1000.0)
+        return np.hstack([xy, z])
+
+    def map_slide_coordinates_to_pixel_indices(
+        self, slide_coordinates: np.ndarray
+    ) -> np.ndarray:
+        """Map slide coordinates to pixel indices.
+
+        Parameters
+        ----------
+        slide_coordinates: numpy.ndarray
+            Zero-based (x, y[, z]) coordinates in the slide coordinate system
+            in millimeter, shape (n, 2) or (n, 3)
+
+        Returns
+        -------
+        numpy.ndarray
+            Zero-based (row, column) indices into the total pixel matrix of
+            the image (the pixel whose centre is nearest), shape (n, 2); they
+            may lie outside the matrix
+
+        """
+        coordinates = np.asarray(slide_coordinates, dtype=np.float64)
+        coordinates = coordinates.reshape(-1, coordinates.shape[-1])[:, :2]
+        return np.rint(self._slide_to_continuous_pixels(coordinates)).astype(np.int64)
+
+    def get_pixel_indices(self, offset: tuple[float, float]) -> tuple[int, int]:
+        """Get indices into total pixel matrix for a given slide position.
+
+        Parameters
+        ----------
+        offset: Tuple[float, float]
+            Zero-based (x, y) offset in the slide coordinate system in millimeter
+
+        Returns
+        -------
+        Tuple[int, int]
+            Zero-based (row, column) position in the total pixel matrix
+
+        Note
+        ----
+        Pixel position may be negative or extend beyond the size of the total
+        pixel matrix if slide position at `offset` does fall into a region on
+        the slide that was not imaged.
+
+        """
+        row, column = self.map_slide_coordinates_to_pixel_indices(np.array([offset]))[0]
+        return (int(row), int(column))
+
+    def get_slide_offset(self, pixel_indices: tuple[int, int]) -> tuple[float, float]:
+        """Get slide coordinates for a given total pixel matrix position.
+
+        Parameters
+        ----------
+        pixel_indices: Tuple[int, int]
+            Zero-based (row, column) offset in the total pixel matrix
+
+        Returns
+        -------
+        Tuple[float, float]
+            Zero-based (x, y) position on the slide in the slide coordinate
+            system in millimeter
+
+        """
+        x, y, _ = self.map_pixel_indices_to_slide_coordinates(np.array([pixel_indices]))[0]
+        return (float(x), float(y))
+
+    def get_rotation(self) -> float:
+        """Get angle to rotate image such that it aligns with slide.
+
+        Returns
+        -------
+        float
+            Counterclockwise angle in degrees, in [0, 360), from the slide's X
+            axis to the image's row direction (the direction of increasing
+            column index)
+
+        """
+        orientation = get_image_orientation(self._metadata)
+        return math.degrees(math.atan2(orientation[1], orientation[0])) % 360.0
+
+    def get_references(self, sop_class_uid: str | None = None) -> list[tuple[str, str, str]]:
+        """Get unique identifiers of referenced instances.
+
+        Parameters
+        ----------
+        sop_class_uid: Union[str, None], optional
+            SOP Class UID of instances for which references should be obtained
+
+        Returns
+        -------
+        List[Tuple[str, str, str]]
+            Study, Series, and SOP Instance UID of each referenced image
+
+        """
+        metadata = self._metadata
+        references: list[tuple[str, str, str]] = []
+        study = str(metadata.get("StudyInstanceUID", ""))
+        for series in metadata.get("ReferencedSeriesSequence", []):
+            for instance in series.get("ReferencedInstanceSequence", []):
+                if sop_class_uid is None or instance.ReferencedSOPClassUID == sop_class_uid:
+                    references.append(
+                        (
+                            study,
+                            str(series.SeriesInstanceUID),
+                            str(instance.ReferencedSOPInstanceUID),
+                        )
+                    )
+        for study_item in metadata.get("StudiesContainingOtherReferencedInstancesSequence", []):
+            for series in study_item.get("ReferencedSeriesSequence", []):
+                for instance in series.get("ReferencedInstanceSequence", []):
+                    if sop_class_uid is None or instance.ReferencedSOPClassUID == sop_class_uid:
+                        references.append(
+                            (
+                                str(study_item.StudyInstanceUID),
+                                str(series.SeriesInstanceUID),
+                                str(instance.ReferencedSOPInstanceUID),
+                            )
+                        )
+        return list(dict.fromkeys(references))

@@ -1,0 +1,848 @@
+"""Slides: the images of one glass slide, grouped into pyramids."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
+
+from dicomslide.cache import FrameCache
+from dicomslide.enum import ChannelTypes
+from dicomslide.errors import MetadataError
+from dicomslide.image import TiledImage
+from dicomslide.pyramid import Pyramid, PyramidLevel
+from dicomslide.utils import (
+    does_optical_path_item_match,
+    does_segment_item_match,
+    does_specimen_description_item_match,
+    get_image_size,
+    is_label_image,
+    is_overview_image,
+    is_volume_image,
+)
+
+logger = logging.getLogger(__name__)
+
+_CHANNEL_TYPE_ORDER = (
+    ChannelTypes.OPTICAL_PATH,
+    ChannelTypes.SEGMENT,
+    ChannelTypes.PARAMETER,
+)
+
+
+class ChannelKey(NamedTuple):
+    """What identifies a channel of a slide."""
+
+    #: Type of the channel
+    type: ChannelTypes
+    #: Series Instance UID of a derived series, empty for optical paths
+    scope: str
+    #: Optical Path Identifier, Segment Number or parameter number
+    identifier: str
+
+
+def group_concatenations(image_metadata: Sequence[Dataset]) -> list[list[Dataset]]:
+    """Group instances into images: the parts of a concatenation form one.
+
+    Parameters
+    ----------
+    image_metadata: Sequence[pydicom.Dataset]
+        Metadata of image instances
+
+    Returns
+    -------
+    List[List[pydicom.Dataset]]
+        Instances of each image, in the order images first appear
+
+    """
+    groups: dict[str, list[Dataset]] = {}
+    for metadata in image_metadata:
+        key = str(metadata.get("ConcatenationUID") or metadata.SOPInstanceUID)
+        groups.setdefault(key, []).append(metadata)
+    return list(groups.values())
+
+
+class Slide:
+    """A digital slide.
+
+    A collection of DICOM image instances that share the same Frame of
+    Reference UID and Container Identifier, i.e., that have been acquired as
+    part of one image acquisition for the same physical glass slide
+    (container) and can be visualized and analyzed in the same frame of
+    reference (coordinate system).
+
+    A slide consists of one or more image pyramids - one for each unique pair
+    of channel and focal plane. Pyramids have the same levels across channels
+    and focal planes (derived images may lack some levels); the tiling of the
+    total pixel matrices may differ between levels, channels and focal planes.
+
+    Parameters
+    ----------
+    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        DICOMweb client, or a local folder path or DICOMweb URL to open one
+    image_metadata: Sequence[pydicom.Dataset]
+        Metadata of DICOM VL Whole Slide Microscopy Image instances or of
+        derived DICOM Segmentation or Parametric Map instances that belong to
+        the slide
+    max_frame_cache_size: int, optional
+        Number of frames per image the frame cache holds at least (the cache
+        is bounded in bytes, see :class:`dicomslide.cache.FrameCache`)
+    pyramid_tolerance: float, optional
+        Maximally tolerated distances between the centers of images at
+        different pyramid levels in the slide coordinate system in millimeter
+        unit
+    correct_color: bool, optional
+        Whether pixels are colour corrected with the images' ICC profiles
+    cache: Union[dicomslide.cache.FrameCache, None], optional
+        Cache for decoded frames; by default the cache shared by all images
+
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        image_metadata: Sequence[Dataset],
+        max_frame_cache_size: int = 6,
+        pyramid_tolerance: float = 0.1,
+        *,
+        correct_color: bool = True,
+        cache: FrameCache | None = None,
+    ) -> None:
+        from dicomslide.client import open_client
+
+        if isinstance(image_metadata, Dataset) or not isinstance(
+            image_metadata, Sequence
+        ):
+            raise TypeError("image_metadata must be a sequence of datasets")
+        if len(image_metadata) == 0:
+            raise ValueError("image_metadata must not be empty")
+        self._client = open_client(client)
+        self._check_consistency(image_metadata)
+        first = image_metadata[0]
+        self._container_id = str(first.get("ContainerIdentifier", ""))
+        self._frame_of_reference_uid = str(first.get("FrameOfReferenceUID", ""))
+        self._correct_color = correct_color
+
+        # A channel is an optical path, or a segment or parameter of one
+        # derived series (segment numbers repeat across segmentations).
+        volume: dict[tuple[ChannelKey, float], list[TiledImage]] = defaultdict(list)
+        labels: list[TiledImage] = []
+        overviews: list[TiledImage] = []
+        for parts in group_concatenations(image_metadata):
+            image = TiledImage(
+                self._client,
+                parts,
+                max_frame_cache_size,
+                correct_color=correct_color,
+                cache=cache,
+            )
+            metadata = image.metadata
+            if is_label_image(metadata):
+                labels.append(image)
+            elif is_overview_image(metadata):
+                overviews.append(image)
+            elif is_volume_image(metadata) or image.channel_type != ChannelTypes.OPTICAL_PATH:
+                scope = (
+                    ""
+                    if image.channel_type == ChannelTypes.OPTICAL_PATH
+                    else str(metadata.SeriesInstanceUID)
+                )
+                for channel in range(image.num_channels):
+                    channel_key = ChannelKey(
+                        image.channel_type, scope, image.get_channel_identifier(channel)
+                    )
+                    for plane in range(image.num_focal_planes):
+                        volume[(channel_key, image.get_focal_plane_offset(plane))].append(
+                            image
+                        )
+            else:
+                logger.debug(
+                    "image %s is neither VOLUME, LABEL nor OVERVIEW", metadata.SOPInstanceUID
+                )
+        if not any(key.type == ChannelTypes.OPTICAL_PATH for key, _ in volume):
+            raise MetadataError(
+                "a slide needs at least one VOLUME or THUMBNAIL image",
+                str(first.get("SOPInstanceUID")),
+            )
+        self._label_images = tuple(labels)
+        self._overview_images = tuple(overviews)
+
+        channels: list[ChannelKey] = []
+        for channel_type in _CHANNEL_TYPE_ORDER:
+            for key, _ in volume:
+                if key.type == channel_type and key not in channels:
+                    channels.append(key)
+        self._channels = channels
+        self._focal_plane_offsets = sorted(
+            {offset for key, offset in volume if key.type == ChannelTypes.OPTICAL_PATH}
+        )
+
+        self._volume_images: dict[tuple[int, int], tuple[TiledImage, ...]] = {}
+        for channel_index, channel_key in enumerate(channels):
+            plane_offsets = sorted({offset for key, offset in volume if key == channel_key})
+            for plane_index, offset in enumerate(self._focal_plane_offsets):
+                if offset not in plane_offsets:
+                    if len(plane_offsets) != 1:
+                        continue
+                    # derived images of a single plane apply to every plane
+                    offset = plane_offsets[0]
+                images = sorted(
+                    dict.fromkeys(volume[(channel_key, offset)]),
+                    key=lambda image: get_image_size(image.metadata),
+                    reverse=True,
+                )
+                self._volume_images[(channel_index, plane_index)] = tuple(images)
+
+        reference = [image.metadata for image in self._volume_images[(0, 0)]]
+        self._pyramids: dict[tuple[int, int], Pyramid] = {}
+        for key, images in self._volume_images.items():
+            try:
+                self._pyramids[key] = Pyramid(
+                    [image.metadata for image in images],
+                    pyramid_tolerance,
+                    ref_metadata=reference,
+                )
+            except ValueError as error:
+                raise MetadataError(
+                    f"images of channel {key[0]} and focal plane {key[1]} do not "
+                    f"form a pyramid: {error}",
+                    str(images[0].metadata.SOPInstanceUID),
+                ) from error
+        self._pyramid = self._pyramids[(0, 0)]
+        uids = sorted(
+            uid for group in group_concatenations(image_metadata) for uid in
+            (str(part.SOPInstanceUID) for part in group)
+        )
+        self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
+
+    @staticmethod
+    def _check_consistency(image_metadata: Sequence[Dataset]) -> None:
+        first = image_metadata[0]
+        seen: set[str] = set()
+        for metadata in image_metadata:
+            if not isinstance(metadata, Dataset):
+                raise TypeError("image_metadata must be a sequence of datasets")
+            uid = str(metadata.get("SOPInstanceUID"))
+            if uid in seen:
+                raise MetadataError("SOP Instance UID occurs twice in the slide", uid)
+            seen.add(uid)
+            for keyword in ("FrameOfReferenceUID", "ContainerIdentifier"):
+                if metadata.get(keyword) != first.get(keyword):
+                    raise MetadataError(
+                        f"{keyword} {metadata.get(keyword)!r} differs from "
+                        f"{first.get(keyword)!r} of the slide's other images",
+                        uid,
+                    )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Slide {self._container_id!r} levels={self.num_levels} "
+            f"channels={self.num_channels} focal_planes={self.num_focal_planes}>"
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._uid_hash)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Slide):
+            return NotImplemented
+        return self._uid_hash == other._uid_hash
+
+    @property
+    def client(self) -> Any:
+        """dicomweb_client.api.DICOMClient: client that serves the slide"""
+        return self._client
+
+    @property
+    def container_id(self) -> str:
+        """str: Container Identifier of the slide"""
+        return self._container_id
+
+    @property
+    def frame_of_reference_uid(self) -> str:
+        """str: Unique identifier of the frame of reference"""
+        return self._frame_of_reference_uid
+
+    @property
+    def pyramid(self) -> Pyramid:
+        """dicomslide.Pyramid: pyramid of channel 0 and focal plane 0"""
+        return self._pyramid
+
+    @property
+    def num_channels(self) -> int:
+        """int: Number of channels"""
+        return len(self._channels)
+
+    @property
+    def num_focal_planes(self) -> int:
+        """int: Number of focal planes"""
+        return len(self._focal_plane_offsets)
+
+    @property
+    def num_levels(self) -> int:
+        """int: Number of pyramid levels
+
+        Note
+        ----
+        Levels are sorted by size in descending order from the base level
+        (highest image resolution, smallest pixel spacing) to the top level
+        (lowest image resolution, largest pixel spacing).
+
+        """
+        return len(self._pyramid)
+
+    @property
+    def label_images(self) -> tuple[TiledImage, ...]:
+        """Tuple[dicomslide.TiledImage, ...]: LABEL images of the slide"""
+        return self._label_images
+
+    @property
+    def overview_images(self) -> tuple[TiledImage, ...]:
+        """Tuple[dicomslide.TiledImage, ...]: OVERVIEW images of the slide"""
+        return self._overview_images
+
+    @property
+    def total_pixel_matrix_dimensions(self) -> tuple[tuple[int, int], ...]:
+        """Tuple[Tuple[int, int], ...]: Number of rows and columns of the total
+        pixel matrix at each pyramid level"""
+        return tuple(level.total_pixel_matrix_dimensions for level in self._pyramid)
+
+    @property
+    def pixel_spacings(self) -> tuple[tuple[float, float], ...]:
+        """Tuple[Tuple[float, float], ...]: Distance between neighboring pixels
+        along the row (left to right) and column (top to bottom) directions"""
+        return tuple(level.pixel_spacing for level in self._pyramid)
+
+    @property
+    def downsampling_factors(self) -> tuple[float, ...]:
+        """Tuple[float, ...]: Downsampling factors of images at each pyramid
+        level relative to the base level (mean of rows and columns)"""
+        return tuple(float(np.mean(level.downsampling_factors)) for level in self._pyramid)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Tuple[int, int]: Maximum size of the total pixel matrices along the
+        rows and columns axes of the total pixel matrix"""
+        return self.total_pixel_matrix_dimensions[0]
+
+    @property
+    def physical_offset(self) -> tuple[float, float]:
+        """Tuple[float, float]: Minimum offset of the total pixel matrices
+        from the origin of the frame of reference along the X and Y axes of
+        the slide coordinate system in millimeter"""
+        offsets = np.array(
+            [image.physical_offset for images in self._volume_images.values() for image in images]
+        )
+        low = offsets.min(axis=0)
+        return (float(low[0]), float(low[1]))
+
+    @property
+    def physical_size(self) -> tuple[float, float]:
+        """Tuple[float, float]: Maximum size of the total pixel matrices along
+        the X and Y axes of the slide coordinate system in millimeter"""
+        sizes = np.array(
+            [image.physical_size for images in self._volume_images.values() for image in images]
+        )
+        high = sizes.max(axis=0)
+        return (float(high[0]), float(high[1]))
+
+    def get_volume_images(
+        self, channel_index: int = 0, focal_plane_index: int = 0
+    ) -> tuple[TiledImage, ...]:
+        """Get VOLUME or THUMBNAIL images for a channel and focal plane.
+
+        Parameters
+        ----------
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        Tuple[dicomslide.TiledImage, ...]
+            Images sorted by size in descending order
+
+        Raises
+        ------
+        ValueError
+            When there are no images for the channel and focal plane
+
+        """
+        try:
+            return self._volume_images[(int(channel_index), int(focal_plane_index))]
+        except KeyError:
+            raise ValueError(
+                f"no images for channel {channel_index} and focal plane "
+                f"{focal_plane_index}"
+            ) from None
+
+    def _level(self, level: int) -> PyramidLevel:
+        try:
+            return self._pyramid[level]
+        except IndexError:
+            raise IndexError(
+                f"level {level} is out of range for {self.num_levels} levels"
+            ) from None
+
+    def get_image(
+        self, level: int, channel_index: int = 0, focal_plane_index: int = 0
+    ) -> TiledImage:
+        """Get the image of a pyramid level.
+
+        Parameters
+        ----------
+        level: int
+            Zero-based index into pyramid levels (negative counts from the top)
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        dicomslide.TiledImage
+            Image
+
+        Raises
+        ------
+        ValueError
+            When the channel has no image at that level
+
+        """
+        dimensions = self._level(level).total_pixel_matrix_dimensions
+        for image in self.get_volume_images(channel_index, focal_plane_index):
+            if image.size == dimensions:
+                return image
+        raise ValueError(
+            f"channel {channel_index} has no image at level {level} "
+            f"(size {dimensions})"
+        )
+
+    def get_image_region(
+        self,
+        offset: tuple[int, int],
+        level: int,
+        size: tuple[int, int],
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> np.ndarray:
+        """Get image region.
+
+        Parameters
+        ----------
+        offset: Tuple[int, int]
+            Zero-based (row, column) indices that specify the offset of the
+            image region in the total pixel matrix of the image at the highest
+            resolution level (level 0)
+        level: int
+            Zero-based index into pyramid levels
+        size: Tuple[int, int]
+            Rows and columns of the requested image region at `level`
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        numpy.ndarray
+            Three-dimensional pixel array of shape (Rows, Columns, Samples per
+            Pixel) for the requested image region
+
+        """
+        factors = self._level(level).downsampling_factors
+        row = int(np.floor(int(offset[0]) / factors[0]))
+        column = int(np.floor(int(offset[1]) / factors[1]))
+        matrix = self._matrix(level, channel_index, focal_plane_index)
+        return matrix.read_region((row, column), size)
+
+    def _matrix(self, level: int, channel_index: int, focal_plane_index: int) -> Any:
+        image = self.get_image(level, channel_index, focal_plane_index)
+        identifier = self._channels[channel_index].identifier
+        offset = self._focal_plane_offsets[focal_plane_index]
+        planes = [image.get_focal_plane_offset(i) for i in range(image.num_focal_planes)]
+        plane = planes.index(offset) if offset in planes else 0
+        return image.get_total_pixel_matrix(image.get_channel_index(identifier), plane)
+
+    def get_slide_region(
+        self,
+        offset: tuple[float, float],
+        level: int,
+        size: tuple[float, float],
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> np.ndarray:
+        """Get slide region.
+
+        Parameters
+        ----------
+        offset: Tuple[float, float]
+            Zero-based (x, y) offset in the slide coordinate system in
+            millimeter. The (0.0, 0.0) coordinate is located at the origin of
+            the slide (usually the slide corner).
+        level: int
+            Zero-based index into pyramid levels
+        size: Tuple[float, float]
+            Width and height of the requested slide region in millimeter unit
+            along the X and Y axis of the slide coordinate system, respectively.
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        numpy.ndarray
+            Three-dimensional pixel array of shape (Rows, Columns, Samples per
+            Pixel) for the requested slide region
+
+        """
+        matrix = self._matrix(level, channel_index, focal_plane_index)
+        return matrix.image.get_slide_region(
+            offset, size, matrix.channel_index, matrix.focal_plane_index
+        )
+
+    def get_pixel_indices(
+        self,
+        offset: tuple[float, float],
+        level: int,
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> tuple[int, int]:
+        """Get indices into total pixel matrix for a given slide position.
+
+        Parameters
+        ----------
+        offset: Tuple[float, float]
+            Zero-based (x, y) offset in the slide coordinate system in millimeter
+        level: int
+            Zero-based index into pyramid levels
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        Tuple[int, int]
+            Zero-based (row, column) position in the total pixel matrix
+
+        """
+        image = self.get_image(level, channel_index, focal_plane_index)
+        return image.get_pixel_indices(offset)
+
+    def get_slide_offset(
+        self,
+        pixel_indices: tuple[int, int],
+        level: int,
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> tuple[float, float]:
+        """Get slide coordinates for a given total pixel matrix position.
+
+        Parameters
+        ----------
+        pixel_indices: Tuple[int, int]
+            Zero-based (row, column) offset in the total pixel matrix
+        level: int
+            Zero-based index into pyramid levels
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        Tuple[float, float]
+            Zero-based (x, y) position on the slide in the slide coordinate
+            system in millimeter
+
+        """
+        image = self.get_image(level, channel_index, focal_plane_index)
+        return image.get_slide_offset(pixel_indices)
+
+    def map_pixel_indices_to_slide_coordinates(
+        self,
+        pixel_indices: np.ndarray,
+        level: int,
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> np.ndarray:
+        """Map pixel indices to slide coordinates.
+
+        Parameters
+        ----------
+        pixel_indices: numpy.ndarray
+            Zero-based (row, column) indices into the total pixel matrix of
+            the image, shape (n, 2)
+        level: int
+            Zero-based index into pyramid levels
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        numpy.ndarray
+            Zero-based (x, y, z) coordinates in the slide coordinate system in
+            millimeter, shape (n, 3)
+
+        """
+        image = self.get_image(level, channel_index, focal_plane_index)
+        coordinates = image.map_pixel_indices_to_slide_coordinates(pixel_indices)
+        coordinates[:, 2] = self.get_focal_plane_offset(focal_plane_index) / 1000.0
+        return coordinates
+
+    def map_slide_coordinates_to_pixel_indices(
+        self,
+        slide_coordinates: np.ndarray,
+        level: int,
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> np.ndarray:
+        """Map slide coordinates to pixel indices.
+
+        Parameters
+        ----------
+        slide_coordinates: numpy.ndarray
+            Zero-based (x, y[, z]) coordinates in the slide coordinate system
+            in millimeter, shape (n, 2) or (n, 3)
+        level: int
+            Zero-based index into pyramid levels
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        numpy.ndarray
+            Zero-based (row, column) indices into the total pixel matrix of
+            the image, shape (n, 2)
+
+        """
+        image = self.get_image(level, channel_index, focal_plane_index)
+        return image.map_slide_coordinates_to_pixel_indices(slide_coordinates)
+
+    def get_channel_identifier(self, channel_index: int) -> str:
+        """Get identifier of a channel.
+
+        Parameters
+        ----------
+        channel_index: int
+            Zero-based channel index
+
+        Returns
+        -------
+        str
+            Channel identifier
+
+        Raises
+        ------
+        ValueError
+            When no channel is found for `channel_index`
+
+        """
+        if not 0 <= channel_index < self.num_channels:
+            raise ValueError(f"no channel with index {channel_index}")
+        return self._channels[channel_index].identifier
+
+    def get_channel_type(self, channel_index: int) -> ChannelTypes:
+        """Get type of a channel.
+
+        Parameters
+        ----------
+        channel_index: int
+            Zero-based channel index
+
+        Returns
+        -------
+        dicomslide.ChannelTypes
+            Channel type
+
+        Raises
+        ------
+        ValueError
+            When no channel is found for `channel_index`
+
+        """
+        if not 0 <= channel_index < self.num_channels:
+            raise ValueError(f"no channel with index {channel_index}")
+        return self._channels[channel_index].type
+
+    def get_channel_index(
+        self, channel_identifier: str, channel_type: str | ChannelTypes
+    ) -> int:
+        """Get index of a channel.
+
+        Parameters
+        ----------
+        channel_identifier: str
+            Channel identifier
+        channel_type: Union[str, dicomslide.ChannelTypes]
+            Channel type
+
+        Returns
+        -------
+        int
+            Zero-based channel index
+
+        Raises
+        ------
+        ValueError
+            When no channel is found for `channel_identifier` and `channel_type`
+
+        """
+        channel_type = ChannelTypes(channel_type)
+        for index, key in enumerate(self._channels):
+            if key.type == channel_type and key.identifier == str(channel_identifier):
+                return index
+        raise ValueError(
+            f"no {channel_type.value} channel with identifier {channel_identifier!r}"
+        )
+
+    def get_focal_plane_index(self, focal_plane_offset: float) -> int:
+        """Get index of a focal plane.
+
+        Parameters
+        ----------
+        focal_plane_offset: float
+            Offset of the focal plane from the slide surface along the Z axis
+            of the slide coordinate system in micrometers
+
+        Returns
+        -------
+        int
+            Zero-based focal plane index
+
+        Raises
+        ------
+        ValueError
+            When no focal plane is found for `focal_plane_offset`
+
+        """
+        for index, offset in enumerate(self._focal_plane_offsets):
+            if abs(offset - float(focal_plane_offset)) < 1e-6:
+                return index
+        raise ValueError(f"no focal plane with offset {focal_plane_offset} µm")
+
+    def get_focal_plane_offset(self, focal_plane_index: int) -> float:
+        """Get z offset of focal plane in slide coordinate system.
+
+        Parameters
+        ----------
+        focal_plane_index: int
+            Zero-based focal plane index
+
+        Returns
+        -------
+        float
+            Offset of the focal plane from the slide surface along the Z axis
+            of the slide coordinate system in micrometers
+
+        Raises
+        ------
+        ValueError
+            When no focal plane is found for `focal_plane_index`
+
+        """
+        if not 0 <= focal_plane_index < self.num_focal_planes:
+            raise ValueError(f"no focal plane with index {focal_plane_index}")
+        return float(self._focal_plane_offsets[focal_plane_index])
+
+    def find_optical_paths(
+        self,
+        identifier: str | None = None,
+        description: str | None = None,
+        illumination_wavelength: float | None = None,
+        specimen_stain: hd.sr.CodedConcept | Code | None = None,
+    ) -> tuple[int, ...]:
+        """Find optical paths.
+
+        Parameters
+        ----------
+        identifier: Union[str, None], optional
+            Optical path identifier
+        description: Union[str, None], optional
+            Optical path description
+        illumination_wavelength: Union[float, None], optional
+            Optical path illumination wavelength in nanometers
+        specimen_stain: Union[highdicom.sr.CodedConcept, pydicom.sr.coding.Code, None], optional
+            Substance used for specimen staining
+
+        Returns
+        -------
+        Tuple[int, ...]
+            Zero-based indices of the matching channels
+
+        """  # noqa: E501
+        matches = []
+        for index, (channel_type, _, channel_id) in enumerate(self._channels):
+            if channel_type != ChannelTypes.OPTICAL_PATH:
+                continue
+            metadata = self._volume_images[(index, 0)][0].metadata
+            items = [
+                item
+                for item in metadata.get("OpticalPathSequence", [])
+                if str(item.OpticalPathIdentifier) == channel_id
+            ]
+            item = items[0] if items else Dataset()
+            specimens = metadata.get("SpecimenDescriptionSequence") or [Dataset()]
+            if (identifier is None or channel_id == identifier) and does_optical_path_item_match(
+                item, None, description, illumination_wavelength
+            ) and any(
+                does_specimen_description_item_match(specimen, specimen_stain)
+                for specimen in specimens
+            ):
+                matches.append(index)
+        return tuple(matches)
+
+    def find_segments(
+        self,
+        number: int | None = None,
+        label: str | None = None,
+        property_category: hd.sr.CodedConcept | Code | None = None,
+        property_type: hd.sr.CodedConcept | Code | None = None,
+    ) -> tuple[int, ...]:
+        """Find segments.
+
+        Parameters
+        ----------
+        number: Union[int, None], optional
+            Segment number
+        label: Union[str, None], optional
+            Segment label
+        property_category: Union[highdicom.sr.CodedConcept, pydicom.sr.coding.Code, None], optional
+            Category of segmented property
+        property_type: Union[highdicom.sr.CodedConcept, pydicom.sr.coding.Code, None], optional
+            Type of segmented property
+
+        Returns
+        -------
+        Tuple[int, ...]
+            Zero-based indices of the matching channels
+
+        """  # noqa: E501
+        matches = []
+        for index, (channel_type, _, channel_id) in enumerate(self._channels):
+            if channel_type != ChannelTypes.SEGMENT:
+                continue
+            metadata = self._volume_images[(index, 0)][0].metadata
+            items = [
+                item
+                for item in metadata.get("SegmentSequence", [])
+                if str(item.SegmentNumber) == channel_id
+            ]
+            if items and does_segment_item_match(
+                items[0], number, label, property_category, property_type
+            ):
+                matches.append(index)
+        return tuple(matches)
