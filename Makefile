@@ -1,0 +1,44 @@
+# make test: lint, type-check and test in a virtual environment (.venv)
+# make demo: run the demo on the bundled sample slide in data/sample
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+OUT ?= out/demo
+
+.PHONY: install install-test test lint typecheck pytest demo sample clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python setup.cfg pyproject.toml requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime requirements_test.txt
+	$(BIN)/python -m pip install --quiet -r requirements_test.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-test: $(VENV)/.test
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check dicomslide tests benchmarks data
+
+typecheck: $(VENV)/.test
+	$(BIN)/mypy
+
+pytest: $(VENV)/.test
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+demo: $(VENV)/.runtime
+	$(BIN)/python data/demo.py data/sample $(OUT)
+
+sample: $(VENV)/.test
+	$(BIN)/python data/make_sample.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis

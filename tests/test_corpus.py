@@ -1,0 +1,146 @@
+"""Conformance with the third-party corpus: facts and reference pixels.
+
+Reference regions were decoded by wsidicom and re-checked with pydicom +
+Pillow / pylibjpeg-openjpeg. We decode JPEG with Pillow (libjpeg-turbo) and
+JPEG 2000 with pylibjpeg-openjpeg, the same libraries, so every region must
+match exactly (tolerance 0), lossy syntaxes included.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from dicomweb_client import DICOMfileClient
+
+import dicomslide
+from conftest import corpus_path
+
+CORPUS = corpus_path()
+SLIDE_VARIANTS = (
+    sorted(
+        p.name
+        for p in CORPUS.glob("V*")
+        if json.loads((p / "expected" / "facts.json").read_text())["kind"] == "slide"
+    )
+    if CORPUS
+    else ["corpus-missing"]
+)
+
+
+def _facts(folder: Path) -> dict:
+    return json.loads((folder / "expected" / "facts.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def file_clients(corpus, tmp_path_factory):
+    """A plain DICOMfileClient per variant, as a user would build it."""
+    clients = {}
+
+    def get(name: str) -> DICOMfileClient:
+        if name not in clients:
+            clients[name] = DICOMfileClient(
+                url=(corpus / name).as_uri(),
+                db_dir=tmp_path_factory.mktemp(name),
+                readonly=True,
+            )
+        return clients[name]
+
+    return get
+
+
+def _level_image(folder: Path, level: dict, client) -> dicomslide.TiledImage:
+    parts = [pydicom.dcmread(folder / name, stop_before_pixels=True) for name in level["files"]]
+    return dicomslide.TiledImage(client, parts, correct_color=False)
+
+
+@pytest.mark.parametrize("variant", SLIDE_VARIANTS)
+def test_levels_match_facts(corpus, file_clients, variant):
+    folder = corpus / variant
+    facts = _facts(folder)
+    client = file_clients(variant)
+    for level in facts["levels"]:
+        image = _level_image(folder, level, client)
+        assert image.size == (level["TotalPixelMatrixRows"], level["TotalPixelMatrixColumns"])
+        matrix = image.get_total_pixel_matrix()
+        assert matrix.tile_shape[:2] == (level["Rows"], level["Columns"])
+        assert matrix.tile_grid_shape == tuple(level["tile_grid_rows_cols"])
+        assert matrix.shape[2] == level["SamplesPerPixel"]
+        assert dicomslide.get_image_pixel_spacing(image.metadata) == pytest.approx(
+            level["PixelSpacing_mm"]
+        )
+        assert image.num_channels == level["optical_paths"]["count"]
+        assert [
+            image.get_channel_identifier(i) for i in range(image.num_channels)
+        ] == level["optical_paths"]["identifiers"]
+        assert image.num_focal_planes == level["focal_planes"]["count"]
+        assert image._store.number_of_frames == level["NumberOfFrames"]
+        icc = image.icc_profile
+        if level.get("icc_profile_length"):
+            assert icc is not None and len(icc) == level["icc_profile_length"]
+            assert hashlib.sha256(icc).hexdigest() == level["icc_profile_sha256"]
+        else:
+            assert icc is None
+
+
+@pytest.mark.parametrize("variant", SLIDE_VARIANTS)
+def test_regions_match_reference_pixels(corpus, file_clients, variant):
+    folder = corpus / variant
+    facts = _facts(folder)
+    records = json.loads((folder / "expected" / "regions.json").read_text())["regions"]
+    reference = np.load(folder / "expected" / "regions.npz")
+    client = file_clients(variant)
+    images = {}
+    checked = 0
+    for record in records:
+        if record.get("skipped"):
+            continue
+        level = record["level"]
+        if level not in images:
+            images[level] = _level_image(folder, facts["levels"][level], client)
+        matrix = images[level].get_total_pixel_matrix(
+            record["optical_path_index"], record["focal_plane_index"]
+        )
+        (r0, c0), (h, w) = record["offset_rc"], record["size_rc"]
+        got = matrix[r0 : r0 + h, c0 : c0 + w]
+        expected = reference[record["key"]]
+        if expected.ndim == 2:
+            got = got[:, :, 0]
+        assert got.shape == expected.shape, record["key"]
+        assert got.dtype == expected.dtype, record["key"]
+        np.testing.assert_array_equal(got, expected, err_msg=record["key"])
+        checked += 1
+    assert checked > 0
+
+
+@pytest.mark.parametrize("variant", SLIDE_VARIANTS)
+def test_find_slides_reports_facts(corpus, variant):
+    folder = corpus / variant
+    facts = _facts(folder)
+    slides = dicomslide.find_slides(folder)
+    assert len(slides) == 1
+    slide = slides[0]
+    assert slide.container_id == facts["ContainerIdentifier"]
+    assert slide.frame_of_reference_uid == (facts["FrameOfReferenceUID"] or "")
+    volume_sizes = [
+        (level["TotalPixelMatrixRows"], level["TotalPixelMatrixColumns"])
+        for level in facts["levels"]
+    ]
+    # THUMBNAIL images are pyramid levels in the dicomslide API (decisions §4)
+    associated = facts.get("associated") or {}
+    thumbnails = [
+        (a["TotalPixelMatrixRows"], a["TotalPixelMatrixColumns"])
+        for a in associated.get("THUMBNAIL", [])
+    ]
+    expected_sizes = sorted(volume_sizes + thumbnails, key=lambda s: -s[0] * s[1])
+    assert list(slide.total_pixel_matrix_dimensions) == expected_sizes
+    assert len(slide.label_images) == len(associated.get("LABEL", []))
+    assert len(slide.overview_images) == len(associated.get("OVERVIEW", []))
+    for image, fact in zip(slide.label_images, associated.get("LABEL", [])):
+        assert image.size == (fact["TotalPixelMatrixRows"], fact["TotalPixelMatrixColumns"])
+        assert len(image.icc_profile or b"") == (fact.get("icc_profile_length") or 0)
+    base = facts["levels"][0]
+    assert slide.pixel_spacings[0] == pytest.approx(base["PixelSpacing_mm"][::-1])
