@@ -2,6 +2,7 @@
 
 Usage: python data/demo.py [SOURCE] [OUTPUT_FOLDER]
 """
+
 from __future__ import annotations
 
 import sys
@@ -38,14 +39,21 @@ def main(source: str = "data/sample", output: str = "out/demo") -> int:
         print(f"no slides found in {source}")
         return 1
     for slide in slides:
-        print(f"slide {slide.container_id}: {slide.num_levels} levels, "
-              f"{slide.num_channels} channel(s), {slide.num_focal_planes} focal plane(s)")
+        print(
+            f"slide {slide.container_id}: {slide.num_levels} levels, "
+            f"{slide.num_channels} channel(s), {slide.num_focal_planes} focal plane(s)"
+        )
         for level, ((rows, columns), spacing, factor) in enumerate(
-            zip(slide.total_pixel_matrix_dimensions, slide.pixel_spacings,
-                slide.downsampling_factors)
+            zip(
+                slide.total_pixel_matrix_dimensions,
+                slide.pixel_spacings,
+                slide.downsampling_factors,
+            )
         ):
-            print(f"  level {level}: {columns} x {rows} px, "
-                  f"{spacing[0] * 1000:.3f} µm/px, downsampled {factor:g}x")
+            print(
+                f"  level {level}: {columns} x {rows} px, "
+                f"{spacing[0] * 1000:.3f} µm/px, downsampled {factor:g}x"
+            )
     slide = slides[0]
     rows, columns = slide.size
     size = (min(1024, rows), min(1024, columns))

@@ -1,4 +1,5 @@
 """Read DICOM whole slide microscopy images from local files and DICOMweb."""
+
 import logging
 
 from dicomslide.discovery import find_slides

@@ -1,4 +1,5 @@
 """A thread-safe cache of decoded frames, bounded in bytes."""
+
 from __future__ import annotations
 
 import os

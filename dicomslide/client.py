@@ -4,6 +4,7 @@ Everything the package asks of a client goes through :func:`call`, which
 serialises calls into a ``DICOMfileClient`` (its SQLite connection is bound to
 one thread and holds one shared cursor).
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,7 +68,10 @@ class _QuietIndexing(logging.Filter):
     """Demote the index's complaints about non-DICOM files to DEBUG."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.WARNING and "failed to read file" in record.getMessage():
+        if (
+            record.levelno == logging.WARNING
+            and "failed to read file" in record.getMessage()
+        ):
             logger.debug("not a DICOM file: %s", record.getMessage())
             return False
         return True

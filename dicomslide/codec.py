@@ -6,6 +6,7 @@ array of shape (rows, columns, samples). Colour follows the encoded stream
 a JPEG 2000 codestream with a multiple component transform is inverted by the
 decoder), not only Photometric Interpretation.
 """
+
 from __future__ import annotations
 
 import functools
@@ -149,7 +150,7 @@ def _load_pillow_jxl() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _family(transfer_syntax_uid: str) -> str:
     """Name the decoder family of a transfer syntax, or raise if unsupported."""
     if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
@@ -194,9 +195,14 @@ def is_supported_transfer_syntax(transfer_syntax_uid: str) -> bool:
     return _decoder_available(family)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _decoder_available(family: str) -> bool:
-    modules = {"libjpeg": "libjpeg", "jpegls": "jpeg_ls", "j2k": "openjpeg", "rle": "rle"}
+    modules = {
+        "libjpeg": "libjpeg",
+        "jpegls": "jpeg_ls",
+        "j2k": "openjpeg",
+        "rle": "rle",
+    }
     if family == "jxl":
         return _load_pillow_jxl()
     if family in modules:

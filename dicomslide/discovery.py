@@ -1,4 +1,5 @@
 """Finding slides: search a source, fetch metadata once per series, group."""
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,13 @@ from dicomslide.utils import (
 logger = logging.getLogger(__name__)
 
 _ICC_PROFILE_TAG = 0x00282000
-_SERIES_FIELDS = ["StudyInstanceUID", "SeriesInstanceUID", "Modality", "PatientID", "StudyID"]
+_SERIES_FIELDS = [
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "Modality",
+    "PatientID",
+    "StudyID",
+]
 _SLIDE_MODALITIES = {"SM"}
 _DERIVED_MODALITIES = {"SM", "SEG", "OT"}
 _DERIVED_SOP_CLASS_UIDS = SEGMENTATION_SOP_CLASS_UIDS | {PARAMETRIC_MAP_SOP_CLASS_UID}
@@ -93,7 +100,8 @@ def _wanted(
             return False
     if optical_path_ids:
         identifiers = {
-            str(item.OpticalPathIdentifier) for item in image.get("OpticalPathSequence", [])
+            str(item.OpticalPathIdentifier)
+            for item in image.get("OpticalPathSequence", [])
         }
         if not identifiers & {str(i) for i in optical_path_ids}:
             return False
@@ -238,7 +246,9 @@ def find_slides(
         else:
             derived.append(image)
     owner = {
-        str(image.SOPInstanceUID): key for key, members in groups.items() for image in members
+        str(image.SOPInstanceUID): key
+        for key, members in groups.items()
+        for image in members
     }
     for image in derived:
         keys = {owner[uid] for uid in _referenced_instances(image) if uid in owner}

@@ -1,4 +1,5 @@
 """Enumerated values shared by the package."""
+
 from enum import Enum
 
 

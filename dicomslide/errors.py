@@ -4,6 +4,7 @@ Every exception derives from :class:`DicomSlideError`. Errors that concern a
 particular frame carry the SOP Instance UID and the frame number, and name both
 in their message.
 """
+
 from __future__ import annotations
 
 

@@ -11,8 +11,10 @@ many frames per call:
   ``retrieve_instance_frames`` request per call, with media types negotiated
   once per client.
 """
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -126,12 +128,12 @@ class FileFrameSource:
 
     def __del__(self) -> None:
         if self._fd is not None and self._pid == os.getpid():
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._fd)
-            except OSError:
-                pass
 
-    def _error(self, message: str, frame_number: int | None = None) -> FrameRetrievalError:
+    def _error(
+        self, message: str, frame_number: int | None = None
+    ) -> FrameRetrievalError:
         return FrameRetrievalError(
             f"{message} (file {self.path})", self.sop_instance_uid, frame_number
         )
@@ -181,7 +183,9 @@ class FileFrameSource:
             )
         start = int(element.value_tell)
         if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
-            return _NativeFrameIndex(start, self._desc, self._number_of_frames, file_size)
+            return _NativeFrameIndex(
+                start, self._desc, self._number_of_frames, file_size
+            )
         extended = None
         if "ExtendedOffsetTable" in dataset and "ExtendedOffsetTableLengths" in dataset:
             extended = (
@@ -237,8 +241,9 @@ class FileFrameSource:
 
 
 class _FrameIndex(Protocol):
-    def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
-        ...
+    def read(
+        self, source: FileFrameSource, frame_numbers: list[int]
+    ) -> list[bytes]: ...
 
 
 class _MemoryFrameIndex:
@@ -279,13 +284,16 @@ class _NativeFrameIndex:
         self, start: int, desc: PixelDescription, number_of_frames: int, file_size: int
     ) -> None:
         self._start = start
-        self._bits = desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
+        self._bits = (
+            desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
+        )
 
     def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
         if self._bits % 8 == 0:
             size = self._bits // 8
             spans = [
-                (self._start + (n - 1) * size, self._start + n * size) for n in frame_numbers
+                (self._start + (n - 1) * size, self._start + n * size)
+                for n in frame_numbers
             ]
             return _read_spans(source, spans, frame_numbers)
         # Bit-packed frames (1 bit per pixel) that don't end on a byte boundary
@@ -298,7 +306,9 @@ class _NativeFrameIndex:
             bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
             shift = first_bit % 8
             frames.append(
-                np.packbits(bits[shift : shift + self._bits], bitorder="little").tobytes()
+                np.packbits(
+                    bits[shift : shift + self._bits], bitorder="little"
+                ).tobytes()
             )
         return frames
 
@@ -337,7 +347,9 @@ def _join_fragments(data: bytes, source: FileFrameSource, frame_number: int) -> 
 
 
 def _read_spans(
-    source: FileFrameSource, spans: list[tuple[int, ...]], frame_numbers: list[int]
+    source: FileFrameSource,
+    spans: Sequence[tuple[int, ...]],
+    frame_numbers: list[int],
 ) -> list[bytes]:
     """Read byte ranges, one call per run of ranges that lie close together."""
     order = sorted(range(len(spans)), key=lambda i: spans[i][0])
@@ -397,7 +409,8 @@ def _encapsulated_index(
     if frame_of_item[-1] + 1 != number_of_frames:
         raise error(
             f"pixel data hold {len(items)} fragments that make "
-            f"{frame_of_item[-1] + 1} frames, but Number of Frames is {number_of_frames}"
+            f"{frame_of_item[-1] + 1} frames, but Number of Frames is "
+            f"{number_of_frames}"
         )
     spans = np.zeros((number_of_frames, 2), dtype=np.int64)
     for (offset, n), frame in zip(items, frame_of_item, strict=True):
@@ -408,9 +421,11 @@ def _encapsulated_index(
     return _EncapsulatedFrameIndex(spans, fragmented)
 
 
-def _scan_items(fp: Any, position: int, file_size: int, error: Any) -> list[tuple[int, int]]:
+def _scan_items(
+    fp: Any, position: int, file_size: int, error: Any
+) -> list[tuple[int, int]]:
     """List (offset, length) of the fragment items up to the sequence delimiter."""
-    items = []
+    items: list[tuple[int, int]] = []
     while True:
         fp.seek(position)
         header = fp.read(8)
@@ -536,7 +551,9 @@ class ClientFrameSource:
                     media_types=_FRAME_MEDIA_TYPES[choice],
                 )
             except requests.HTTPError as error:
-                status = error.response.status_code if error.response is not None else None
+                status = (
+                    error.response.status_code if error.response is not None else None
+                )
                 last_error = error
                 if status in (400, 406, 415):
                     continue

@@ -1,4 +1,5 @@
 """A tiled DICOM image: metadata, channels, focal planes and slide geometry."""
+
 from __future__ import annotations
 
 import logging
@@ -98,8 +99,10 @@ class TiledImage:
     ) -> None:
         from dicomslide.client import open_client
 
-        parts = [image_metadata] if isinstance(image_metadata, Dataset) else list(
-            image_metadata
+        parts = (
+            [image_metadata]
+            if isinstance(image_metadata, Dataset)
+            else list(image_metadata)
         )
         for part in parts:
             if not is_tiled_image(part):
@@ -152,7 +155,9 @@ class TiledImage:
 
     def _frame_nbytes(self) -> int:
         rows, columns = self._store.tile_shape
-        return rows * columns * self._store.samples_per_pixel * self._store.dtype.itemsize
+        return (
+            rows * columns * self._store.samples_per_pixel * self._store.dtype.itemsize
+        )
 
     def __repr__(self) -> str:
         return (
@@ -217,7 +222,12 @@ class TiledImage:
     def _corners(self) -> np.ndarray:
         rows, columns = self.size
         corners = np.array(
-            [[-0.5, -0.5], [-0.5, columns - 0.5], [rows - 0.5, -0.5], [rows - 0.5, columns - 0.5]]
+            [
+                [-0.5, -0.5],
+                [-0.5, columns - 0.5],
+                [rows - 0.5, -0.5],
+                [rows - 0.5, columns - 0.5],
+            ]
         )
         return self.map_pixel_indices_to_slide_coordinates(corners)[:, :2]
 
@@ -285,7 +295,9 @@ class TiledImage:
         try:
             return self._channel_identifiers.index(str(channel_identifier))
         except ValueError:
-            raise ValueError(f"no channel with identifier {channel_identifier!r}") from None
+            raise ValueError(
+                f"no channel with identifier {channel_identifier!r}"
+            ) from None
 
     def get_focal_plane_index(self, focal_plane_offset: float) -> int:
         """Get index of a focal plane.
@@ -309,7 +321,9 @@ class TiledImage:
 
         """
         planes = self._store.z_planes
-        matches = np.nonzero(np.isclose(planes, float(focal_plane_offset), atol=1e-6))[0]
+        matches = np.nonzero(np.isclose(planes, float(focal_plane_offset), atol=1e-6))[
+            0
+        ]
         if len(matches) == 0:
             raise ValueError(f"no focal plane with offset {focal_plane_offset} µm")
         return int(matches[0])
@@ -554,7 +568,9 @@ class TiledImage:
             system in millimeter
 
         """
-        x, y, _ = self.map_pixel_indices_to_slide_coordinates(np.array([pixel_indices]))[0]
+        x, y, _ = self.map_pixel_indices_to_slide_coordinates(
+            np.array([pixel_indices])
+        )[0]
         return (float(x), float(y))
 
     def get_rotation(self) -> float:
@@ -571,7 +587,9 @@ class TiledImage:
         orientation = get_image_orientation(self._metadata)
         return math.degrees(math.atan2(orientation[1], orientation[0])) % 360.0
 
-    def get_references(self, sop_class_uid: str | None = None) -> list[tuple[str, str, str]]:
+    def get_references(
+        self, sop_class_uid: str | None = None
+    ) -> list[tuple[str, str, str]]:
         """Get unique identifiers of referenced instances.
 
         Parameters
@@ -590,7 +608,10 @@ class TiledImage:
         study = str(metadata.get("StudyInstanceUID", ""))
         for series in metadata.get("ReferencedSeriesSequence", []):
             for instance in series.get("ReferencedInstanceSequence", []):
-                if sop_class_uid is None or instance.ReferencedSOPClassUID == sop_class_uid:
+                if (
+                    sop_class_uid is None
+                    or instance.ReferencedSOPClassUID == sop_class_uid
+                ):
                     references.append(
                         (
                             study,
@@ -598,10 +619,15 @@ class TiledImage:
                             str(instance.ReferencedSOPInstanceUID),
                         )
                     )
-        for study_item in metadata.get("StudiesContainingOtherReferencedInstancesSequence", []):
+        for study_item in metadata.get(
+            "StudiesContainingOtherReferencedInstancesSequence", []
+        ):
             for series in study_item.get("ReferencedSeriesSequence", []):
                 for instance in series.get("ReferencedInstanceSequence", []):
-                    if sop_class_uid is None or instance.ReferencedSOPClassUID == sop_class_uid:
+                    if (
+                        sop_class_uid is None
+                        or instance.ReferencedSOPClassUID == sop_class_uid
+                    ):
                         references.append(
                             (
                                 str(study_item.StudyInstanceUID),

@@ -1,4 +1,5 @@
 """The total pixel matrix of a tiled image, indexed like a NumPy array."""
+
 from __future__ import annotations
 
 import logging
@@ -21,17 +22,17 @@ def _normalize_padding(
 ) -> tuple[int, int, int, int]:
     """Expand padding to (left, top, right, bottom)."""
     if isinstance(padding, (int, np.integer)):
-        values = (int(padding),) * 4
+        values = [int(padding)] * 4
     elif len(padding) == 2:
-        horizontal, vertical = (int(v) for v in padding)
-        values = (horizontal, vertical, horizontal, vertical)
+        values = [int(v) for v in padding] * 2
     elif len(padding) == 4:
-        values = tuple(int(v) for v in padding)  # type: ignore[assignment]
+        values = [int(v) for v in padding]
     else:
         raise ValueError("padding must be an int or a sequence of 2 or 4 ints")
     if any(v < 0 for v in values):
         raise ValueError("padding must not be negative")
-    return values  # type: ignore[return-value]
+    left, top, right, bottom = values
+    return (left, top, right, bottom)
 
 
 class TotalPixelMatrix:
@@ -336,7 +337,10 @@ class TotalPixelMatrix:
                     f"frame {frame_number} belongs to another channel or focal plane"
                 )
             row, column = store.positions[index]
-            position = (int(row) // self.tile_shape[0], int(column) // self.tile_shape[1])
+            position = (
+                int(row) // self.tile_shape[0],
+                int(column) // self.tile_shape[1],
+            )
         assert position is not None
         grid_row, grid_column = (int(v) for v in position)
         if not (0 <= grid_row < grid_rows and 0 <= grid_column < grid_columns):
@@ -358,9 +362,7 @@ class TotalPixelMatrix:
             return self._color_transform(region)
         return region
 
-    def read_region(
-        self, offset: tuple[int, int], size: tuple[int, int]
-    ) -> np.ndarray:
+    def read_region(self, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
         """Read a region of the matrix.
 
         Parameters
@@ -585,7 +587,9 @@ class TotalPixelMatrixSampler:
         )
         positions = np.column_stack([rows.ravel(), columns.ravel()]).astype(np.int64)
         if bounding_box is None and tile_grid_positions is not None:
-            positions = self._select_by_tiles(positions, np.asarray(tile_grid_positions))
+            positions = self._select_by_tiles(
+                positions, np.asarray(tile_grid_positions)
+            )
         self._grid_positions = positions
 
     def _select_by_tiles(

@@ -1,4 +1,5 @@
 """Image pyramids: grouping, sorting and selecting images by resolution."""
+
 from __future__ import annotations
 
 import logging
@@ -249,7 +250,9 @@ class Pyramid:
         if len(set(sizes)) != len(sizes):
             raise ValueError("images in a pyramid must have distinct sizes")
         if sizes != sorted(sizes, reverse=True):
-            raise ValueError("images in a pyramid must be sorted by size, largest first")
+            raise ValueError(
+                "images in a pyramid must be sorted by size, largest first"
+            )
         centers = np.array([compute_image_center_position(image) for image in metadata])
         spread = float(np.linalg.norm(centers.max(axis=0) - centers.min(axis=0)))
         if spread > tolerance:
@@ -260,9 +263,10 @@ class Pyramid:
         template = list(ref_metadata) if ref_metadata else list(metadata)
         base = template[0]
         levels = {
-            (int(image.TotalPixelMatrixRows), int(image.TotalPixelMatrixColumns)): _level_of(
-                image, base, has_pixels=False
-            )
+            (
+                int(image.TotalPixelMatrixRows),
+                int(image.TotalPixelMatrixColumns),
+            ): _level_of(image, base, has_pixels=False)
             for image in template
         }
         for image in metadata:

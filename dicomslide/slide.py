@@ -1,4 +1,5 @@
 """Slides: the images of one glass slide, grouped into pyramids."""
+
 from __future__ import annotations
 
 import hashlib
@@ -147,7 +148,10 @@ class Slide:
                 labels.append(image)
             elif is_overview_image(metadata):
                 overviews.append(image)
-            elif is_volume_image(metadata) or image.channel_type != ChannelTypes.OPTICAL_PATH:
+            elif (
+                is_volume_image(metadata)
+                or image.channel_type != ChannelTypes.OPTICAL_PATH
+            ):
                 scope = (
                     ""
                     if image.channel_type == ChannelTypes.OPTICAL_PATH
@@ -158,12 +162,13 @@ class Slide:
                         image.channel_type, scope, image.get_channel_identifier(channel)
                     )
                     for plane in range(image.num_focal_planes):
-                        volume[(channel_key, image.get_focal_plane_offset(plane))].append(
-                            image
-                        )
+                        volume[
+                            (channel_key, image.get_focal_plane_offset(plane))
+                        ].append(image)
             else:
                 logger.debug(
-                    "image %s is neither VOLUME, LABEL nor OVERVIEW", metadata.SOPInstanceUID
+                    "image %s is neither VOLUME, LABEL nor OVERVIEW",
+                    metadata.SOPInstanceUID,
                 )
         if not any(key.type == ChannelTypes.OPTICAL_PATH for key, _ in volume):
             raise MetadataError(
@@ -185,39 +190,43 @@ class Slide:
 
         self._volume_images: dict[tuple[int, int], tuple[TiledImage, ...]] = {}
         for channel_index, channel_key in enumerate(channels):
-            plane_offsets = sorted({offset for key, offset in volume if key == channel_key})
+            plane_offsets = sorted(
+                {offset for key, offset in volume if key == channel_key}
+            )
             for plane_index, offset in enumerate(self._focal_plane_offsets):
                 if offset not in plane_offsets:
                     if len(plane_offsets) != 1:
                         continue
                     # derived images of a single plane apply to every plane
                     offset = plane_offsets[0]
-                images = sorted(
-                    dict.fromkeys(volume[(channel_key, offset)]),
-                    key=lambda image: get_image_size(image.metadata),
-                    reverse=True,
+                self._volume_images[(channel_index, plane_index)] = tuple(
+                    sorted(
+                        dict.fromkeys(volume[(channel_key, offset)]),
+                        key=lambda image: get_image_size(image.metadata),
+                        reverse=True,
+                    )
                 )
-                self._volume_images[(channel_index, plane_index)] = tuple(images)
 
         reference = [image.metadata for image in self._volume_images[(0, 0)]]
         self._pyramids: dict[tuple[int, int], Pyramid] = {}
-        for key, images in self._volume_images.items():
+        for key_, volume_images in self._volume_images.items():
             try:
-                self._pyramids[key] = Pyramid(
-                    [image.metadata for image in images],
+                self._pyramids[key_] = Pyramid(
+                    [image.metadata for image in volume_images],
                     pyramid_tolerance,
                     ref_metadata=reference,
                 )
             except ValueError as error:
                 raise MetadataError(
-                    f"images of channel {key[0]} and focal plane {key[1]} do not "
+                    f"images of channel {key_[0]} and focal plane {key_[1]} do not "
                     f"form a pyramid: {error}",
-                    str(images[0].metadata.SOPInstanceUID),
+                    str(volume_images[0].metadata.SOPInstanceUID),
                 ) from error
         self._pyramid = self._pyramids[(0, 0)]
         uids = sorted(
-            uid for group in group_concatenations(image_metadata) for uid in
-            (str(part.SOPInstanceUID) for part in group)
+            uid
+            for group in group_concatenations(image_metadata)
+            for uid in (str(part.SOPInstanceUID) for part in group)
         )
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
 
@@ -323,7 +332,9 @@ class Slide:
     def downsampling_factors(self) -> tuple[float, ...]:
         """Tuple[float, ...]: Downsampling factors of images at each pyramid
         level relative to the base level (mean of rows and columns)"""
-        return tuple(float(np.mean(level.downsampling_factors)) for level in self._pyramid)
+        return tuple(
+            float(np.mean(level.downsampling_factors)) for level in self._pyramid
+        )
 
     @property
     def size(self) -> tuple[int, int]:
@@ -337,7 +348,11 @@ class Slide:
         from the origin of the frame of reference along the X and Y axes of
         the slide coordinate system in millimeter"""
         offsets = np.array(
-            [image.physical_offset for images in self._volume_images.values() for image in images]
+            [
+                image.physical_offset
+                for images in self._volume_images.values()
+                for image in images
+            ]
         )
         low = offsets.min(axis=0)
         return (float(low[0]), float(low[1]))
@@ -347,7 +362,11 @@ class Slide:
         """Tuple[float, float]: Maximum size of the total pixel matrices along
         the X and Y axes of the slide coordinate system in millimeter"""
         sizes = np.array(
-            [image.physical_size for images in self._volume_images.values() for image in images]
+            [
+                image.physical_size
+                for images in self._volume_images.values()
+                for image in images
+            ]
         )
         high = sizes.max(axis=0)
         return (float(high[0]), float(high[1]))
@@ -421,8 +440,7 @@ class Slide:
             if image.size == dimensions:
                 return image
         raise ValueError(
-            f"channel {channel_index} has no image at level {level} "
-            f"(size {dimensions})"
+            f"channel {channel_index} has no image at level {level} (size {dimensions})"
         )
 
     def get_image_region(
@@ -467,7 +485,9 @@ class Slide:
         image = self.get_image(level, channel_index, focal_plane_index)
         identifier = self._channels[channel_index].identifier
         offset = self._focal_plane_offsets[focal_plane_index]
-        planes = [image.get_focal_plane_offset(i) for i in range(image.num_focal_planes)]
+        planes = [
+            image.get_focal_plane_offset(i) for i in range(image.num_focal_planes)
+        ]
         plane = planes.index(offset) if offset in planes else 0
         return image.get_total_pixel_matrix(image.get_channel_index(identifier), plane)
 
@@ -796,11 +816,15 @@ class Slide:
             ]
             item = items[0] if items else Dataset()
             specimens = metadata.get("SpecimenDescriptionSequence") or [Dataset()]
-            if (identifier is None or channel_id == identifier) and does_optical_path_item_match(
-                item, None, description, illumination_wavelength
-            ) and any(
-                does_specimen_description_item_match(specimen, specimen_stain)
-                for specimen in specimens
+            if (
+                (identifier is None or channel_id == identifier)
+                and does_optical_path_item_match(
+                    item, None, description, illumination_wavelength
+                )
+                and any(
+                    does_specimen_description_item_match(specimen, specimen_stain)
+                    for specimen in specimens
+                )
             ):
                 matches.append(index)
         return tuple(matches)

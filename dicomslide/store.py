@@ -7,6 +7,7 @@ frames not cached), decodes them in a thread pool straight into the output
 array, and keeps decoded frames in a byte-bounded cache shared by every
 total pixel matrix of the image.
 """
+
 from __future__ import annotations
 
 import logging
@@ -121,9 +122,13 @@ class _FrameGrid:
             grid = np.full(self.grid_shape, -1, dtype=np.int64)
             grid_rows = positions[:, 0] // self.tile_rows
             grid_columns = positions[:, 1] // self.tile_columns
-            inside = (grid_rows < self.grid_shape[0]) & (grid_columns < self.grid_shape[1])
+            inside = (grid_rows < self.grid_shape[0]) & (
+                grid_columns < self.grid_shape[1]
+            )
             if not np.all(inside):
-                logger.debug("%d frames lie outside the total pixel matrix", np.sum(~inside))
+                logger.debug(
+                    "%d frames lie outside the total pixel matrix", np.sum(~inside)
+                )
             grid[grid_rows[inside], grid_columns[inside]] = indices[inside]
             self.grid = grid
 
@@ -138,7 +143,9 @@ class _FrameGrid:
         )[0]
         return int(self.indices[hit[-1]]) if len(hit) else -1
 
-    def frames_in(self, r0: int, r1: int, c0: int, c1: int) -> list[tuple[int, int, int]]:
+    def frames_in(
+        self, r0: int, r1: int, c0: int, c1: int
+    ) -> list[tuple[int, int, int]]:
         """Frames that intersect rows [r0, r1) and columns [c0, c1).
 
         Returns (frame index, row offset, column offset) triples.
@@ -184,7 +191,9 @@ class FrameStore:
 
     """
 
-    def __init__(self, client: Any, parts: Sequence[Dataset], cache: FrameCache) -> None:
+    def __init__(
+        self, client: Any, parts: Sequence[Dataset], cache: FrameCache
+    ) -> None:
         self.client = client
         self.parts = sort_concatenation_parts(parts)
         self.metadata = self.parts[0]
@@ -267,7 +276,9 @@ class FrameStore:
         key = (channel, plane)
         grid = self._grids.get(key)
         if grid is None:
-            selected = np.nonzero((self.channels == channel) & (self.planes == plane))[0]
+            selected = np.nonzero((self.channels == channel) & (self.planes == plane))[
+                0
+            ]
             grid = _FrameGrid(
                 selected, self.positions[selected], self.tile_shape, self.total_shape
             )
@@ -281,7 +292,9 @@ class FrameStore:
             with self._lock:
                 source = self._sources[part]
                 if source is None:
-                    source = make_frame_source(self.client, self.parts[part], self._layout)
+                    source = make_frame_source(
+                        self.client, self.parts[part], self._layout
+                    )
                     self._sources[part] = source
                 desc = replace(
                     describe_pixels(self.parts[part], ""),

@@ -1,4 +1,5 @@
 """Where frames lie in the total pixel matrix, and (dis)assembly of tiles."""
+
 from __future__ import annotations
 
 import logging
@@ -170,7 +171,9 @@ def compute_frame_table(image: Dataset) -> FrameTable:
         if organization not in ("TILED_FULL", None) or (
             not per_frame and number_of_frames > 1 and organization is None
         ):
-            logger.debug("instance %s: no per-frame positions, reading as TILED_FULL", uid)
+            logger.debug(
+                "instance %s: no per-frame positions, reading as TILED_FULL", uid
+            )
         return _tiled_full_table(
             image, number_of_frames, rows, columns, total_rows, total_columns
         )
@@ -204,7 +207,10 @@ def _tiled_full_table(
     z0 = 0.0
     spacing_um = 0.0
     plane_position = _shared_item(image, "PlanePositionSlideSequence")
-    if plane_position is not None and "ZOffsetInSlideCoordinateSystem" in plane_position:
+    if (
+        plane_position is not None
+        and "ZOffsetInSlideCoordinateSystem" in plane_position
+    ):
         z0 = float(plane_position.ZOffsetInSlideCoordinateSystem)
     measures = _shared_item(image, "PixelMeasuresSequence")
     if measures is not None and measures.get("SpacingBetweenSlices") is not None:
@@ -243,8 +249,7 @@ def _per_frame_table(image: Dataset, per_frame: Sequence[Dataset]) -> FrameTable
             positions[i, 1] = int(position.ColumnPositionInTotalImagePixelMatrix) - 1
         except AttributeError:
             raise MetadataError(
-                f"frame {i + 1} has no Row/Column Position In Total Image "
-                "Pixel Matrix",
+                f"frame {i + 1} has no Row/Column Position In Total Image Pixel Matrix",
                 uid,
             ) from None
         z = position.get("ZOffsetInSlideCoordinateSystem")

@@ -1,4 +1,5 @@
 """Small predicates and look-ups on DICOM image metadata."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Shared fixtures: the third-party corpus and synthetic slides."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def corpus_path() -> Path | None:
     """Locate the third-party DICOM WSI corpus (DICOMSLIDE_CORPUS)."""
     configured = os.environ.get("DICOMSLIDE_CORPUS")
-    path = Path(configured) if configured else ROOT.parent / "shared" / "data" / "wsi-corpus"
+    path = (
+        Path(configured)
+        if configured
+        else ROOT.parent / "shared" / "data" / "wsi-corpus"
+    )
     return path if path.is_dir() else None
 
 

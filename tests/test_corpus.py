@@ -5,6 +5,7 @@ Pillow / pylibjpeg-openjpeg. We decode JPEG with Pillow (libjpeg-turbo) and
 JPEG 2000 with pylibjpeg-openjpeg, the same libraries, so every region must
 match exactly (tolerance 0), lossy syntaxes included.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from conftest import corpus_path
 from dicomweb_client import DICOMfileClient
 
 import dicomslide
-from conftest import corpus_path
 
 CORPUS = corpus_path()
 SLIDE_VARIANTS = (
@@ -53,7 +54,10 @@ def file_clients(corpus, tmp_path_factory):
 
 
 def _level_image(folder: Path, level: dict, client) -> dicomslide.TiledImage:
-    parts = [pydicom.dcmread(folder / name, stop_before_pixels=True) for name in level["files"]]
+    parts = [
+        pydicom.dcmread(folder / name, stop_before_pixels=True)
+        for name in level["files"]
+    ]
     return dicomslide.TiledImage(client, parts, correct_color=False)
 
 
@@ -64,7 +68,10 @@ def test_levels_match_facts(corpus, file_clients, variant):
     client = file_clients(variant)
     for level in facts["levels"]:
         image = _level_image(folder, level, client)
-        assert image.size == (level["TotalPixelMatrixRows"], level["TotalPixelMatrixColumns"])
+        assert image.size == (
+            level["TotalPixelMatrixRows"],
+            level["TotalPixelMatrixColumns"],
+        )
         matrix = image.get_total_pixel_matrix()
         assert matrix.tile_shape[:2] == (level["Rows"], level["Columns"])
         assert matrix.tile_grid_shape == tuple(level["tile_grid_rows_cols"])
@@ -140,7 +147,10 @@ def test_find_slides_reports_facts(corpus, variant):
     assert len(slide.label_images) == len(associated.get("LABEL", []))
     assert len(slide.overview_images) == len(associated.get("OVERVIEW", []))
     for image, fact in zip(slide.label_images, associated.get("LABEL", [])):
-        assert image.size == (fact["TotalPixelMatrixRows"], fact["TotalPixelMatrixColumns"])
+        assert image.size == (
+            fact["TotalPixelMatrixRows"],
+            fact["TotalPixelMatrixColumns"],
+        )
         assert len(image.icc_profile or b"") == (fact.get("icc_profile_length") or 0)
     base = facts["levels"][0]
     assert slide.pixel_spacings[0] == pytest.approx(base["PixelSpacing_mm"][::-1])
