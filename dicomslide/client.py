@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 from dicomweb_client import DICOMfileClient, DICOMwebClient
 from pydicom.dataset import Dataset
 
@@ -54,7 +55,44 @@ class LocalFolderClient(DICOMfileClient):
             super().__init__(url=path.as_uri(), in_memory=True, readonly=True)
         finally:
             index_logger.removeFilter(quiet)
+        self._index_skipped_images()
         _make_thread_safe(self)
+
+    def _index_skipped_images(self) -> None:
+        """Index image files that the parent's indexing gave up on.
+
+        ``DICOMfileClient`` fails on files whose transfer syntax pydicom does
+        not know (e.g. JPEG XL) because it computes frame offsets. We read
+        frames ourselves, so such files are indexed without offsets.
+        """
+        manager = self._db_manager
+        indexed = set(manager._get_indexed_file_paths())
+        rows: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+        for path in sorted(self.folder.rglob("*")):
+            if path in indexed or not path.is_file() or path.name == "DICOMDIR":
+                continue
+            try:
+                with open(path, "rb") as fp:
+                    dataset = manager._read_selected_metadata(fp)
+                transfer_syntax_uid = str(dataset.file_meta.TransferSyntaxUID)
+            except Exception:
+                continue
+            if "SOPClassUID" not in dataset or "Rows" not in dataset:
+                continue
+            logger.debug("indexing %s (transfer syntax %s)", path, transfer_syntax_uid)
+            rows[0].append(manager._extract_study_metadata(dataset))
+            rows[1].append(manager._extract_series_metadata(dataset))
+            rows[2].append(
+                (
+                    *manager._extract_instance_metadata(dataset),
+                    transfer_syntax_uid,
+                    str(path.relative_to(self.folder)),
+                    -1,
+                    np.zeros((0,), dtype=np.uint32),
+                )
+            )
+        if rows[2]:
+            manager._insert_into_db(*rows)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.folder)!r})"

@@ -16,7 +16,7 @@ import logging
 import threading
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageCms
@@ -35,6 +35,7 @@ NATIVE_TRANSFER_SYNTAXES = frozenset(
     }
 )
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
 _DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
 _JPEG_PILLOW = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
 _JPEG_LIBJPEG = frozenset(
@@ -153,7 +154,10 @@ def _load_pillow_jxl() -> bool:
 @functools.cache
 def _family(transfer_syntax_uid: str) -> str:
     """Name the decoder family of a transfer syntax, or raise if unsupported."""
-    if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
+    if (
+        transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES
+        or transfer_syntax_uid == _ENCAPSULATED_UNCOMPRESSED
+    ):
         return "native"
     if transfer_syntax_uid == _DEFLATED_IMAGE_FRAME:
         return "deflate"
@@ -290,20 +294,11 @@ def _jxl(data: bytes, desc: PixelDescription) -> np.ndarray:
 
 
 def _rle(data: bytes, desc: PixelDescription) -> np.ndarray:
-    from rle.utils import decode_pixel_data
+    from rle.rle import decode_frame as decode_rle
 
-    array = decode_pixel_data(
-        data,
-        rows=desc.rows,
-        columns=desc.columns,
-        samples_per_pixel=desc.samples_per_pixel,
-        bits_allocated=desc.bits_allocated,
-        pixel_representation=desc.pixel_representation,
-        photometric_interpretation=desc.photometric_interpretation,
-        number_of_frames=1,
-        planar_configuration=0,
-    )
-    return np.asarray(array)
+    planes = decode_rle(data, desc.rows * desc.columns, desc.bits_allocated, "<")
+    # RLE stores one segment group per sample: the decoded data are planar
+    return _native(bytes(planes), replace(desc, planar_configuration=1))
 
 
 def _deflate(data: bytes, desc: PixelDescription) -> np.ndarray:
