@@ -27,7 +27,6 @@ from typing import Any, Protocol
 import numpy as np
 import pydicom
 import requests
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from dicomslide.codec import NATIVE_TRANSFER_SYNTAXES, PixelDescription
@@ -47,6 +46,9 @@ _FRAME_START_MARKERS = (
     b"\xff\x0a",  # JPEG XL codestream
     b"\x00\x00\x00\x0cJXL ",  # JPEG XL container
 )
+_IMPLICIT_VR = "1.2.840.10008.1.2"
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 # Frames closer than this in a file are read with one call.
 _MAX_READ_GAP = 256 * 1024
 
@@ -159,43 +161,48 @@ class FileFrameSource:
 
     def _build_index(self) -> _FrameIndex:
         try:
-            dataset = pydicom.dcmread(self.path, defer_size=1024 * 1024)
+            with open(self.path, "rb") as fp:
+                # pydicom leaves the file positioned at the Pixel Data element
+                dataset = pydicom.dcmread(fp, stop_before_pixels=True)
+                transfer_syntax_uid = str(
+                    dataset.file_meta.get("TransferSyntaxUID", "")
+                )
+                self._transfer_syntax_uid = transfer_syntax_uid
+                if transfer_syntax_uid == _DEFLATED:
+                    return self._deflated_index(transfer_syntax_uid)
+                start = _pixel_data_value_start(fp, transfer_syntax_uid)
+                if start is None:
+                    raise self._error("file has no pixel data")
+                if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
+                    return _NativeFrameIndex(start, self._desc)
+                extended = None
+                if (
+                    "ExtendedOffsetTable" in dataset
+                    and "ExtendedOffsetTableLengths" in dataset
+                ):
+                    extended = (
+                        np.frombuffer(dataset.ExtendedOffsetTable, "<u8"),
+                        np.frombuffer(dataset.ExtendedOffsetTableLengths, "<u8"),
+                    )
+                file_size = os.fstat(fp.fileno()).st_size
+                return _encapsulated_index(
+                    fp, start, self._number_of_frames, extended, file_size, self._error
+                )
+        except FrameRetrievalError:
+            raise
         except Exception as error:
             raise self._error(f"cannot read file: {error}") from error
-        transfer_syntax_uid = str(dataset.file_meta.get("TransferSyntaxUID", ""))
-        self._transfer_syntax_uid = transfer_syntax_uid
-        element = None
-        for tag in _PIXEL_DATA_TAGS:
-            if tag in dataset:
-                element = dataset.get_item(tag)
-                break
-        if element is None:
-            raise self._error("file has no pixel data")
-        file_size = self.path.stat().st_size
-        if transfer_syntax_uid == "1.2.840.10008.1.2.1.99" or not isinstance(
-            element, RawDataElement
-        ):
-            # Deflated data sets can't be addressed in the file: keep the
-            # inflated pixel data in memory.
-            value = dataset[element.tag].value
-            return _MemoryFrameIndex(
-                bytes(value), transfer_syntax_uid, self._desc, self._number_of_frames
-            )
-        start = int(element.value_tell)
-        if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
-            return _NativeFrameIndex(
-                start, self._desc, self._number_of_frames, file_size
-            )
-        extended = None
-        if "ExtendedOffsetTable" in dataset and "ExtendedOffsetTableLengths" in dataset:
-            extended = (
-                np.frombuffer(dataset.ExtendedOffsetTable, "<u8"),
-                np.frombuffer(dataset.ExtendedOffsetTableLengths, "<u8"),
-            )
-        with open(self.path, "rb") as fp:
-            return _encapsulated_index(
-                fp, start, self._number_of_frames, extended, file_size, self._error
-            )
+
+    def _deflated_index(self, transfer_syntax_uid: str) -> _FrameIndex:
+        # A deflated data set can't be addressed in the file: keep the
+        # inflated pixel data in memory.
+        dataset = pydicom.dcmread(self.path)
+        return _MemoryFrameIndex(
+            bytes(dataset.PixelData),
+            transfer_syntax_uid,
+            self._desc,
+            self._number_of_frames,
+        )
 
     def read_frames(self, frame_numbers: Sequence[int]) -> list[bytes]:
         """Read encoded frames.
@@ -227,17 +234,45 @@ class FileFrameSource:
 
     def pread(self, length: int, offset: int, frame_number: int) -> bytes:
         """Read bytes at an offset of the file; fail if the file ends early."""
-        try:
-            data = os.pread(self._file_descriptor(), length, offset)
-        except OSError as error:
-            raise self._error(f"cannot read file: {error}", frame_number) from error
+        data = self.pread_available(length, offset, frame_number)
         if len(data) < length:
-            raise self._error(
-                f"file is truncated: frame data ends at byte {offset + length} "
-                f"but the file has {offset + len(data)} bytes",
-                frame_number,
+            raise self.truncation_error(
+                offset + length, offset + len(data), frame_number
             )
         return data
+
+    def pread_available(self, length: int, offset: int, frame_number: int) -> bytes:
+        """Read up to `length` bytes at an offset of the file."""
+        try:
+            return os.pread(self._file_descriptor(), length, offset)
+        except OSError as error:
+            raise self._error(f"cannot read file: {error}", frame_number) from error
+
+    def truncation_error(
+        self, needed: int, available: int, frame_number: int
+    ) -> FrameRetrievalError:
+        """The error for a frame that ends past the end of the file."""
+        return self._error(
+            f"file is truncated: frame data end at byte {needed} "
+            f"but the file has {available} bytes",
+            frame_number,
+        )
+
+
+def _pixel_data_value_start(fp: Any, transfer_syntax_uid: str) -> int | None:
+    """Read the Pixel Data element header at the file position; return where
+    its value starts, or None if the element there is not Pixel Data."""
+    position = fp.tell()
+    header = fp.read(12)
+    if len(header) < 8:
+        return None
+    byte_order = ">" if transfer_syntax_uid == _BIG_ENDIAN else "<"
+    group, element = struct.unpack(f"{byte_order}HH", header[:4])
+    if (group << 16 | element) not in _PIXEL_DATA_TAGS:
+        return None
+    if transfer_syntax_uid == _IMPLICIT_VR:
+        return position + 8
+    return position + 12
 
 
 class _FrameIndex(Protocol):
@@ -280,9 +315,7 @@ def _native_frame_size(desc: PixelDescription) -> int:
 class _NativeFrameIndex:
     """Frames of native (uncompressed) pixel data: fixed size, back to back."""
 
-    def __init__(
-        self, start: int, desc: PixelDescription, number_of_frames: int, file_size: int
-    ) -> None:
+    def __init__(self, start: int, desc: PixelDescription) -> None:
         self._start = start
         self._bits = (
             desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
@@ -359,9 +392,13 @@ def _read_spans(
 
     def flush() -> None:
         begin = spans[run[0]][0]
-        data = source.pread(run_end - begin, begin, frame_numbers[run[0]])
+        data = source.pread_available(run_end - begin, begin, frame_numbers[run[0]])
         view = memoryview(data)
         for i in run:
+            if spans[i][1] - begin > len(data):
+                raise source.truncation_error(
+                    spans[i][1], begin + len(data), frame_numbers[i]
+                )
             frames[i] = bytes(view[spans[i][0] - begin : spans[i][1] - begin])
 
     for i in order:

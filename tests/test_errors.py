@@ -1,0 +1,193 @@
+"""Bad input gives a dicomslide.errors exception naming instance and frame."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pydicom
+import pytest
+import synthetic
+from pydicom.encaps import generate_frames
+
+import dicomslide
+from dicomslide import codec
+from dicomslide.cache import FrameCache
+from dicomslide.client import LocalFolderClient
+from dicomslide.errors import (
+    DicomSlideError,
+    FrameDecodeError,
+    FrameRetrievalError,
+    MetadataError,
+    UnsupportedTransferSyntaxError,
+)
+
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+
+
+def _write(folder, **kwargs) -> synthetic.SyntheticImage:
+    kwargs.setdefault("total_rows", 150)
+    kwargs.setdefault("total_cols", 230)
+    kwargs.setdefault("tile_rows", 64)
+    kwargs.setdefault("tile_cols", 96)
+    return synthetic.write_wsi_image(folder, **kwargs)
+
+
+def _matrix(
+    image: synthetic.SyntheticImage, metadata=None
+) -> dicomslide.TotalPixelMatrix:
+    if metadata is None:
+        metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    client = LocalFolderClient(image.files[0].parent)
+    tiled = dicomslide.TiledImage(
+        client, metadata, correct_color=False, cache=FrameCache(1 << 26)
+    )
+    return tiled.get_total_pixel_matrix()
+
+
+def _truncate(path, nbytes: int) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:-nbytes])
+
+
+@pytest.mark.parametrize("transfer_syntax", ["1.2.840.10008.1.2.1", JPEG_BASELINE])
+def test_truncated_file(tmp_path, transfer_syntax):
+    image = _write(tmp_path, transfer_syntax=transfer_syntax)
+    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    _truncate(image.files[0], 600)
+    matrix = _matrix(image, metadata)
+    # frames before the damage still read
+    np.testing.assert_array_equal(matrix[0][:10, :10].shape, (10, 10, 3))
+    with pytest.raises(FrameRetrievalError) as info:
+        matrix[:, :]
+    error = info.value
+    assert error.sop_instance_uid == image.sop_instance_uids[0]
+    assert error.frame_number == image.number_of_frames
+    assert image.sop_instance_uids[0] in str(error)
+    assert f"frame {image.number_of_frames}" in str(error)
+    assert "truncated" in str(error)
+
+
+def _frame_bytes(path, index: int, number_of_frames: int) -> bytes:
+    dataset = pydicom.dcmread(path)
+    return list(generate_frames(dataset.PixelData, number_of_frames=number_of_frames))[
+        index
+    ]
+
+
+def _overwrite(path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert data.count(old) == 1 and len(old) == len(new)
+    path.write_bytes(data.replace(old, new))
+
+
+def test_corrupt_jpeg_frame(tmp_path):
+    image = _write(tmp_path, transfer_syntax=JPEG_BASELINE)
+    frame = _frame_bytes(image.files[0], 4, image.number_of_frames)
+    garbage = np.random.default_rng(0).integers(0, 256, len(frame), np.uint8).tobytes()
+    _overwrite(image.files[0], frame, garbage)
+    matrix = _matrix(image)
+    matrix[0]  # another frame is fine
+    with pytest.raises(FrameDecodeError) as info:
+        matrix[4]
+    assert info.value.frame_number == 5
+    assert image.sop_instance_uids[0] in str(info.value)
+
+
+def test_jpeg_frame_cut_short(tmp_path):
+    image = _write(tmp_path, transfer_syntax=JPEG_BASELINE)
+    frame = _frame_bytes(image.files[0], 2, image.number_of_frames)
+    # the second half of the entropy-coded data is lost, EOI included
+    damaged = frame[: len(frame) // 2] + b"\x00" * (len(frame) - len(frame) // 2)
+    _overwrite(image.files[0], frame, damaged)
+    with pytest.raises(FrameDecodeError) as info:
+        _matrix(image)[2]
+    assert info.value.frame_number == 3
+
+
+def test_frame_number_out_of_range(tmp_path):
+    image = _write(tmp_path)
+    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    matrix = _matrix(image, metadata)
+    source, _ = matrix.image._store._source(0)
+    with pytest.raises(FrameRetrievalError) as info:
+        source.read_frames([image.number_of_frames + 1])
+    assert info.value.frame_number == image.number_of_frames + 1
+    assert "out of range" in str(info.value)
+    with pytest.raises(IndexError):
+        matrix.get_tile_index(frame_number=image.number_of_frames + 1)
+
+
+def test_metadata_promising_more_frames_than_stored(tmp_path):
+    image = _write(tmp_path, organization="TILED_SPARSE", omitted_tiles=[(0, 1)])
+    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    # claim one frame more than the file holds, placed at the omitted tile
+    extra = copy.deepcopy(metadata.PerFrameFunctionalGroupsSequence[0])
+    extra.PlanePositionSlideSequence[0].ColumnPositionInTotalImagePixelMatrix = 97
+    extra.PlanePositionSlideSequence[0].RowPositionInTotalImagePixelMatrix = 1
+    metadata.PerFrameFunctionalGroupsSequence.append(extra)
+    metadata.NumberOfFrames = image.number_of_frames + 1
+    with pytest.raises(FrameRetrievalError) as info:
+        _matrix(image, metadata)[0:10, 100:110]
+    assert info.value.frame_number == image.number_of_frames + 1
+
+
+@pytest.mark.parametrize(
+    "keyword",
+    ["TotalPixelMatrixRows", "Rows", "SamplesPerPixel", "TotalPixelMatrixColumns"],
+)
+def test_missing_required_attribute(tmp_path, keyword):
+    image = _write(tmp_path)
+    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    delattr(metadata, keyword)
+    with pytest.raises(MetadataError) as info:
+        _matrix(image, metadata)
+    assert image.sop_instance_uids[0] in str(info.value)
+
+
+def test_missing_frame_position(tmp_path):
+    image = _write(tmp_path, organization="TILED_SPARSE")
+    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    del metadata.PerFrameFunctionalGroupsSequence[3].PlanePositionSlideSequence
+    with pytest.raises(MetadataError) as info:
+        _matrix(image, metadata)
+    assert "frame 4" in str(info.value)
+
+
+def test_unsupported_transfer_syntax(tmp_path):
+    image = _write(tmp_path, transfer_syntax=JPEG_BASELINE)
+    dataset = pydicom.dcmread(image.files[0])
+    mpeg4 = "1.2.840.10008.1.2.4.102"
+    dataset.file_meta.TransferSyntaxUID = mpeg4
+    dataset.save_as(image.files[0], enforce_file_format=True)
+    with pytest.raises(UnsupportedTransferSyntaxError) as info:
+        _matrix(image)[0]
+    message = str(info.value)
+    assert mpeg4 in message and "MPEG-4" in message
+    assert info.value.frame_number == 1
+    assert image.sop_instance_uids[0] in message
+
+
+def test_missing_decoder_names_the_package(monkeypatch):
+    monkeypatch.setattr(codec, "_decoder_available", lambda family: family != "j2k")
+    desc = codec.PixelDescription(
+        8, 8, 3, 8, 8, 0, "YBR_ICT", 0, "1.2.840.10008.1.2.4.91"
+    )
+    with pytest.raises(UnsupportedTransferSyntaxError, match="pylibjpeg-openjpeg"):
+        codec.decode_frame(b"\xff\x4f", desc, "1.2.3", 7)
+
+
+def test_errors_share_a_base_class():
+    for error in (
+        MetadataError,
+        FrameRetrievalError,
+        FrameDecodeError,
+        UnsupportedTransferSyntaxError,
+    ):
+        assert issubclass(error, DicomSlideError)
+
+
+def test_wrong_frame_size_is_an_error(tmp_path):
+    desc = codec.PixelDescription(8, 8, 3, 8, 8, 0, "RGB", 0, "1.2.840.10008.1.2.1")
+    with pytest.raises(FrameDecodeError, match="frame 2"):
+        codec.decode_frame(b"\x00" * 100, desc, "1.2.3", 2)
