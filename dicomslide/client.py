@@ -73,7 +73,8 @@ class LocalFolderClient(DICOMfileClient):
                 continue
             try:
                 with open(path, "rb") as fp:
-                    dataset = manager._read_selected_metadata(fp)
+                    # (typed as DicomFileLike, used as any binary file)
+                    dataset = manager._read_selected_metadata(fp)  # type: ignore[arg-type]
                 transfer_syntax_uid = str(dataset.file_meta.TransferSyntaxUID)
             except Exception:
                 continue

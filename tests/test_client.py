@@ -1,0 +1,221 @@
+"""Clients: request economy, caching, threads, and the DICOMfileClient's gaps."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+import synthetic
+from dicomweb_client import DICOMfileClient
+
+import dicomslide
+from dicomslide.cache import FrameCache
+from dicomslide.client import LocalFolderClient, open_client
+
+IMPLICIT_VR = "1.2.840.10008.1.2"
+RLE = "1.2.840.10008.1.2.5"
+JPEG_XL = "1.2.840.10008.1.2.4.110"
+
+
+class RecordingClient:
+    """Passes every call to a client and counts the calls per method.
+
+    It is not a ``DICOMfileClient`` itself, so dicomslide treats it like any
+    remote client and asks it for frames.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+        self.frame_requests: list[list[int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def record(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            if name == "retrieve_instance_frames":
+                self.frame_requests.append(list(kwargs["frame_numbers"]))
+            return attribute(*args, **kwargs)
+
+        return record
+
+
+@pytest.fixture()
+def image(tmp_path) -> synthetic.SyntheticImage:
+    return synthetic.write_wsi_image(
+        tmp_path / "slide",
+        total_rows=300,
+        total_cols=470,
+        tile_rows=64,
+        tile_cols=96,
+        seed=5,
+    )
+
+
+def _metadata(image: synthetic.SyntheticImage) -> pydicom.Dataset:
+    return pydicom.dcmread(image.files[0], stop_before_pixels=True)
+
+
+def test_one_batched_request_per_read_and_none_when_cached(image, tmp_path):
+    (tmp_path / "db").mkdir()
+    inner = DICOMfileClient(
+        url=image.files[0].parent.as_uri(), db_dir=tmp_path / "db", readonly=True
+    )
+    client = RecordingClient(inner)
+    tiled = dicomslide.TiledImage(
+        client, _metadata(image), correct_color=False, cache=FrameCache(1 << 26)
+    )
+    matrix = tiled.get_total_pixel_matrix()
+    first = matrix[10:150, 50:250]  # 3 tile rows x 3 tile columns
+    np.testing.assert_array_equal(first, image.pixels[0, 0, 10:150, 50:250])
+    requests = client.frame_requests
+    # the first request may be turned down while media types are negotiated
+    assert requests[-1] == sorted(requests[-1]) and len(requests[-1]) == 9
+    assert all(r == requests[-1] for r in requests)
+    assert len(requests) <= 2
+    count = client.calls["retrieve_instance_frames"]
+
+    second = matrix[10:150, 50:250]
+    np.testing.assert_array_equal(second, first)
+    assert client.calls["retrieve_instance_frames"] == count  # cache served it
+
+    matrix[10:150, 50:350]  # 3 more tiles: one more request, only for them
+    assert client.calls["retrieve_instance_frames"] == count + 1
+    assert len(client.frame_requests[-1]) == 3
+
+
+def test_cache_eviction_is_bounded_in_bytes(image):
+    frame_bytes = 64 * 96 * 3
+    cache = FrameCache(4 * frame_bytes)
+    tiled = dicomslide.TiledImage(
+        LocalFolderClient(image.files[0].parent),
+        _metadata(image),
+        max_frame_cache_size=0,
+        correct_color=False,
+        cache=cache,
+    )
+    matrix = tiled.get_total_pixel_matrix()
+    matrix[:, :]
+    assert cache.nbytes <= 4 * frame_bytes
+    assert len(cache) == 4
+    # the most recently used frames survive
+    hits = cache.hits
+    matrix[matrix.num_tiles - 1]
+    assert cache.hits == hits + 1
+    matrix[0]
+    assert cache.misses > 0 and cache.hits == hits + 1
+
+
+def test_max_frame_cache_size_grows_the_budget(image):
+    cache = FrameCache(0)
+    dicomslide.TiledImage(
+        LocalFolderClient(image.files[0].parent),
+        _metadata(image),
+        max_frame_cache_size=10,
+        cache=cache,
+    )
+    assert cache.max_bytes == 10 * 64 * 96 * 3
+
+
+def test_cached_frames_are_read_only(image):
+    cache = FrameCache(1 << 26)
+    tiled = dicomslide.TiledImage(
+        image.files[0].parent, _metadata(image), correct_color=False, cache=cache
+    )
+    tile = tiled.get_total_pixel_matrix()[3]
+    tile[:] = 0  # the caller's copy
+    np.testing.assert_array_equal(
+        tiled.get_total_pixel_matrix()[3][:64, :96], image.pixels[0, 0, :64, 288:384]
+    )
+
+
+@pytest.mark.parametrize("transfer_syntax", [IMPLICIT_VR, RLE, JPEG_XL])
+def test_files_the_file_client_cannot_serve(tmp_path, transfer_syntax):
+    image = synthetic.write_wsi_image(
+        tmp_path,
+        total_rows=150,
+        total_cols=230,
+        tile_rows=64,
+        tile_cols=96,
+        transfer_syntax=transfer_syntax,
+    )
+    slides = dicomslide.find_slides(tmp_path, correct_color=False)
+    assert len(slides) == 1
+    region = slides[0].get_image_region((0, 0), 0, (150, 230))
+    np.testing.assert_array_equal(region, image.pixels[0, 0])
+
+
+def test_plain_file_client_of_the_user(tmp_path):
+    image = synthetic.write_wsi_image(
+        tmp_path / "data",
+        total_rows=150,
+        total_cols=230,
+        tile_rows=64,
+        tile_cols=96,
+        transfer_syntax=IMPLICIT_VR,
+    )
+    client = DICOMfileClient(url=(tmp_path / "data").as_uri(), in_memory=True)
+    slides = dicomslide.find_slides(client, correct_color=False)
+    region = slides[0].get_image_region((0, 0), 0, (150, 230))
+    np.testing.assert_array_equal(region, image.pixels[0, 0])
+
+    # reads from other threads (the client's SQLite index is bound to this one)
+    def read(offset: int) -> np.ndarray:
+        return slides[0].get_image_region((offset, offset), 0, (40, 40))
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(read, range(0, 100, 10)))
+    for offset, result in zip(range(0, 100, 10), results, strict=True):
+        np.testing.assert_array_equal(
+            result, image.pixels[0, 0, offset : offset + 40, offset : offset + 40]
+        )
+
+
+def test_embedded_client_writes_nothing_into_the_folder(tmp_path):
+    synthetic.write_slide(tmp_path, "rgb_full")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    slides = dicomslide.find_slides(str(tmp_path))
+    slides[0].get_image_region((0, 0), 0, (10, 10))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_open_client_accepts_paths_urls_and_clients(tmp_path):
+    assert isinstance(open_client(tmp_path), LocalFolderClient)
+    assert isinstance(open_client(tmp_path.as_uri()), LocalFolderClient)
+    web = open_client("http://127.0.0.1:9/dicom-web")
+    assert web.base_url == "http://127.0.0.1:9/dicom-web"
+    client = LocalFolderClient(tmp_path)
+    assert open_client(client) is client
+    with pytest.raises(FileNotFoundError):
+        open_client(tmp_path / "missing")
+
+
+def test_concurrent_reads_equal_serial_reads(tmp_path):
+    slide = synthetic.write_slide(tmp_path, "concatenation")
+    level = slide.levels[0]
+    parts = [pydicom.dcmread(f, stop_before_pixels=True) for f in level.files]
+    tiled = dicomslide.TiledImage(
+        tmp_path, parts, correct_color=False, cache=FrameCache(64 * 96 * 3 * 4)
+    )
+    matrix = tiled.get_total_pixel_matrix()
+    rng = np.random.default_rng(1)
+    boxes = [
+        (int(rng.integers(0, 280)), int(rng.integers(0, 450)), 20, 20)
+        for _ in range(60)
+    ]
+
+    def read(box: tuple[int, int, int, int]) -> np.ndarray:
+        r, c, h, w = box
+        return matrix[r : r + h, c : c + w]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(read, boxes))
+    for (r, c, h, w), result in zip(boxes, results, strict=True):
+        np.testing.assert_array_equal(result, level.pixels[0, 0, r : r + h, c : c + w])
