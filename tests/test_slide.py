@@ -1,0 +1,117 @@
+"""Slides and find_slides over synthetic slides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import synthetic
+from pydicom.sr.codedict import codes
+
+import dicomslide
+
+
+@pytest.fixture(scope="module")
+def rgb_slide(tmp_path_factory) -> synthetic.SyntheticSlide:
+    return synthetic.write_slide(tmp_path_factory.mktemp("rgb"), "rgb_full")
+
+
+def test_find_slides_builds_the_pyramid(rgb_slide):
+    slides = dicomslide.find_slides(rgb_slide.folder, correct_color=False)
+    assert len(slides) == 1
+    slide = slides[0]
+    volume = [(level.total_rows, level.total_cols) for level in rgb_slide.levels]
+    thumbnail = rgb_slide.thumbnail
+    assert thumbnail is not None
+    expected = sorted(
+        volume + [(thumbnail.total_rows, thumbnail.total_cols)],
+        key=lambda s: -s[0] * s[1],
+    )
+    assert list(slide.total_pixel_matrix_dimensions) == expected
+    assert slide.num_levels == len(expected)
+    assert slide.size == expected[0]
+    assert slide.container_id == rgb_slide.uids.container_identifier
+    assert len(slide.label_images) == 1 and len(slide.overview_images) == 1
+    assert slide.downsampling_factors[0] == 1.0
+    assert slide.pixel_spacings[0] == pytest.approx(
+        rgb_slide.levels[0].pixel_spacing[::-1]
+    )
+    assert "Slide" in repr(slide) and hash(slide) == hash(
+        dicomslide.find_slides(rgb_slide.folder)[0]
+    )
+
+
+def test_slide_regions_at_every_level(rgb_slide):
+    slide = dicomslide.find_slides(rgb_slide.folder, correct_color=False)[0]
+    for level_index, level in enumerate(rgb_slide.levels):
+        level_number = list(slide.total_pixel_matrix_dimensions).index(
+            (level.total_rows, level.total_cols)
+        )
+        factor = slide.pyramid[level_number].downsampling_factors
+        # the level-0 offset of level pixel (5, 7)
+        offset = (int(np.ceil(5 * factor[0])), int(np.ceil(7 * factor[1])))
+        region = slide.get_image_region(offset, level_number, (30, 40))
+        expected = level.redecode("pillow-direct")[0, 0, 5:35, 7:47]
+        np.testing.assert_array_equal(region, expected, err_msg=f"level {level_index}")
+
+
+def test_label_image_pixels(rgb_slide):
+    slide = dicomslide.find_slides(rgb_slide.folder, correct_color=False)[0]
+    label = slide.label_images[0]
+    truth = rgb_slide.label
+    assert truth is not None
+    pixels = label.get_image_region((0, 0), label.size)
+    assert pixels.shape == (truth.total_rows, truth.total_cols, 3)
+    np.testing.assert_array_equal(pixels, truth.redecode("pillow-direct")[0, 0])
+
+
+def test_multi_z_and_channels(tmp_path):
+    truth = synthetic.write_slide(tmp_path, "multi_z_channel_sparse")
+    slide = dicomslide.find_slides(tmp_path)[0]
+    assert slide.num_channels == 2 and slide.num_focal_planes == 3
+    level = truth.levels[0]
+    for plane in range(3):
+        assert slide.get_focal_plane_offset(plane) == pytest.approx(
+            level.z_offsets_um[plane]
+        )
+        for channel in range(2):
+            region = slide.get_image_region((0, 0), 0, (100, 120), channel, plane)
+            np.testing.assert_array_equal(
+                region, level.pixels[plane, channel, :100, :120]
+            )
+    identifier = level.optical_path_identifiers[1]
+    assert slide.find_optical_paths(identifier=identifier) == (1,)
+    assert slide.get_channel_index(identifier, "OPTICAL_PATH") == 1
+    assert slide.get_channel_type(1) == dicomslide.ChannelTypes.OPTICAL_PATH
+
+
+def test_find_slides_filters(tmp_path):
+    synthetic.write_slide(
+        tmp_path / "a", "rgb_full", uids=synthetic.SlideUIDs.new("A-1")
+    )
+    synthetic.write_slide(tmp_path / "b", "sparse", uids=synthetic.SlideUIDs.new("B-2"))
+    container = "B-2"
+    everything = dicomslide.find_slides(tmp_path)
+    assert len(everything) == 2
+    only = dicomslide.find_slides(tmp_path, container_id=container)
+    assert [s.container_id for s in only] == [container]
+    assert dicomslide.find_slides(tmp_path, container_id="nothing-here") == []
+    assert dicomslide.find_slides(tmp_path, optical_path_ids=["does-not-exist"]) == []
+    stained = dicomslide.find_slides(
+        tmp_path, specimen_stains=[codes.SCT.HematoxylinStain]
+    )
+    assert len(stained) == 2
+
+
+def test_coordinates_round_trip(rgb_slide):
+    slide = dicomslide.find_slides(rgb_slide.folder)[0]
+    indices = np.array([[0, 0], [10, 20], [299, 469]])
+    coordinates = slide.map_pixel_indices_to_slide_coordinates(indices, 0)
+    assert coordinates.shape == (3, 3)
+    back = slide.map_slide_coordinates_to_pixel_indices(coordinates, 0)
+    np.testing.assert_array_equal(back, indices)
+    level = rgb_slide.levels[0]
+    x, y = slide.get_slide_offset((10, 20), 0)
+    # default orientation: rows run along -X, columns along -Y
+    assert x == pytest.approx(level.origin[0] - 10 * level.pixel_spacing[0])
+    assert y == pytest.approx(level.origin[1] - 20 * level.pixel_spacing[1])
+    assert slide.get_pixel_indices((x, y), 0) == (10, 20)
