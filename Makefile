@@ -24,7 +24,7 @@ install: $(VENV)/.runtime
 install-test: $(VENV)/.test
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check dicomslide tests benchmarks data
+	$(BIN)/ruff check dicomslide tests data
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
