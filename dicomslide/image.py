@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -28,6 +28,17 @@ from dicomslide.utils import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class _SlideAxes(NamedTuple):
+    """How the axes of a total pixel matrix lie on the slide."""
+
+    axis_x: int  # image axis (0: rows, 1: columns) that runs along X
+    axis_y: int
+    sign_x: int  # +1 if the index grows with X, -1 if it shrinks
+    sign_y: int
+    spacing_x: float  # pixel spacing along X in mm
+    spacing_y: float
 
 
 def _find_icc_profile(image: Dataset) -> bytes | None:
@@ -458,26 +469,76 @@ class TiledImage:
 
         Note
         ----
-        The region is the part of the total pixel matrix whose pixel centres
-        lie in the rectangle [x, x + width) × [y, y + height); the array has
-        the image's own orientation (rows and columns as stored).
+        The slide coordinate system is defined for the upright standing slide
+        such that the X axis corresponds to the short side of the slide and
+        the Y axis corresponds to the long side of the slide. The returned
+        array is aligned with the slide: element ``[i, j]`` is the pixel whose
+        centre lies at ``(x0 + j * sx, y0 + i * sy)``, where ``(x0, y0)`` is the
+        first pixel centre at or after `offset` and ``sx``, ``sy`` are the
+        pixel spacings along X and Y. Its shape is always
+        ``(round(height / sy), round(width / sx), samples)``; pixels outside
+        the total pixel matrix have the fill value.
 
         """
         width, height = (float(v) for v in size)
         if width < 0 or height < 0:
             raise ValueError(f"region size must not be negative, got {size}")
-        x, y = (float(v) for v in offset)
-        corners = np.array(
-            [[x, y], [x + width, y], [x, y + height], [x + width, y + height]]
+        axes = self._slide_axes()
+        columns = round(width / axes.spacing_x)
+        rows = round(height / axes.spacing_y)
+        linear, origin = self._affine[:, :2], self._affine[:, 2]
+        # first pixel centres at or after the offset along X and Y
+        first = np.array(
+            [
+                origin[i]
+                + spacing * np.ceil((float(offset[i]) - origin[i]) / spacing - 1e-9)
+                for i, spacing in enumerate((axes.spacing_x, axes.spacing_y))
+            ]
         )
-        indices = self._slide_to_continuous_pixels(corners)
-        low = np.ceil(indices.min(axis=0) - 1e-9).astype(int)
-        high = np.ceil(indices.max(axis=0) - 1e-9).astype(int)
-        return self.get_image_region(
-            (int(low[0]), int(low[1])),
-            (int(high[0] - low[0]), int(high[1] - low[1])),
+        start = np.rint(np.linalg.solve(linear, first - origin)).astype(int)
+        region_offset = [0, 0]
+        region_size = [0, 0]
+        for axis, sign, count in (
+            (axes.axis_x, axes.sign_x, columns),
+            (axes.axis_y, axes.sign_y, rows),
+        ):
+            region_offset[axis] = int(start[axis]) - (count - 1 if sign < 0 else 0)
+            region_size[axis] = count
+        region = self.get_image_region(
+            (region_offset[0], region_offset[1]),
+            (region_size[0], region_size[1]),
             channel_index,
             focal_plane_index,
+        )
+        if axes.axis_x == 0:  # image rows run along X
+            region = region.transpose(1, 0, 2)
+        if axes.sign_x < 0:
+            region = region[:, ::-1]
+        if axes.sign_y < 0:
+            region = region[::-1]
+        return np.ascontiguousarray(region)
+
+    def _slide_axes(self) -> _SlideAxes:
+        linear = self._affine[:, :2]
+        axis_x = int(np.argmax(np.abs(linear[0])))
+        axis_y = 1 - axis_x
+        scale = np.abs(linear).max()
+        if (
+            abs(linear[0, axis_y]) > 1e-6 * scale
+            or abs(linear[1, axis_x]) > 1e-6 * scale
+        ):
+            raise MetadataError(
+                "Image Orientation (Slide) is not aligned with the slide axes; "
+                "slide regions need rotations by multiples of 90 degrees",
+                str(self._metadata.get("SOPInstanceUID")),
+            )
+        return _SlideAxes(
+            axis_x=axis_x,
+            axis_y=axis_y,
+            sign_x=int(np.sign(linear[0, axis_x])),
+            sign_y=int(np.sign(linear[1, axis_y])),
+            spacing_x=float(abs(linear[0, axis_x])),
+            spacing_y=float(abs(linear[1, axis_y])),
         )
 
     def _slide_to_continuous_pixels(self, xy: np.ndarray) -> np.ndarray:

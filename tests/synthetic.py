@@ -102,9 +102,17 @@ Facts a reader must know (all written here, all standard-conforming)
 * Concatenations: frames are split in stored order over the parts; each part
   carries ConcatenationFrameOffsetNumber (0-based) and its own
   NumberOfFrames / PerFrameFunctionalGroupsSequence.
-* JPEG YBR_FULL_422 decoding differs by a few units between decoders
-  (pydicom's Pillow plugin, Pillow directly, pylibjpeg).  ``decoded`` uses
-  pydicom's default (the Pillow plugin); see :meth:`SyntheticImage.redecode`.
+* Lossy ``decoded`` arrays come from pydicom's default decoder (in this
+  environment pylibjpeg-libjpeg for JPEG Baseline, openjpeg for JPEG 2000,
+  pyjpegls/pylibjpeg for JPEG-LS), or Pillow for JPEG XL.  JPEG decoders
+  disagree by a few units (Pillow/libjpeg-turbo vs pylibjpeg-libjpeg: up to 3
+  for YBR_FULL_422, 1 for RGB/monochrome); compare exactly only against the
+  same decoder -- :meth:`SyntheticImage.redecode` gives the others.
+* TILED_FULL images written by this module with one optical path carry
+  OpticalPathIdentificationSequence in the shared functional group; sparse /
+  unorganized ones carry it per frame only (never both).
+* The ``demo`` preset (``data/sample``) pads edge frames with white like a
+  scanner would; all other presets use the magenta pad.
 """
 
 from __future__ import annotations
@@ -581,9 +589,9 @@ def _matrix_trc_profile(description: str, primaries: Sequence[tuple[float, float
         (b"desc", _desc_tag(description)),
         (b"cprt", _text_tag("No copyright, synthetic test profile")),
         (b"wtpt", _xyz_tag((0.9642, 1.0, 0.8249))),
-        (b"rXYZ", _xyz_tag(m[:, 0])),
-        (b"gXYZ", _xyz_tag(m[:, 1])),
-        (b"bXYZ", _xyz_tag(m[:, 2])),
+        (b"rXYZ", _xyz_tag(m[:, 0].tolist())),
+        (b"gXYZ", _xyz_tag(m[:, 1].tolist())),
+        (b"bXYZ", _xyz_tag(m[:, 2].tolist())),
         (b"rTRC", curve),
         (b"gTRC", curve),
         (b"bTRC", curve),
@@ -606,7 +614,24 @@ def _matrix_trc_profile(description: str, primaries: Sequence[tuple[float, float
         + b"none" + b"\0" * 16 + b"\0" * 28
     )
     assert len(header) == 128
-    return header + table + body
+    return _fix_icc_header(header + table + body)
+
+
+def _fix_icc_header(data: bytes) -> bytes:
+    """Set a fixed creation date and recompute the profile ID (MD5).
+
+    LittleCMS stamps the current time into the header; a fixed date keeps the
+    written files byte-for-byte reproducible.
+    """
+    buf = bytearray(data)
+    buf[24:36] = struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+    buf[84:100] = b"\0" * 16
+    digest_input = bytearray(buf)
+    digest_input[44:48] = b"\0" * 4
+    digest_input[64:68] = b"\0" * 4
+    if buf[8] >= 4:  # the profile ID exists from ICC v4 on (zero in v2)
+        buf[84:100] = hashlib.md5(bytes(digest_input)).digest()
+    return bytes(buf)
 
 
 def icc_profile(kind: str = "srgb") -> bytes:
@@ -627,7 +652,8 @@ def icc_profile(kind: str = "srgb") -> bytes:
         The profile.
     """
     if kind == "srgb":
-        return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+        data = bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+        return _fix_icc_header(data)
     if kind == "wide":
         return _matrix_trc_profile(
             "Synthetic wide-gamut gamma 1.8 (test only)",
@@ -666,30 +692,43 @@ def _random_pixels(shape: tuple[int, ...], bits: int, seed: int) -> np.ndarray:
 
 def _smooth_pixels(shape: tuple[int, ...], bits: int, seed: int,
                    tile_rows: int, tile_cols: int) -> np.ndarray:
-    """Gradients + per-tile offsets + low-amplitude noise (JPEG friendly)."""
+    """JPEG-friendly content that differs per tile, plane, path and sample.
+
+    A global gradient plus, inside each tile, two low-frequency sinusoids
+    whose periods (16-64 px), directions and phases are drawn per (plane,
+    path, sample, tile), a per-(plane, path) offset, plus low-amplitude
+    noise.
+    Two different tiles, or the same tile of two planes/paths, differ by
+    about 10 units or more on average, far above JPEG errors.
+    """
     planes, paths, rows, cols, samples = shape
-    rr = np.arange(rows, dtype=np.float64)[:, None] / max(rows - 1, 1)
-    cc = np.arange(cols, dtype=np.float64)[None, :] / max(cols - 1, 1)
-    tr = np.arange(rows)[:, None] // tile_rows
-    tc = np.arange(cols)[None, :] // tile_cols
-    grid_cols = -(-cols // tile_cols)
-    tile_index = tr * grid_cols + tc
+    rr = np.arange(rows, dtype=np.float64)[:, None]
+    cc = np.arange(cols, dtype=np.float64)[None, :]
+    ramp = 0.5 * rr / max(rows - 1, 1) + 0.5 * cc / max(cols - 1, 1)
+    grid_rows, grid_cols = -(-rows // tile_rows), -(-cols // tile_cols)
     out = np.empty(shape, dtype=np.float64)
+    step = min(14.0, 60.0 / max(planes * paths - 1, 1))
     for p in range(planes):
         for o in range(paths):
             rng = np.random.default_rng([seed, p, o, 29])
+            params = rng.random((samples, grid_rows, grid_cols, 2, 3))
+            level = 40 + step * (p * paths + o)
             for s in range(samples):
-                angle = 2 * math.pi * (_tile_hash(seed, p, o, s, 1) % 360) / 360
-                ramp = 0.5 + 0.5 * (math.cos(angle) * (cc - 0.5) * 2
-                                    + math.sin(angle) * (rr - 0.5) * 2) / 2
-                offsets = np.array([
-                    _tile_hash(seed, p, o, s, t) % 12
-                    for t in range(int(tile_index.max()) + 1)
-                ])
-                value = (30 + 110 * ramp + 8 * offsets[tile_index]
-                         + 6 * p + 11 * o
-                         + rng.normal(0.0, 2.0, size=(rows, cols)))
-                out[p, o, :, :, s] = value
+                plane = level + 60 * ramp + rng.normal(0.0, 2.0, size=(rows, cols))
+                for tr in range(grid_rows):
+                    for tc in range(grid_cols):
+                        r0, c0 = tr * tile_rows, tc * tile_cols
+                        y = rr[r0:r0 + tile_rows] - r0
+                        x = cc[:, c0:c0 + tile_cols] - c0
+                        for period_u, angle_u, phase_u in params[s, tr, tc]:
+                            period = 16 + 48 * period_u
+                            angle = math.pi * angle_u
+                            wave = np.sin(2 * math.pi * (x * math.cos(angle)
+                                                         + y * math.sin(angle))
+                                          / period + 2 * math.pi * phase_u)
+                            plane[r0:r0 + tile_rows, c0:c0 + tile_cols] += 30 * (
+                                0.5 + 0.5 * wave)
+                out[p, o, :, :, s] = plane
     if bits > 8:
         out = out * (_max_value(bits) / 255.0)
     out = np.clip(np.rint(out), 0, _max_value(bits))
@@ -756,7 +795,7 @@ def _streaks(rng: np.random.Generator, rows: int, cols: int, angle_deg: float,
     r0 = (arr.shape[0] - rows) // 2
     c0 = (arr.shape[1] - cols) // 2
     arr = arr[r0:r0 + rows, c0:c0 + cols]
-    lo, hi = np.percentile(arr, 1), np.percentile(arr, 99)
+    lo, hi = float(np.percentile(arr, 1)), float(np.percentile(arr, 99))
     return np.clip((arr - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
 
 
@@ -926,7 +965,8 @@ def make_tissue_image(rows: int, cols: int, seed: int = 0, *,
     nuclei = np.asarray(nuc_img, dtype=np.float32) / 255.0
     nuclei = _blur(nuclei, 0.6 * um)
     chromatin = _fractal_noise(rng, rows, cols, 3 * um, octaves=2)
-    hema = hema + 0.10 * epithelium + nuclei * (0.9 + 0.6 * chromatin)
+    hema = (hema + 0.10 * epithelium
+            + nuclei * (0.9 + 0.6 * chromatin)).astype(np.float32)
     eosin = eosin * (1.0 - lumen) * (1.0 - 0.6 * nuclei) + 0.22 * epithelium
     eosin = eosin + 0.05 * lumen * _smooth_noise(rng, rows, cols, 20 * um)
 
@@ -1184,7 +1224,8 @@ class _Codec:
             mode = "RGB" if samples == 3 else ("I;16" if self.bits > 8 else "L")
             if ts == JPEG_XL_JPEG_RECOMPRESSION:
                 jpeg = self._jpeg(frame)
-                enc = Encoder(mode=mode, lossless=True, quality=100,
+                # pillow_jxl's bundled stub is older than its Encoder.
+                enc = Encoder(mode=mode, lossless=True, quality=100,  # type: ignore[call-arg]
                               decoding_speed=0, effort=self.jxl_effort,
                               use_container=False, use_original_profile=False,
                               num_threads=1)
@@ -1210,7 +1251,7 @@ def _decode_with_pillow(data: bytes, rows: int, cols: int, samples: int,
                         bits: int) -> np.ndarray:
     if data[:2] == b"\xff\x0a" or data[:12] == b"\0\0\0\x0cJXL \r\n\x87\n":
         import pillow_jxl  # noqa: F401  (registers the JXL plugin)
-    img = Image.open(io.BytesIO(data))
+    img: Image.Image = Image.open(io.BytesIO(data))
     if samples == 3 and img.mode != "RGB":
         img = img.convert("RGB")
     if img.mode in ("I;16", "I;16L", "I;16B", "I"):
@@ -1471,6 +1512,7 @@ def write_wsi_image(
     label_text: str | None = None,
     barcode_value: str | None = None,
     acquisition_datetime: datetime.datetime = _FIXED_DATETIME,
+    decode_plugin: str = "",
 ) -> SyntheticImage:
     """Write one synthetic VL Whole Slide Microscopy image.
 
@@ -1558,6 +1600,12 @@ def write_wsi_image(
         LabelText / BarcodeValue (Slide Label module) for LABEL images.
     acquisition_datetime : datetime.datetime, optional
         AcquisitionDateTime / ContentDate / ContentTime.
+    decode_plugin : str, optional
+        How `decoded` is computed for lossy syntaxes: a pydicom decoding
+        plugin name, ``""`` for pydicom's default (in this environment
+        pylibjpeg-libjpeg for JPEG Baseline), or ``"pillow-direct"``.
+        Decoders differ by a few units for JPEG (libjpeg vs libjpeg-turbo
+        IDCT and colour conversion); see :meth:`SyntheticImage.redecode`.
 
     Returns
     -------
@@ -1630,7 +1678,8 @@ def write_wsi_image(
         raise ValueError("TILED_FULL frames cannot be shuffled")
 
     # Content.
-    fill = (255, 255, 255) if samples == 3 else (0,)
+    fill: tuple[int, ...] = (255, 255, 255) if samples == 3 else (0,)
+    pad: tuple[int, ...]
     if pad_value is None:
         pad = (255, 0, 255) if samples == 3 else (_max_value(bits_stored),)
     elif isinstance(pad_value, int):
@@ -1884,10 +1933,10 @@ def write_wsi_image(
             ds.PixelData = encapsulate(part_frames, has_bot=offset_table == "basic")
             ds["PixelData"].VR = "OB"
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = WSI_SOP_CLASS_UID
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        meta.MediaStorageSOPClassUID = UID(WSI_SOP_CLASS_UID)
+        meta.MediaStorageSOPInstanceUID = UID(ds.SOPInstanceUID)
         meta.TransferSyntaxUID = ts_uid
-        meta.ImplementationClassUID = "1.2.826.0.1.3680043.8.498.1"
+        meta.ImplementationClassUID = UID("1.2.826.0.1.3680043.8.498.1")
         meta.ImplementationVersionName = "SYNTH_WSI_1"
         ds.file_meta = meta
         suffix = f"_part{part + 1}" if concatenation_parts > 1 else ""
@@ -1922,9 +1971,14 @@ def write_wsi_image(
                "slice_thickness_mm": slice_thickness_mm},
     )
     if lossy:
-        image.decoded = _assemble(image, [read_frames(f) for f in files])
-        image.decoded_by = "pydicom default plugin" \
-            if transfer_syntax not in _JPEG_XL else "Pillow + pillow_jxl"
+        image.decoded = _assemble(
+            image, [read_frames(f, plugin=decode_plugin) for f in files])
+        if transfer_syntax in _JPEG_XL:
+            image.decoded_by = "Pillow + pillow_jxl"
+        elif decode_plugin == "pillow-direct":
+            image.decoded_by = "Pillow (PIL.Image.open)"
+        else:
+            image.decoded_by = f"pydicom ({decode_plugin or 'default plugin'})"
     return image
 
 
@@ -1974,6 +2028,7 @@ class _Preset:
     container_identifier: str = "SYNTH-001"
     label_lines: tuple[str, ...] = ("SYNTH-001", "H&E", "2024-03-14")
     jpeg_quality: int = 90
+    pad_value: tuple[int, ...] | None = None
 
 
 _PYRAMID = (_Level(1, 64, 96), _Level(2, 64, 64), _Level(6, 32, 48))
@@ -2022,7 +2077,8 @@ PRESETS: dict[str, _Preset] = {
          _Level(12, 256, 256)),
         pattern="tissue", thumbnail=True, label=True, overview=True,
         pixel_spacing=0.001, container_identifier="DEMO-001",
-        label_lines=("DEMO-001", "H&E", "2024-03-14"), jpeg_quality=85),
+        label_lines=("DEMO-001", "H&E", "2024-03-14"), jpeg_quality=85,
+        pad_value=(255, 255, 255)),
 }
 
 
@@ -2043,7 +2099,7 @@ def _base_content(preset: _Preset, seed: int) -> np.ndarray:
 
 
 def _level_content(base: np.ndarray, downsample: int, preset: _Preset,
-                   seed: int, level: _Level) -> np.ndarray:
+                   seed: int) -> np.ndarray:
     """Content of one level: area-downsampled base plus a small per-tile
     texture, so every tile of every level stays distinct and non-constant."""
     arr = downsample_area(base, downsample)
@@ -2129,10 +2185,11 @@ def write_slide(
 
     levels: list[SyntheticImage] = []
     for index, level in enumerate(cfg.levels):
-        content = _level_content(base, level.downsample, cfg, seed, level)
+        content = _level_content(base, level.downsample, cfg, seed)
         stem, number = next_name(f"level{index}")
         kwargs: dict[str, Any] = {
             "jpeg_quality": cfg.jpeg_quality,
+            "pad_value": cfg.pad_value,
         }
         kwargs.update(image_kwargs)
         image = write_wsi_image(
@@ -2161,8 +2218,7 @@ def write_slide(
     if cfg.thumbnail:
         factor = max(1, math.ceil(max(cfg.total_rows, cfg.total_cols) / 256)) \
             if preset == "demo" else 4
-        content = _level_content(base, factor, cfg, seed + 50,
-                                 _Level(factor, 1, 1))
+        content = _level_content(base, factor, cfg, seed + 50)
         stem, number = next_name("thumbnail")
         thumb_ts = ts if cfg.samples == 3 or ts not in _EIGHT_BIT_ONLY else \
             EXPLICIT_VR_LE
@@ -2189,7 +2245,7 @@ def write_slide(
             tile_rows=label_rgb.shape[0], tile_cols=label_rgb.shape[1],
             samples=3, transfer_syntax=assoc_ts, flavor="LABEL",
             pixel_spacing=(0.1, 0.1), origin=(25.0, 24.0),
-            icc_profile=icc_bytes if icc_bytes is not None else None,
+            icc_profile=icc_bytes,
             uids=uids, pixels=label_rgb, name=stem, instance_number=number,
             label_text=label_text, barcode_value=cfg.container_identifier)
     if cfg.overview:
@@ -2288,7 +2344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{key:24s} {desc}")
         print("\nencodable transfer syntaxes:")
         for ts in encodable_transfer_syntaxes():
-            print(f"  {ts:26s} {UID(ts).name}")
+            title = _JPEG_XL_NAMES[ts][0] if ts in _JPEG_XL_NAMES else UID(ts).name
+            print(f"  {ts:26s} {title}")
         return 0
     if args.preset is None or args.folder is None:
         parser.error("preset and folder are required (or use --list)")
