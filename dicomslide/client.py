@@ -73,6 +73,9 @@ class LocalFolderClient(DICOMfileClient):
                 continue
             try:
                 with open(path, "rb") as fp:
+                    if fp.read(132)[128:] != b"DICM":
+                        continue  # not a Part 10 file
+                    fp.seek(0)
                     # (typed as DicomFileLike, used as any binary file)
                     dataset = manager._read_selected_metadata(fp)  # type: ignore[arg-type]
                 transfer_syntax_uid = str(dataset.file_meta.TransferSyntaxUID)

@@ -30,6 +30,29 @@ from dicomslide.utils import (
 logger = logging.getLogger(__name__)
 
 
+def _real_world_value_mapping(image: Dataset) -> tuple[float, float] | None:
+    """Slope and intercept that map stored integers of a parametric map to
+    real-world values; None for float pixel data or other images."""
+    if image.get("SOPClassUID") != PARAMETRIC_MAP_SOP_CLASS_UID:
+        return None
+    if "FloatPixelData" in image or "DoubleFloatPixelData" in image:
+        return None
+    if "BitsStored" not in image and int(image.get("BitsAllocated", 0)) in (32, 64):
+        return None  # float pixel data (the element itself is not in metadata)
+    for keyword in (
+        "SharedFunctionalGroupsSequence",
+        "PerFrameFunctionalGroupsSequence",
+    ):
+        groups = image.get(keyword)
+        if groups and "RealWorldValueMappingSequence" in groups[0]:
+            mapping = groups[0].RealWorldValueMappingSequence[0]
+            return (
+                float(mapping.get("RealWorldValueSlope", 1.0)),
+                float(mapping.get("RealWorldValueIntercept", 0.0)),
+            )
+    return None
+
+
 class _SlideAxes(NamedTuple):
     """How the axes of a total pixel matrix lie on the slide."""
 
@@ -137,6 +160,11 @@ class TiledImage:
             self._channel_type = ChannelTypes.PARAMETER
         else:
             self._channel_type = ChannelTypes.OPTICAL_PATH
+        self._is_label_map = (
+            self._channel_type == ChannelTypes.SEGMENT
+            and metadata.get("SegmentationType") == "LABELMAP"
+        )
+        self._value_mapping = _real_world_value_mapping(metadata)
         samples = self._store.samples_per_pixel
         self._fill_value = (
             255

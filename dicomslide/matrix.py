@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,16 @@ if TYPE_CHECKING:
     from dicomslide.image import TiledImage
 
 logger = logging.getLogger(__name__)
+
+
+def _label_mask(labels: np.ndarray, label: int) -> np.ndarray:
+    return (labels == label).astype(np.uint8)
+
+
+def _real_world_values(
+    stored: np.ndarray, slope: float, intercept: float
+) -> np.ndarray:
+    return stored.astype(np.float64) * slope + intercept
 
 
 def _normalize_padding(
@@ -145,6 +156,22 @@ class TotalPixelMatrix:
         self._color_transform: ColorTransform | None = None
         if correct_color:
             self._color_transform = image._color_transform
+        # How stored values become the values of this matrix
+        self._stored_channel = self._channel_index
+        self._value_transform: Callable[[np.ndarray], np.ndarray] | None = None
+        self._dtype = self._store.dtype
+        if image._is_label_map:
+            # every segment of a label map is a channel: its mask
+            self._stored_channel = 0
+            label = int(image.get_channel_identifier(channel_index))
+            self._value_transform = functools.partial(_label_mask, label=label)
+            self._dtype = np.dtype(np.uint8)
+        elif image._value_mapping is not None:
+            slope, intercept = image._value_mapping
+            self._value_transform = functools.partial(
+                _real_world_values, slope=slope, intercept=intercept
+            )
+            self._dtype = np.dtype(np.float64)
 
     def __repr__(self) -> str:
         return (
@@ -174,7 +201,7 @@ class TotalPixelMatrix:
     @property
     def dtype(self) -> np.dtype:
         """numpy.dtype: Data type"""
-        return self._store.dtype
+        return self._dtype
 
     @property
     def ndim(self) -> int:
@@ -330,7 +357,7 @@ class TotalPixelMatrix:
             if not 0 <= index < store.number_of_frames:
                 raise IndexError(f"frame number {frame_number} is out of range")
             if (
-                store.channels[index] != self._channel_index
+                store.channels[index] != self._stored_channel
                 or store.planes[index] != self._focal_plane_index
             ):
                 raise ValueError(
@@ -389,11 +416,13 @@ class TotalPixelMatrix:
             raise ValueError(f"region size must not be negative, got {size}")
         row, column = (int(v) for v in offset)
         region = self._store.read_region(
-            self._channel_index,
+            self._stored_channel,
             self._focal_plane_index,
             (row, row + rows),
             (column, column + columns),
             self._fill,
+            self._value_transform,
+            self._dtype,
         )
         return self._finish(region)
 
@@ -401,7 +430,7 @@ class TotalPixelMatrix:
         tile_rows, tile_columns, _ = self.tile_shape
         positions = [self.get_tile_position(self._check_tile_index(i)) for i in indices]
         store = self._store
-        grid = store.grid(self._channel_index, self._focal_plane_index)
+        grid = store.grid(self._stored_channel, self._focal_plane_index)
         tiles = np.full((len(indices), *self.tile_shape), self._fill, dtype=self.dtype)
         wanted: dict[int, list[int]] = {}
         for k, (row, column) in enumerate(positions):
@@ -415,7 +444,10 @@ class TotalPixelMatrix:
                 row, column = positions[k]
                 height = min(tile_rows, total_rows - row)
                 width = min(tile_columns, total_columns - column)
-                tiles[k, :height, :width] = frame[:height, :width]
+                part = frame[:height, :width]
+                if self._value_transform is not None:
+                    part = self._value_transform(part)
+                tiles[k, :height, :width] = part
 
         store.load_frames(list(wanted), place)
         if self._color_transform is not None and len(tiles):

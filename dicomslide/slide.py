@@ -30,6 +30,7 @@ from dicomslide.utils import (
 
 logger = logging.getLogger(__name__)
 
+_OPTICAL_PATH = ChannelTypes.OPTICAL_PATH
 _CHANNEL_TYPE_ORDER = (
     ChannelTypes.OPTICAL_PATH,
     ChannelTypes.SEGMENT,
@@ -178,11 +179,17 @@ class Slide:
         self._label_images = tuple(labels)
         self._overview_images = tuple(overviews)
 
-        channels: list[ChannelKey] = []
-        for channel_type in _CHANNEL_TYPE_ORDER:
-            for key, _ in volume:
-                if key.type == channel_type and key not in channels:
-                    channels.append(key)
+        # optical paths as stored; derived channels by series, then number
+        channels = list(dict.fromkeys(k for k, _ in volume if k.type == _OPTICAL_PATH))
+        channels += sorted(
+            {k for k, _ in volume if k.type != _OPTICAL_PATH},
+            key=lambda k: (
+                _CHANNEL_TYPE_ORDER.index(k.type),
+                k.scope,
+                int(k.identifier) if k.identifier.isdigit() else 0,
+                k.identifier,
+            ),
+        )
         self._channels = channels
         self._focal_plane_offsets = sorted(
             {offset for key, offset in volume if key.type == ChannelTypes.OPTICAL_PATH}

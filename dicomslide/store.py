@@ -366,6 +366,8 @@ class FrameStore:
         rows: tuple[int, int],
         columns: tuple[int, int],
         fill: float,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        dtype: np.dtype | None = None,
     ) -> np.ndarray:
         """Read a region of the total pixel matrix.
 
@@ -381,6 +383,11 @@ class FrameStore:
             First and one-past-last column; may extend past the matrix
         fill: float
             Value of pixels outside the matrix and of absent tiles
+        transform: Union[Callable[[numpy.ndarray], numpy.ndarray], None], optional
+            Applied to every frame before it is pasted (e.g. label values to a
+            segment's mask); pixels without a frame keep `fill`
+        dtype: Union[numpy.dtype, None], optional
+            Data type of the transformed pixels (default: the stored type)
 
         Returns
         -------
@@ -393,7 +400,7 @@ class FrameStore:
         out = np.full(
             (max(r1 - r0, 0), max(c1 - c0, 0), self.samples_per_pixel),
             fill,
-            dtype=self.dtype,
+            dtype=self.dtype if dtype is None else dtype,
         )
         total_rows, total_columns = self.total_shape
         v_r0, v_r1 = max(r0, 0), min(r1, total_rows)
@@ -411,9 +418,10 @@ class FrameStore:
             a_c0, a_c1 = max(column, v_c0), min(column + tile_columns, v_c1)
             if a_r1 <= a_r0 or a_c1 <= a_c0:
                 return
-            out[a_r0 - r0 : a_r1 - r0, a_c0 - c0 : a_c1 - c0] = frame[
-                a_r0 - row : a_r1 - row, a_c0 - column : a_c1 - column
-            ]
+            part = frame[a_r0 - row : a_r1 - row, a_c0 - column : a_c1 - column]
+            out[a_r0 - r0 : a_r1 - r0, a_c0 - c0 : a_c1 - c0] = (
+                part if transform is None else transform(part)
+            )
 
         self.load_frames(list(placement), paste)
         return out

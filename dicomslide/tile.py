@@ -21,8 +21,9 @@ def get_channel_identifiers(image: Dataset) -> list[str]:
     """Get the identifiers of an image's channels in their stored order.
 
     Channels are optical paths of VL Whole Slide Microscopy images (identified
-    by Optical Path Identifier) and segments of Segmentations (identified by
-    Segment Number); other images have a single channel ``"1"``.
+    by Optical Path Identifier) and segments of Segmentations, label maps
+    included (identified by Segment Number); other images have a single
+    channel ``"1"``.
 
     Parameters
     ----------
@@ -40,7 +41,8 @@ def get_channel_identifiers(image: Dataset) -> list[str]:
         paths = image.get("OpticalPathSequence") or []
         identifiers = [str(item.OpticalPathIdentifier) for item in paths]
         return identifiers or ["1"]
-    if sop_class_uid in SEGMENTATION_SOP_CLASS_UIDS and not _is_label_map(image):
+    if sop_class_uid in SEGMENTATION_SOP_CLASS_UIDS:
+        # the segments of a label map share frames; each is a channel too
         return [str(item.SegmentNumber) for item in image.get("SegmentSequence", [])]
     return ["1"]
 

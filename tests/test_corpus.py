@@ -154,3 +154,82 @@ def test_find_slides_reports_facts(corpus, variant):
         assert len(image.icc_profile or b"") == (fact.get("icc_profile_length") or 0)
     base = facts["levels"][0]
     assert slide.pixel_spacings[0] == pytest.approx(base["PixelSpacing_mm"][::-1])
+
+
+DERIVED_VARIANTS = (
+    sorted(
+        p.name
+        for p in CORPUS.glob("V*")
+        if json.loads((p / "expected" / "facts.json").read_text())["kind"] == "derived"
+    )
+    if CORPUS
+    else ["corpus-missing"]
+)
+
+
+@pytest.mark.parametrize("variant", DERIVED_VARIANTS)
+def test_derived_regions_match_highdicom(corpus, variant):
+    """Segment channels combined into segment numbers equal highdicom's reads."""
+    folder = corpus / variant
+    facts = _facts(folder)
+    records = json.loads((folder / "expected" / "regions.json").read_text())["regions"]
+    reference = np.load(folder / "expected" / "regions.npz")
+    images = [
+        dicomslide.TiledImage(
+            folder, pydicom.dcmread(folder / instance["file"], stop_before_pixels=True)
+        )
+        for instance in facts["instances"]
+    ]
+    for image, instance in zip(images, facts["instances"], strict=True):
+        assert image.channel_type == dicomslide.ChannelTypes.SEGMENT
+        assert [
+            int(image.get_channel_identifier(i)) for i in range(image.num_channels)
+        ] == [segment["number"] for segment in instance["segments"]]
+    checked = 0
+    for record in records:
+        if record.get("skipped"):
+            continue
+        image = images[record["instance"]]
+        (r0, c0), (h, w) = record["offset_rc"], record["size_rc"]
+        combined = np.zeros((h, w), dtype=np.uint8)
+        for channel in range(image.num_channels):
+            mask = image.get_image_region((r0, c0), (h, w), channel)[:, :, 0]
+            assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1}
+            combined += mask * np.uint8(image.get_channel_identifier(channel))
+        np.testing.assert_array_equal(combined, reference[record["key"]], record["key"])
+        checked += 1
+    assert checked > 0
+
+
+def test_whole_corpus_as_one_folder(corpus):
+    slides = dicomslide.find_slides(corpus)
+    by_container = {slide.container_id: slide for slide in slides}
+    expected = {_facts(corpus / v)["ContainerIdentifier"] for v in SLIDE_VARIANTS}
+    assert len(slides) == len(SLIDE_VARIANTS)
+    assert set(by_container) == expected
+    v05 = by_container[_facts(corpus / "V05-wsidicomizer-svs")["ContainerIdentifier"]]
+    types = [v05.get_channel_type(i) for i in range(v05.num_channels)]
+    assert types[0] == dicomslide.ChannelTypes.OPTICAL_PATH
+    segments = [i for i, t in enumerate(types) if t == dicomslide.ChannelTypes.SEGMENT]
+    # V10: segments 1, 2 (a pyramid); V11: label map segments 0, 1, 2
+    assert len(segments) == 5
+    dab = v05.find_segments(label="DAB positive")
+    assert len(dab) == 2 and all(v05.get_channel_identifier(i) == "2" for i in dab)
+    assert len(v05.find_segments(number=0)) == 1  # the label map's background
+    for variant in SLIDE_VARIANTS:
+        facts = _facts(corpus / variant)
+        slide = by_container[facts["ContainerIdentifier"]]
+        assert slide.total_pixel_matrix_dimensions[0] == (
+            facts["levels"][0]["TotalPixelMatrixRows"],
+            facts["levels"][0]["TotalPixelMatrixColumns"],
+        )
+    # the V10 pyramid joins the slide's levels 0, 1 and 2 (not the thumbnail)
+    v10_series = _facts(corpus / "V10-highdicom-seg")["SeriesInstanceUID"]
+    tissue = next(
+        i
+        for i in v05.find_segments(label="Tissue")
+        if v05.get_volume_images(i)[0].metadata.SeriesInstanceUID == v10_series
+    )
+    assert len(v05.get_volume_images(tissue)) == 3
+    region = v05.get_image_region((2467 * 4, 2185 * 4), 1, (50, 50), tissue)
+    assert region.dtype == np.uint8 and region.shape == (50, 50, 1)
