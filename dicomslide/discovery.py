@@ -198,7 +198,7 @@ def find_slides(
         filters["PatientID"] = patient_id
     if study_id is not None:
         filters["StudyID"] = study_id
-    search: dict[str, Any] = {"search_filters": filters}
+    search: dict[str, Any] = {"search_filters": filters, "get_remaining": True}
     if not isinstance(client, DICOMfileClient):
         search["fields"] = _SERIES_FIELDS  # the file client warns that it ignores them
     found = call(client, "search_for_series", **search)

@@ -28,18 +28,36 @@ def _real_world_values(
     return stored.astype(np.float64) * slope + intercept
 
 
-def _normalize_padding(
-    padding: int | Sequence[int],
-) -> tuple[int, int, int, int]:
-    """Expand padding to (left, top, right, bottom)."""
-    if isinstance(padding, (int, np.integer)):
-        values = [int(padding)] * 4
+def normalize_padding(
+    padding: float | Sequence[float],
+) -> tuple[float, float, float, float]:
+    """Expand padding to (left, top, right, bottom).
+
+    Parameters
+    ----------
+    padding: Union[float, Sequence[float]]
+        One value for all borders, two for left/right and top/bottom, or four
+        for left, top, right and bottom
+
+    Returns
+    -------
+    Tuple[float, float, float, float]
+        Padding at the left, top, right and bottom
+
+    Raises
+    ------
+    ValueError
+        When a value is negative or the sequence has another length
+
+    """
+    if isinstance(padding, (int, float, np.integer, np.floating)):
+        values = [padding] * 4
     elif len(padding) == 2:
-        values = [int(v) for v in padding] * 2
+        values = list(padding) * 2
     elif len(padding) == 4:
-        values = [int(v) for v in padding]
+        values = list(padding)
     else:
-        raise ValueError("padding must be an int or a sequence of 2 or 4 ints")
+        raise ValueError("padding must be a number or a sequence of 2 or 4 numbers")
     if any(v < 0 for v in values):
         raise ValueError("padding must not be negative")
     left, top, right, bottom = values
@@ -605,7 +623,8 @@ class TotalPixelMatrixSampler:
         if region_rows <= 0 or region_columns <= 0:
             raise ValueError("region dimensions must be positive")
         self._region_dimensions = (region_rows, region_columns)
-        self._padding = _normalize_padding(padding)
+        left, top, right, bottom = (int(v) for v in normalize_padding(padding))
+        self._padding = (left, top, right, bottom)
         if bounding_box is not None:
             (row, column), (height, width) = bounding_box
             box = (int(row), int(column), int(height), int(width))

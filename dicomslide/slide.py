@@ -17,6 +17,7 @@ from dicomslide.cache import FrameCache
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import MetadataError
 from dicomslide.image import TiledImage
+from dicomslide.matrix import normalize_padding
 from dicomslide.pyramid import Pyramid, PyramidLevel
 from dicomslide.utils import (
     does_optical_path_item_match,
@@ -36,6 +37,26 @@ _CHANNEL_TYPE_ORDER = (
     ChannelTypes.SEGMENT,
     ChannelTypes.PARAMETER,
 )
+
+
+def _annotation_bounds(
+    annotation: hd.sr.Scoord3DContentItem,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest (x, y) of the area an annotation covers, in mm."""
+    points = np.asarray(annotation.value, dtype=np.float64).reshape(-1, 3)[:, :2]
+    graphic_type = hd.sr.GraphicTypeValues3D(annotation.graphic_type)
+    if graphic_type in (
+        hd.sr.GraphicTypeValues3D.ELLIPSE,
+        hd.sr.GraphicTypeValues3D.ELLIPSOID,
+    ):
+        # endpoints of the major axis, then of the minor axis (and, for an
+        # ellipsoid, of a third axis that is ignored in the slide plane)
+        center = (points[0] + points[1]) / 2.0
+        major = (points[1] - points[0]) / 2.0
+        minor = (points[3] - points[2]) / 2.0
+        half = np.sqrt(major**2 + minor**2)
+        return center - half, center + half
+    return points.min(axis=0), points.max(axis=0)
 
 
 class ChannelKey(NamedTuple):
@@ -534,6 +555,72 @@ class Slide:
         matrix = self._matrix(level, channel_index, focal_plane_index)
         return matrix.image.get_slide_region(
             offset, size, matrix.channel_index, matrix.focal_plane_index
+        )
+
+    def get_slide_region_for_annotation(
+        self,
+        annotation: hd.sr.Scoord3DContentItem,
+        level: int,
+        channel_index: int = 0,
+        padding: float | tuple[float, float] | tuple[float, float, float, float] = 0.0,
+        focal_plane_index: int = 0,
+    ) -> np.ndarray:
+        """Get slide region defined by a graphic annotation.
+
+        Parameters
+        ----------
+        annotation: highdicom.sr.Scoord3DContentItem
+            Graphic annotation (POINT, MULTIPOINT, POLYLINE, POLYGON, ELLIPSE
+            or ELLIPSOID) that defines the region of interest in the slide
+            coordinate system
+        level: int
+            Zero-based index into pyramid levels
+        channel_index: int, optional
+            Zero-based channel index
+        padding: Union[float, Tuple[float, float], Tuple[float, float, float, float]], optional
+            Padding in pixels of `level` on each border of the region that
+            encloses the annotation. A single value pads all four borders;
+            two values pad the left/right (along the X axis) and top/bottom
+            (along the Y axis) borders; four values pad the left (- X axis),
+            top (+ Y axis), right (+ X axis), and bottom (- Y axis) borders.
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        numpy.ndarray
+            Three-dimensional pixel array of shape (Rows, Columns, Samples per
+            Pixel), aligned with the slide axes as in :meth:`get_slide_region`;
+            it holds every pixel whose area the annotation touches
+
+        Raises
+        ------
+        ValueError
+            When the annotation lies in another frame of reference, or its
+            graphic type is unknown
+
+        """  # noqa: E501
+        reference = getattr(annotation, "frame_of_reference_uid", None)
+        if (
+            reference
+            and self._frame_of_reference_uid
+            and reference != self._frame_of_reference_uid
+        ):
+            raise ValueError(
+                f"the annotation is in frame of reference {reference}, the slide "
+                f"in {self._frame_of_reference_uid}"
+            )
+        low, high = _annotation_bounds(annotation)
+        left, top, right, bottom = normalize_padding(padding)
+        image = self.get_image(level, channel_index, focal_plane_index)
+        axes = image._slide_axes()
+        # half a pixel around the bounds: the pixels that contain the bounds
+        x0 = low[0] - (left + 0.5) * axes.spacing_x
+        y0 = low[1] - (bottom + 0.5) * axes.spacing_y
+        x1 = high[0] + (right + 0.5) * axes.spacing_x
+        y1 = high[1] + (top + 0.5) * axes.spacing_y
+        return self.get_slide_region(
+            (x0, y0), level, (x1 - x0, y1 - y0), channel_index, focal_plane_index
         )
 
     def get_pixel_indices(

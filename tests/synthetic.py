@@ -179,8 +179,13 @@ JPEG_XL_JPEG_RECOMPRESSION = "1.2.840.10008.1.2.4.111"
 JPEG_XL = "1.2.840.10008.1.2.4.112"
 
 _NATIVE = (IMPLICIT_VR_LE, EXPLICIT_VR_LE, DEFLATED_EXPLICIT_VR_LE)
-_LOSSY = (JPEG_BASELINE, JPEG_LS_NEAR_LOSSLESS, JPEG_2000,
-          JPEG_XL_JPEG_RECOMPRESSION, JPEG_XL)
+_LOSSY = (
+    JPEG_BASELINE,
+    JPEG_LS_NEAR_LOSSLESS,
+    JPEG_2000,
+    JPEG_XL_JPEG_RECOMPRESSION,
+    JPEG_XL,
+)
 _ENCODABLE = (
     IMPLICIT_VR_LE,
     EXPLICIT_VR_LE,
@@ -450,8 +455,12 @@ class SyntheticImage:
         """
         src = self.decoded if decoded else self.pixels
         r0, c0 = tile_row * self.tile_rows, tile_col * self.tile_cols
-        return src[focal_plane, optical_path,
-                   r0:r0 + self.tile_rows, c0:c0 + self.tile_cols]
+        return src[
+            focal_plane,
+            optical_path,
+            r0 : r0 + self.tile_rows,
+            c0 : c0 + self.tile_cols,
+        ]
 
     def frame_position(self, info: FrameInfo) -> tuple[float, float, float]:
         """Return the slide coordinates of a frame's top-left pixel.
@@ -467,8 +476,12 @@ class SyntheticImage:
             X and Y in mm, Z in µm.
         """
         x, y = _pixel_to_slide(
-            info.tile_row * self.tile_rows, info.tile_col * self.tile_cols,
-            self.origin, self.pixel_spacing, self.image_orientation)
+            info.tile_row * self.tile_rows,
+            info.tile_col * self.tile_cols,
+            self.origin,
+            self.pixel_spacing,
+            self.image_orientation,
+        )
         return x, y, self.z_offsets_um[info.focal_plane]
 
     def redecode(self, plugin: str = "") -> np.ndarray:
@@ -550,16 +563,24 @@ def _curve_tag(gamma: float) -> bytes:
 
 def _desc_tag(text: str) -> bytes:
     ascii_text = text.encode("ascii") + b"\0"
-    return (b"desc" + b"\0" * 4 + struct.pack(">I", len(ascii_text)) + ascii_text
-            + struct.pack(">II", 0, 0) + struct.pack(">HB", 0, 0) + b"\0" * 67)
+    return (
+        b"desc"
+        + b"\0" * 4
+        + struct.pack(">I", len(ascii_text))
+        + ascii_text
+        + struct.pack(">II", 0, 0)
+        + struct.pack(">HB", 0, 0)
+        + b"\0" * 67
+    )
 
 
 def _text_tag(text: str) -> bytes:
     return b"text" + b"\0" * 4 + text.encode("ascii") + b"\0"
 
 
-def _rgb_to_xyz_d50(primaries: Sequence[tuple[float, float]],
-                    white: tuple[float, float]) -> np.ndarray:
+def _rgb_to_xyz_d50(
+    primaries: Sequence[tuple[float, float]], white: tuple[float, float]
+) -> np.ndarray:
     """RGB->XYZ matrix for given xy primaries, Bradford-adapted to D50."""
 
     def xyz(xy: tuple[float, float]) -> np.ndarray:
@@ -570,9 +591,13 @@ def _rgb_to_xyz_d50(primaries: Sequence[tuple[float, float]],
     w = xyz(white)
     scale = np.linalg.solve(prim, w)
     m = prim * scale
-    bradford = np.array([[0.8951, 0.2664, -0.1614],
-                         [-0.7502, 1.7135, 0.0367],
-                         [0.0389, -0.0685, 1.0296]])
+    bradford = np.array(
+        [
+            [0.8951, 0.2664, -0.1614],
+            [-0.7502, 1.7135, 0.0367],
+            [0.0389, -0.0685, 1.0296],
+        ]
+    )
     d50 = np.array([0.9642, 1.0, 0.8249])
     cone_src = bradford @ w
     cone_dst = bradford @ d50
@@ -580,8 +605,12 @@ def _rgb_to_xyz_d50(primaries: Sequence[tuple[float, float]],
     return adapt @ m
 
 
-def _matrix_trc_profile(description: str, primaries: Sequence[tuple[float, float]],
-                        white: tuple[float, float], gamma: float) -> bytes:
+def _matrix_trc_profile(
+    description: str,
+    primaries: Sequence[tuple[float, float]],
+    white: tuple[float, float],
+    gamma: float,
+) -> bytes:
     """Build a minimal ICC v2.4 RGB display profile (matrix + gamma TRC)."""
     m = _rgb_to_xyz_d50(primaries, white)
     curve = _curve_tag(gamma)
@@ -606,12 +635,26 @@ def _matrix_trc_profile(description: str, primaries: Sequence[tuple[float, float
         body += data
     size = 128 + len(table) + len(body)
     header = (
-        struct.pack(">I", size) + b"lcms" + bytes([2, 0x40, 0, 0]) + b"mntr"
-        + b"RGB " + b"XYZ " + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
-        + b"acsp" + b"APPL" + struct.pack(">I", 0) + b"none" + b"none"
-        + b"\0" * 8 + struct.pack(">I", 0)
-        + _s15f16(0.9642) + _s15f16(1.0) + _s15f16(0.8249)
-        + b"none" + b"\0" * 16 + b"\0" * 28
+        struct.pack(">I", size)
+        + b"lcms"
+        + bytes([2, 0x40, 0, 0])
+        + b"mntr"
+        + b"RGB "
+        + b"XYZ "
+        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"APPL"
+        + struct.pack(">I", 0)
+        + b"none"
+        + b"none"
+        + b"\0" * 8
+        + struct.pack(">I", 0)
+        + _s15f16(0.9642)
+        + _s15f16(1.0)
+        + _s15f16(0.8249)
+        + b"none"
+        + b"\0" * 16
+        + b"\0" * 28
     )
     assert len(header) == 128
     return _fix_icc_header(header + table + body)
@@ -685,13 +728,15 @@ def _random_pixels(shape: tuple[int, ...], bits: int, seed: int) -> np.ndarray:
     for p in range(planes):
         for o in range(paths):
             rng = np.random.default_rng([seed, p, o, 17])
-            out[p, o] = rng.integers(0, _max_value(bits) + 1, size=shape[2:],
-                                     dtype=dtype)
+            out[p, o] = rng.integers(
+                0, _max_value(bits) + 1, size=shape[2:], dtype=dtype
+            )
     return out
 
 
-def _smooth_pixels(shape: tuple[int, ...], bits: int, seed: int,
-                   tile_rows: int, tile_cols: int) -> np.ndarray:
+def _smooth_pixels(
+    shape: tuple[int, ...], bits: int, seed: int, tile_rows: int, tile_cols: int
+) -> np.ndarray:
     """JPEG-friendly content that differs per tile, plane, path and sample.
 
     A global gradient plus, inside each tile, two low-frequency sinusoids
@@ -718,16 +763,21 @@ def _smooth_pixels(shape: tuple[int, ...], bits: int, seed: int,
                 for tr in range(grid_rows):
                     for tc in range(grid_cols):
                         r0, c0 = tr * tile_rows, tc * tile_cols
-                        y = rr[r0:r0 + tile_rows] - r0
-                        x = cc[:, c0:c0 + tile_cols] - c0
+                        y = rr[r0 : r0 + tile_rows] - r0
+                        x = cc[:, c0 : c0 + tile_cols] - c0
                         for period_u, angle_u, phase_u in params[s, tr, tc]:
                             period = 16 + 48 * period_u
                             angle = math.pi * angle_u
-                            wave = np.sin(2 * math.pi * (x * math.cos(angle)
-                                                         + y * math.sin(angle))
-                                          / period + 2 * math.pi * phase_u)
-                            plane[r0:r0 + tile_rows, c0:c0 + tile_cols] += 30 * (
-                                0.5 + 0.5 * wave)
+                            wave = np.sin(
+                                2
+                                * math.pi
+                                * (x * math.cos(angle) + y * math.sin(angle))
+                                / period
+                                + 2 * math.pi * phase_u
+                            )
+                            plane[r0 : r0 + tile_rows, c0 : c0 + tile_cols] += 30 * (
+                                0.5 + 0.5 * wave
+                            )
                 out[p, o, :, :, s] = plane
     if bits > 8:
         out = out * (_max_value(bits) / 255.0)
@@ -735,22 +785,25 @@ def _smooth_pixels(shape: tuple[int, ...], bits: int, seed: int,
     return out.astype(np.uint8 if bits <= 8 else np.uint16)
 
 
-def _smooth_noise(rng: np.random.Generator, rows: int, cols: int,
-                  cell: float) -> np.ndarray:
+def _smooth_noise(
+    rng: np.random.Generator, rows: int, cols: int, cell: float
+) -> np.ndarray:
     """Smooth value noise in [0, 1] with feature size about `cell` pixels."""
     small_r = max(2, int(rows / cell) + 3)
     small_c = max(2, int(cols / cell) + 3)
     small = rng.random((small_r, small_c)).astype(np.float32)
     img = Image.fromarray(small, mode="F")
-    big = img.resize((int(small_c * cell), int(small_r * cell)),
-                     resample=Image.Resampling.BICUBIC)
+    big = img.resize(
+        (int(small_c * cell), int(small_r * cell)), resample=Image.Resampling.BICUBIC
+    )
     arr = np.asarray(big, dtype=np.float32)[:rows, :cols]
     lo, hi = float(arr.min()), float(arr.max())
     return (arr - lo) / max(hi - lo, 1e-6)
 
 
-def _fractal_noise(rng: np.random.Generator, rows: int, cols: int,
-                   cell: float, octaves: int = 4) -> np.ndarray:
+def _fractal_noise(
+    rng: np.random.Generator, rows: int, cols: int, cell: float, octaves: int = 4
+) -> np.ndarray:
     total = np.zeros((rows, cols), dtype=np.float32)
     amp, norm = 1.0, 0.0
     for _ in range(octaves):
@@ -782,26 +835,40 @@ def _blur(arr: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def _streaks(rng: np.random.Generator, rows: int, cols: int, angle_deg: float,
-             across: float, along: float) -> np.ndarray:
+def _streaks(
+    rng: np.random.Generator,
+    rows: int,
+    cols: int,
+    angle_deg: float,
+    across: float,
+    along: float,
+) -> np.ndarray:
     """Anisotropic noise: thin streaks along `angle_deg`, values in [0, 1]."""
     diag = int(math.hypot(rows, cols)) + 4
     small = rng.random((int(diag / across) + 3, int(diag / along) + 3))
     img = Image.fromarray(small.astype(np.float32), mode="F")
-    img = img.resize((int(small.shape[1] * along), int(small.shape[0] * across)),
-                     resample=Image.Resampling.BICUBIC)
+    img = img.resize(
+        (int(small.shape[1] * along), int(small.shape[0] * across)),
+        resample=Image.Resampling.BICUBIC,
+    )
     img = img.rotate(angle_deg, resample=Image.Resampling.BILINEAR)
     arr = np.asarray(img, dtype=np.float32)
     r0 = (arr.shape[0] - rows) // 2
     c0 = (arr.shape[1] - cols) // 2
-    arr = arr[r0:r0 + rows, c0:c0 + cols]
+    arr = arr[r0 : r0 + rows, c0 : c0 + cols]
     lo, hi = float(np.percentile(arr, 1)), float(np.percentile(arr, 99))
     return np.clip((arr - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
 
 
-def _ellipse_polygon(cx: float, cy: float, a: float, b: float, theta: float,
-                     n: int = 24, wobble: Sequence[float] = ()
-                     ) -> list[tuple[float, float]]:
+def _ellipse_polygon(
+    cx: float,
+    cy: float,
+    a: float,
+    b: float,
+    theta: float,
+    n: int = 24,
+    wobble: Sequence[float] = (),
+) -> list[tuple[float, float]]:
     """Polygon of a rotated ellipse; `wobble` = (amplitude, k, phase)..."""
     t = np.linspace(0, 2 * math.pi, n, endpoint=False)
     scale = np.ones_like(t)
@@ -809,12 +876,14 @@ def _ellipse_polygon(cx: float, cy: float, a: float, b: float, theta: float,
         scale += wobble[i] * np.sin(wobble[i + 1] * t + wobble[i + 2])
     ex, ey = a * scale * np.cos(t), b * scale * np.sin(t)
     ct, st = math.cos(theta), math.sin(theta)
-    return list(zip((cx + ex * ct - ey * st).tolist(),
-                    (cy + ex * st + ey * ct).tolist()))
+    return list(
+        zip((cx + ex * ct - ey * st).tolist(), (cy + ex * st + ey * ct).tolist())
+    )
 
 
-def _warp(rng: np.random.Generator, arr: np.ndarray, amplitude: float,
-          cell: float) -> np.ndarray:
+def _warp(
+    rng: np.random.Generator, arr: np.ndarray, amplitude: float, cell: float
+) -> np.ndarray:
     """Displace `arr` by a smooth random field (nearest-neighbour sampling)."""
     rows, cols = arr.shape
     dy = (_smooth_noise(rng, rows, cols, cell) - 0.5) * 2 * amplitude
@@ -824,8 +893,9 @@ def _warp(rng: np.random.Generator, arr: np.ndarray, amplitude: float,
     return arr[r, c]
 
 
-def make_tissue_image(rows: int, cols: int, seed: int = 0, *,
-                      pixel_size_um: float = 1.0) -> np.ndarray:
+def make_tissue_image(
+    rows: int, cols: int, seed: int = 0, *, pixel_size_um: float = 1.0
+) -> np.ndarray:
     """Render an H&E-stained tissue section on white glass.
 
     Procedural: fractal noise thresholded into a ragged tissue mask; pink
@@ -870,11 +940,12 @@ def make_tissue_image(rows: int, cols: int, seed: int = 0, *,
     fib_b = _streaks(rng, rows, cols, -40.0, 7 * um, 70 * um)
     fibres = _warp(rng, fib_a * region + fib_b * (1.0 - region), 25 * um, 120 * um)
     density = _fractal_noise(rng, rows, cols, 150 * um, octaves=4)
-    eosin = (0.16 + 0.22 * density + 0.30 * fibres ** 2).astype(np.float32)
+    eosin = (0.16 + 0.22 * density + 0.30 * fibres**2).astype(np.float32)
     hema = np.full((rows, cols), 0.035, dtype=np.float32)
     # Loose areas / cracks.
-    loose = np.clip((_fractal_noise(rng, rows, cols, 80 * um, octaves=3) - 0.70)
-                    / 0.06, 0.0, 1.0)
+    loose = np.clip(
+        (_fractal_noise(rng, rows, cols, 80 * um, octaves=3) - 0.70) / 0.06, 0.0, 1.0
+    )
     eosin *= 1.0 - 0.8 * loose
 
     nuc_img = Image.new("L", (cols, rows), 0)
@@ -884,13 +955,15 @@ def make_tissue_image(rows: int, cols: int, seed: int = 0, *,
     lumen_img = Image.new("L", (cols, rows), 0)
     lumen_draw = ImageDraw.Draw(lumen_img)
 
-    def nucleus(cx: float, cy: float, a: float, b: float, theta: float,
-                dark: float) -> None:
-        nuc_draw.polygon(_ellipse_polygon(cx, cy, a, b, theta, 12),
-                         fill=int(255 * dark))
+    def nucleus(
+        cx: float, cy: float, a: float, b: float, theta: float, dark: float
+    ) -> None:
+        nuc_draw.polygon(
+            _ellipse_polygon(cx, cy, a, b, theta, 12), fill=int(255 * dark)
+        )
 
     # Glands.
-    area_um2 = rows * cols / um ** 2
+    area_um2 = rows * cols / um**2
     n_glands = int(area_um2 / 60000)
     inside_r, inside_c = np.nonzero(mask[::8, ::8] > 0.99)
     glandular = _smooth_noise(rng, rows, cols, 700 * um)
@@ -906,31 +979,46 @@ def make_tissue_image(rows: int, cols: int, seed: int = 0, *,
         b = a * rng.uniform(0.45, 0.9)
         theta = rng.uniform(0, math.pi)
         wall = rng.uniform(12, 18) * um
-        if any(math.hypot(cx - px, cy - py) < a + wall + pr + 10 * um
-               for px, py, pr in placed):
+        if any(
+            math.hypot(cx - px, cy - py) < a + wall + pr + 10 * um
+            for px, py, pr in placed
+        ):
             continue
         placed.append((cx, cy, a + wall))
-        wobble = [rng.uniform(0.03, 0.10), int(rng.integers(2, 5)),
-                  rng.uniform(0, 2 * math.pi), rng.uniform(0.02, 0.05),
-                  int(rng.integers(5, 8)), rng.uniform(0, 2 * math.pi)]
-        epi_draw.polygon(_ellipse_polygon(cx, cy, a + wall, b + wall, theta, 64,
-                                          wobble), fill=255)
-        lumen_draw.polygon(_ellipse_polygon(cx, cy, a, b, theta, 64, wobble),
-                           fill=255)
+        wobble = [
+            rng.uniform(0.03, 0.10),
+            int(rng.integers(2, 5)),
+            rng.uniform(0, 2 * math.pi),
+            rng.uniform(0.02, 0.05),
+            int(rng.integers(5, 8)),
+            rng.uniform(0, 2 * math.pi),
+        ]
+        epi_draw.polygon(
+            _ellipse_polygon(cx, cy, a + wall, b + wall, theta, 64, wobble), fill=255
+        )
+        lumen_draw.polygon(_ellipse_polygon(cx, cy, a, b, theta, 64, wobble), fill=255)
         perimeter = math.pi * (a + b + 2 * wall)
         n_nuc = int(perimeter / (6.5 * um))
         for i in range(n_nuc):
             phi = 2 * math.pi * (i + rng.uniform(-0.2, 0.2)) / n_nuc
             rad = rng.uniform(0.55, 0.85)
-            w = 1.0 + sum(wobble[j] * math.sin(wobble[j + 1] * phi + wobble[j + 2])
-                          for j in (0, 3))
+            w = 1.0 + sum(
+                wobble[j] * math.sin(wobble[j + 1] * phi + wobble[j + 2])
+                for j in (0, 3)
+            )
             ex = (a * w + wall * rad) * math.cos(phi)
             ey = (b * w + wall * rad) * math.sin(phi)
             ct, st = math.cos(theta), math.sin(theta)
             px, py = cx + ex * ct - ey * st, cy + ex * st + ey * ct
             radial = math.atan2(py - cy, px - cx)
-            nucleus(px, py, rng.uniform(4.0, 5.5) * um, rng.uniform(2.2, 3.0) * um,
-                    radial, rng.uniform(0.75, 1.0))
+            nucleus(
+                px,
+                py,
+                rng.uniform(4.0, 5.5) * um,
+                rng.uniform(2.2, 3.0) * um,
+                radial,
+                rng.uniform(0.75, 1.0),
+            )
     epithelium = np.asarray(epi_img, dtype=np.float32) / 255.0
     lumen = np.asarray(lumen_img, dtype=np.float32) / 255.0
     epithelium = np.clip(epithelium - lumen, 0.0, 1.0)
@@ -945,8 +1033,14 @@ def make_tissue_image(rows: int, cols: int, seed: int = 0, *,
         if not stroma_ok[yi, xi]:
             continue
         angle = math.radians(-25.0) if region[yi, xi] > 0.5 else math.radians(40.0)
-        nucleus(x, y, rng.uniform(5, 8) * um, rng.uniform(1.4, 2.2) * um,
-                angle + rng.normal(0, 0.2), rng.uniform(0.6, 0.9))
+        nucleus(
+            x,
+            y,
+            rng.uniform(5, 8) * um,
+            rng.uniform(1.4, 2.2) * um,
+            angle + rng.normal(0, 0.2),
+            rng.uniform(0.6, 0.9),
+        )
 
     # Inflammatory clusters: small round dark nuclei.
     infl = _fractal_noise(rng, rows, cols, 250 * um, octaves=3)
@@ -959,14 +1053,21 @@ def make_tissue_image(rows: int, cols: int, seed: int = 0, *,
         if not stroma_ok[yi, xi] or rng.random() > p:
             continue
         r = rng.uniform(2.8, 3.8) * um
-        nucleus(x, y, r, r * rng.uniform(0.85, 1.0), rng.uniform(0, math.pi),
-                rng.uniform(0.9, 1.0))
+        nucleus(
+            x,
+            y,
+            r,
+            r * rng.uniform(0.85, 1.0),
+            rng.uniform(0, math.pi),
+            rng.uniform(0.9, 1.0),
+        )
 
     nuclei = np.asarray(nuc_img, dtype=np.float32) / 255.0
     nuclei = _blur(nuclei, 0.6 * um)
     chromatin = _fractal_noise(rng, rows, cols, 3 * um, octaves=2)
-    hema = (hema + 0.10 * epithelium
-            + nuclei * (0.9 + 0.6 * chromatin)).astype(np.float32)
+    hema = (hema + 0.10 * epithelium + nuclei * (0.9 + 0.6 * chromatin)).astype(
+        np.float32
+    )
     eosin = eosin * (1.0 - lumen) * (1.0 - 0.6 * nuclei) + 0.22 * epithelium
     eosin = eosin + 0.05 * lumen * _smooth_noise(rng, rows, cols, 20 * um)
 
@@ -1012,8 +1113,9 @@ def downsample_area(arr: np.ndarray, factor: int) -> np.ndarray:
     return np.rint(sums / counts[..., None]).astype(arr.dtype)
 
 
-def make_label_image(rows: int, cols: int, lines: Sequence[str],
-                     barcode_value: str, seed: int = 0) -> np.ndarray:
+def make_label_image(
+    rows: int, cols: int, lines: Sequence[str], barcode_value: str, seed: int = 0
+) -> np.ndarray:
     """Render a slide label: text lines and a 2-D-barcode-like block.
 
     Parameters
@@ -1045,8 +1147,12 @@ def make_label_image(rows: int, cols: int, lines: Sequence[str],
     side = module * modules
     x0 = (cols - side) // 2
     y0 = 6
-    bits = np.random.default_rng(_tile_hash(*barcode_value.encode())).random(
-        (modules, modules)) < 0.5
+    bits = (
+        np.random.default_rng(_tile_hash(*barcode_value.encode())).random(
+            (modules, modules)
+        )
+        < 0.5
+    )
     bits[:, 0] = True
     bits[-1, :] = True
     bits[0, :] = np.arange(modules) % 2 == 0
@@ -1054,9 +1160,15 @@ def make_label_image(rows: int, cols: int, lines: Sequence[str],
     for i in range(modules):
         for j in range(modules):
             if bits[i, j]:
-                draw.rectangle([x0 + j * module, y0 + i * module,
-                                x0 + (j + 1) * module - 1,
-                                y0 + (i + 1) * module - 1], fill=(10, 10, 10))
+                draw.rectangle(
+                    [
+                        x0 + j * module,
+                        y0 + i * module,
+                        x0 + (j + 1) * module - 1,
+                        y0 + (i + 1) * module - 1,
+                    ],
+                    fill=(10, 10, 10),
+                )
     # Text below.
     y = y0 + side + 6
     n = max(len(lines), 1)
@@ -1073,11 +1185,16 @@ def make_label_image(rows: int, cols: int, lines: Sequence[str],
     return np.asarray(img)
 
 
-def make_overview_image(rows: int, cols: int, *, content: np.ndarray | None,
-                        content_box: tuple[int, int, int, int] | None,
-                        label: np.ndarray | None,
-                        label_box: tuple[int, int, int, int] | None,
-                        seed: int = 0) -> np.ndarray:
+def make_overview_image(
+    rows: int,
+    cols: int,
+    *,
+    content: np.ndarray | None,
+    content_box: tuple[int, int, int, int] | None,
+    label: np.ndarray | None,
+    label_box: tuple[int, int, int, int] | None,
+    seed: int = 0,
+) -> np.ndarray:
     """Render a low-resolution photo of the whole glass slide.
 
     Parameters
@@ -1173,15 +1290,21 @@ class _Codec:
         buf = io.BytesIO()
         if self.samples == 1:
             Image.fromarray(frame[..., 0], mode="L").save(
-                buf, format="JPEG", quality=self.jpeg_quality)
+                buf, format="JPEG", quality=self.jpeg_quality
+            )
         elif self.jpeg_rgb:
             Image.fromarray(frame, mode="RGB").save(
-                buf, format="JPEG", quality=self.jpeg_quality, keep_rgb=True,
-                subsampling=0)
+                buf,
+                format="JPEG",
+                quality=self.jpeg_quality,
+                keep_rgb=True,
+                subsampling=0,
+            )
         else:
             sub = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}[self.jpeg_subsampling]
             Image.fromarray(frame, mode="RGB").save(
-                buf, format="JPEG", quality=self.jpeg_quality, subsampling=sub)
+                buf, format="JPEG", quality=self.jpeg_quality, subsampling=sub
+            )
         return buf.getvalue()
 
     def encode(self, frame: np.ndarray) -> bytes:
@@ -1197,8 +1320,11 @@ class _Codec:
 
             near = self.jpegls_near if ts == JPEG_LS_NEAR_LOSSLESS else 0
             arr = frame[..., 0] if samples == 1 else np.ascontiguousarray(frame)
-            return bytes(jpeg_ls.encode_array(
-                arr, lossy_error=near, interleave_mode=2 if samples == 3 else None))
+            return bytes(
+                jpeg_ls.encode_array(
+                    arr, lossy_error=near, interleave_mode=2 if samples == 3 else None
+                )
+            )
         if ts in (JPEG_2000_LOSSLESS, JPEG_2000):
             import openjpeg
 
@@ -1206,17 +1332,28 @@ class _Codec:
             kwargs: dict[str, Any] = {}
             if ts == JPEG_2000:
                 kwargs["compression_ratios"] = [self.j2k_ratio]
-            return bytes(openjpeg.encode(
-                arr, bits_stored=self.bits_stored,
-                photometric_interpretation=1 if samples == 3 else 2,
-                use_mct=self.j2k_mct, **kwargs))
+            return bytes(
+                openjpeg.encode(
+                    arr,
+                    bits_stored=self.bits_stored,
+                    photometric_interpretation=1 if samples == 3 else 2,
+                    use_mct=self.j2k_mct,
+                    **kwargs,
+                )
+            )
         if ts == RLE_LOSSLESS:
             import rle
 
-            return bytes(rle.encode_pixel_data(
-                frame.astype("<u2" if self.bits > 8 else "u1").tobytes(),
-                rows=rows, columns=cols, samples_per_pixel=samples,
-                bits_allocated=self.bits, byteorder="<"))
+            return bytes(
+                rle.encode_pixel_data(
+                    frame.astype("<u2" if self.bits > 8 else "u1").tobytes(),
+                    rows=rows,
+                    columns=cols,
+                    samples_per_pixel=samples,
+                    bits_allocated=self.bits,
+                    byteorder="<",
+                )
+            )
         if ts in _JPEG_XL:
             import pillow_jxl  # noqa: F401  (registers the JXL plugin)
             from pillow_jxl import Encoder
@@ -1225,30 +1362,46 @@ class _Codec:
             if ts == JPEG_XL_JPEG_RECOMPRESSION:
                 jpeg = self._jpeg(frame)
                 # pillow_jxl's bundled stub is older than its Encoder.
-                enc = Encoder(mode=mode, lossless=True, quality=100,  # type: ignore[call-arg]
-                              decoding_speed=0, effort=self.jxl_effort,
-                              use_container=False, use_original_profile=False,
-                              num_threads=1)
+                enc = Encoder(
+                    mode=mode,
+                    lossless=True,
+                    quality=100,  # type: ignore[call-arg]
+                    decoding_speed=0,
+                    effort=self.jxl_effort,
+                    use_container=False,
+                    use_original_profile=False,
+                    num_threads=1,
+                )
                 return bytes(enc(jpeg, cols, rows, jpeg_encode=True))
             arr = frame[..., 0] if samples == 1 else frame
             if mode == "I;16":
-                img = Image.frombytes("I;16", (cols, rows),
-                                      arr.astype("<u2").tobytes())
+                img = Image.frombytes("I;16", (cols, rows), arr.astype("<u2").tobytes())
             else:
                 img = Image.fromarray(np.ascontiguousarray(arr), mode=mode)
             buf = io.BytesIO()
             if ts == JPEG_XL_LOSSLESS:
-                img.save(buf, format="JXL", lossless=True, effort=self.jxl_effort,
-                         num_threads=1)
+                img.save(
+                    buf,
+                    format="JXL",
+                    lossless=True,
+                    effort=self.jxl_effort,
+                    num_threads=1,
+                )
             else:
-                img.save(buf, format="JXL", quality=self.jxl_quality,
-                         effort=self.jxl_effort, num_threads=1)
+                img.save(
+                    buf,
+                    format="JXL",
+                    quality=self.jxl_quality,
+                    effort=self.jxl_effort,
+                    num_threads=1,
+                )
             return buf.getvalue()
         raise ValueError(f"transfer syntax {ts} is not encodable here")
 
 
-def _decode_with_pillow(data: bytes, rows: int, cols: int, samples: int,
-                        bits: int) -> np.ndarray:
+def _decode_with_pillow(
+    data: bytes, rows: int, cols: int, samples: int, bits: int
+) -> np.ndarray:
     if data[:2] == b"\xff\x0a" or data[:12] == b"\0\0\0\x0cJXL \r\n\x87\n":
         import pillow_jxl  # noqa: F401  (registers the JXL plugin)
     img: Image.Image = Image.open(io.BytesIO(data))
@@ -1288,17 +1441,25 @@ def read_frames(path: str | Path, plugin: str = "") -> list[np.ndarray]:
     n = int(getattr(ds, "NumberOfFrames", 1))
     dtype = np.uint16 if bits > 8 else np.uint8
     if ts == ENCAPSULATED_UNCOMPRESSED:
-        return [np.frombuffer(f, dtype="<u2" if bits > 8 else "u1")
-                [: rows * cols * samples].reshape(rows, cols, samples).astype(dtype)
-                for f in generate_frames(ds.PixelData, number_of_frames=n)]
-    if ts in _JPEG_XL or (plugin == "pillow-direct" and ts in (
-            JPEG_BASELINE, JPEG_2000_LOSSLESS, JPEG_2000)):
+        return [
+            np.frombuffer(f, dtype="<u2" if bits > 8 else "u1")[: rows * cols * samples]
+            .reshape(rows, cols, samples)
+            .astype(dtype)
+            for f in generate_frames(ds.PixelData, number_of_frames=n)
+        ]
+    if ts in _JPEG_XL or (
+        plugin == "pillow-direct"
+        and ts in (JPEG_BASELINE, JPEG_2000_LOSSLESS, JPEG_2000)
+    ):
         extended = None
         if "ExtendedOffsetTable" in ds:
             extended = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
-        return [_decode_with_pillow(f, rows, cols, samples, bits)
-                for f in generate_frames(ds.PixelData, number_of_frames=n,
-                                         extended_offsets=extended)]
+        return [
+            _decode_with_pillow(f, rows, cols, samples, bits)
+            for f in generate_frames(
+                ds.PixelData, number_of_frames=n, extended_offsets=extended
+            )
+        ]
     frames = []
     use = "" if plugin == "pillow-direct" else plugin
     for arr in pydicom.pixels.iter_pixels(ds, decoding_plugin=use):
@@ -1306,8 +1467,9 @@ def read_frames(path: str | Path, plugin: str = "") -> list[np.ndarray]:
     return frames
 
 
-def _assemble(image: SyntheticImage, frames_per_file: list[list[np.ndarray]]
-              ) -> np.ndarray:
+def _assemble(
+    image: SyntheticImage, frames_per_file: list[list[np.ndarray]]
+) -> np.ndarray:
     out = np.empty_like(image.pixels)
     out[...] = np.asarray(image.fill_value, dtype=out.dtype)
     for info in image.frames:
@@ -1315,8 +1477,9 @@ def _assemble(image: SyntheticImage, frames_per_file: list[list[np.ndarray]]
         r0, c0 = info.tile_row * image.tile_rows, info.tile_col * image.tile_cols
         h = min(image.tile_rows, image.total_rows - r0)
         w = min(image.tile_cols, image.total_cols - c0)
-        out[info.focal_plane, info.optical_path, r0:r0 + h, c0:c0 + w] = \
-            frame[:h, :w]
+        out[info.focal_plane, info.optical_path, r0 : r0 + h, c0 : c0 + w] = frame[
+            :h, :w
+        ]
     return out
 
 
@@ -1327,8 +1490,10 @@ def _assemble(image: SyntheticImage, frames_per_file: list[list[np.ndarray]]
 
 _JPEG_XL_NAMES = {
     JPEG_XL_LOSSLESS: ("JPEG XL Lossless", "JPEGXLLossless"),
-    JPEG_XL_JPEG_RECOMPRESSION: ("JPEG XL JPEG Recompression",
-                                 "JPEGXLJPEGRecompression"),
+    JPEG_XL_JPEG_RECOMPRESSION: (
+        "JPEG XL JPEG Recompression",
+        "JPEGXLJPEGRecompression",
+    ),
     JPEG_XL: ("JPEG XL", "JPEGXL"),
 }
 
@@ -1343,11 +1508,18 @@ def _known_transfer_syntax(transfer_syntax: str) -> Iterator[None]:
     from pydicom import _uid_dict
 
     added = False
-    if transfer_syntax in _JPEG_XL_NAMES and \
-            transfer_syntax not in _uid_dict.UID_dictionary:
+    if (
+        transfer_syntax in _JPEG_XL_NAMES
+        and transfer_syntax not in _uid_dict.UID_dictionary
+    ):
         title, keyword = _JPEG_XL_NAMES[transfer_syntax]
         _uid_dict.UID_dictionary[transfer_syntax] = (
-            title, "Transfer Syntax", "", "", keyword)
+            title,
+            "Transfer Syntax",
+            "",
+            "",
+            keyword,
+        )
         added = True
     try:
         yield
@@ -1368,9 +1540,13 @@ def _code_item(code: Any) -> Dataset:
     return item
 
 
-def _pixel_to_slide(row: float, col: float, origin: Sequence[float],
-                    spacing: Sequence[float], orientation: Sequence[float]
-                    ) -> tuple[float, float]:
+def _pixel_to_slide(
+    row: float,
+    col: float,
+    origin: Sequence[float],
+    spacing: Sequence[float],
+    orientation: Sequence[float],
+) -> tuple[float, float]:
     dc, dr = col * spacing[1], row * spacing[0]
     x = origin[0] + dc * orientation[0] + dr * orientation[3]
     y = origin[1] + dc * orientation[1] + dr * orientation[4]
@@ -1393,8 +1569,9 @@ def _specimen_description(uids: SlideUIDs, stains: Sequence[Any]) -> Dataset:
     return Dataset(desc)
 
 
-def _optical_path_items(paths: int, samples: int, icc: bytes | None
-                        ) -> tuple[list[Dataset], tuple[str, ...]]:
+def _optical_path_items(
+    paths: int, samples: int, icc: bytes | None
+) -> tuple[list[Dataset], tuple[str, ...]]:
     items = []
     ids = []
     srgb = icc_profile("srgb")
@@ -1405,13 +1582,15 @@ def _optical_path_items(paths: int, samples: int, icc: bytes | None
         if samples == 3 or paths == 1:
             item.OpticalPathDescription = "Brightfield, full spectrum"
             item.IlluminationTypeCodeSequence = [
-                _code_item(codes.DCM.BrightfieldIllumination)]
+                _code_item(codes.DCM.BrightfieldIllumination)
+            ]
             item.IlluminationColorCodeSequence = [_code_item(codes.SCT.FullSpectrum)]
         else:
             wavelength = _FLUORESCENCE_WAVELENGTHS[o % len(_FLUORESCENCE_WAVELENGTHS)]
             item.OpticalPathDescription = f"Channel {o + 1} ({wavelength:.0f} nm)"
             item.IlluminationTypeCodeSequence = [
-                _code_item(codes.DCM.EpifluorescenceIllumination)]
+                _code_item(codes.DCM.EpifluorescenceIllumination)
+            ]
             item.IlluminationWaveLength = wavelength
         item.ObjectiveLensPower = _ds(20)
         item.ObjectiveLensNumericalAperture = _ds(0.75)
@@ -1431,8 +1610,7 @@ def _dimension_index(org_uid: str, planes: int, paths: int) -> list[Dataset]:
     if planes > 1:
         entries.append((_TAG_Z_OFFSET, _TAG_PLANE_POSITION_SLIDE, "Focal Plane"))
     if paths > 1:
-        entries.append((_TAG_OPTICAL_PATH_ID, _TAG_OPTICAL_PATH_ID_SEQ,
-                        "Optical Path"))
+        entries.append((_TAG_OPTICAL_PATH_ID, _TAG_OPTICAL_PATH_ID_SEQ, "Optical Path"))
     items = []
     for pointer, group, label in entries:
         item = Dataset()
@@ -1449,8 +1627,15 @@ def _dimension_index(org_uid: str, planes: int, paths: int) -> list[Dataset]:
 # --------------------------------------------------------------------------
 
 
-def _normalise_pixels(pixels: np.ndarray, planes: int, paths: int, rows: int,
-                      cols: int, samples: int, bits: int) -> np.ndarray:
+def _normalise_pixels(
+    pixels: np.ndarray,
+    planes: int,
+    paths: int,
+    rows: int,
+    cols: int,
+    samples: int,
+    bits: int,
+) -> np.ndarray:
     arr = np.asarray(pixels)
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -1620,8 +1805,10 @@ def write_wsi_image(
     if organization not in ORGANIZATIONS:
         raise ValueError(f"organization must be one of {ORGANIZATIONS}")
     if transfer_syntax not in _ENCODABLE:
-        raise ValueError(f"transfer syntax {transfer_syntax} is not encodable here; "
-                         f"see encodable_transfer_syntaxes()")
+        raise ValueError(
+            f"transfer syntax {transfer_syntax} is not encodable here; "
+            f"see encodable_transfer_syntaxes()"
+        )
     if samples not in (1, 3):
         raise ValueError("samples must be 1 or 3")
     if bits not in (8, 16):
@@ -1656,10 +1843,12 @@ def write_wsi_image(
     spacing_between_mm: float | None = None
     if planes > 1:
         step = z_offsets[1] - z_offsets[0]
-        uniform = all(abs(z_offsets[k] - k * step - z_offsets[0]) < 1e-9
-                      for k in range(planes))
-        if organization == "TILED_FULL" and (not uniform or z_offsets[0] != 0.0
-                                             or step <= 0):
+        uniform = all(
+            abs(z_offsets[k] - k * step - z_offsets[0]) < 1e-9 for k in range(planes)
+        )
+        if organization == "TILED_FULL" and (
+            not uniform or z_offsets[0] != 0.0 or step <= 0
+        ):
             raise ValueError("TILED_FULL needs z_offsets_um = 0, d, 2d, ... (d>0)")
         if uniform and step > 0:
             spacing_between_mm = step / 1000.0
@@ -1689,8 +1878,9 @@ def write_wsi_image(
     lossy = transfer_syntax in _LOSSY
     shape = (planes, paths, total_rows, total_cols, samples)
     if pixels is not None:
-        source = _normalise_pixels(pixels, planes, paths, total_rows, total_cols,
-                                   samples, bits)
+        source = _normalise_pixels(
+            pixels, planes, paths, total_rows, total_cols, samples, bits
+        )
         pattern_used = "explicit"
     else:
         pattern_used = pattern
@@ -1709,14 +1899,20 @@ def write_wsi_image(
     if source.max(initial=0) > _max_value(bits_stored):
         raise ValueError("pixel values exceed bits_stored")
     for tr, tc in zip(*np.nonzero(~present)):
-        source[:, :, tr * tile_rows:(tr + 1) * tile_rows,
-               tc * tile_cols:(tc + 1) * tile_cols] = np.asarray(fill, source.dtype)
+        source[
+            :,
+            :,
+            tr * tile_rows : (tr + 1) * tile_rows,
+            tc * tile_cols : (tc + 1) * tile_cols,
+        ] = np.asarray(fill, source.dtype)
 
     # Frame list in stored order.
     order: list[tuple[int, int, int, int]] = [
         (o, p, tr, tc)
-        for o in range(paths) for p in range(planes)
-        for tr in range(grid_rows) for tc in range(grid_cols)
+        for o in range(paths)
+        for p in range(planes)
+        for tr in range(grid_rows)
+        for tc in range(grid_cols)
         if present[tr, tc]
     ]
     if shuffle_frames:
@@ -1727,11 +1923,19 @@ def write_wsi_image(
     chunks = np.array_split(np.arange(len(order)), concatenation_parts)
 
     codec = _Codec(
-        transfer_syntax=transfer_syntax, samples=samples, bits=bits,
-        bits_stored=bits_stored, jpeg_quality=jpeg_quality,
-        jpeg_subsampling=jpeg_subsampling, jpeg_rgb=jpeg_rgb, j2k_mct=j2k_mct,
-        j2k_ratio=j2k_ratio, jpegls_near=jpegls_near, jxl_quality=jxl_quality,
-        jxl_effort=jxl_effort)
+        transfer_syntax=transfer_syntax,
+        samples=samples,
+        bits=bits,
+        bits_stored=bits_stored,
+        jpeg_quality=jpeg_quality,
+        jpeg_subsampling=jpeg_subsampling,
+        jpeg_rgb=jpeg_rgb,
+        j2k_mct=j2k_mct,
+        j2k_ratio=j2k_ratio,
+        jpegls_near=jpegls_near,
+        jxl_quality=jxl_quality,
+        jxl_effort=jxl_effort,
+    )
     photometric = codec.photometric
     dtype = source.dtype
     pad_arr = np.asarray(pad, dtype=dtype)
@@ -1742,7 +1946,7 @@ def write_wsi_image(
         r0, c0 = tr * tile_rows, tc * tile_cols
         h = min(tile_rows, total_rows - r0)
         w = min(tile_cols, total_cols - c0)
-        frame[:h, :w] = source[p, o, r0:r0 + h, c0:c0 + w]
+        frame[:h, :w] = source[p, o, r0 : r0 + h, c0 : c0 + w]
         return frame
 
     encoded = [codec.encode(frame_array(*key)) for key in order]
@@ -1750,23 +1954,43 @@ def write_wsi_image(
     # Shared metadata.
     if derived is None:
         derived = flavor == "THUMBNAIL"
-    image_type = ("DERIVED" if derived else "ORIGINAL", "PRIMARY", flavor,
-                  "RESAMPLED" if derived else "NONE")
+    image_type = (
+        "DERIVED" if derived else "ORIGINAL",
+        "PRIMARY",
+        flavor,
+        "RESAMPLED" if derived else "NONE",
+    )
     stem = name if name is not None else f"{flavor.lower()}-{instance_number}"
-    key = (uids.series_instance_uid, stem, instance_number, flavor, total_rows,
-           total_cols, tile_rows, tile_cols, transfer_syntax, organization, seed)
-    concatenation_uid = _uid("concatenation", *key) if concatenation_parts > 1 \
-        else None
+    key = (
+        uids.series_instance_uid,
+        stem,
+        instance_number,
+        flavor,
+        total_rows,
+        total_cols,
+        tile_rows,
+        tile_cols,
+        transfer_syntax,
+        organization,
+        seed,
+    )
+    concatenation_uid = _uid("concatenation", *key) if concatenation_parts > 1 else None
     source_uid = _uid("concatenation-source", *key)
-    sop_uids = [_uid("sop", part, *key) for part in range(concatenation_parts)] \
-        if concatenation_parts > 1 else [source_uid]
+    sop_uids = (
+        [_uid("sop", part, *key) for part in range(concatenation_parts)]
+        if concatenation_parts > 1
+        else [source_uid]
+    )
     org_uid = _uid("dimension-organization", *key)
     optical_items, optical_ids = _optical_path_items(paths, samples, icc_profile)
     uncompressed_bytes = tile_rows * tile_cols * samples * (bits // 8)
     compressed_bytes = sum(len(e) for e in encoded)
     ts_uid = UID(transfer_syntax)
-    stains = stains if stains is not None else [
-        codes.SCT.HematoxylinStain, codes.SCT.WaterSolubleEosinStain]
+    stains = (
+        stains
+        if stains is not None
+        else [codes.SCT.HematoxylinStain, codes.SCT.WaterSolubleEosinStain]
+    )
     date = acquisition_datetime.strftime("%Y%m%d")
     time = acquisition_datetime.strftime("%H%M%S")
 
@@ -1822,7 +2046,8 @@ def write_wsi_image(
         ds.LossyImageCompression = "01" if lossy else "00"
         if lossy:
             ds.LossyImageCompressionRatio = [
-                _ds(round(uncompressed_bytes * len(encoded) / compressed_bytes, 2))]
+                _ds(round(uncompressed_bytes * len(encoded) / compressed_bytes, 2))
+            ]
             ds.LossyImageCompressionMethod = [_LOSSY_METHOD[transfer_syntax]]
         if samples == 1:
             ds.PresentationLUTShape = "IDENTITY"
@@ -1834,7 +2059,8 @@ def write_wsi_image(
         ds.ImagedVolumeWidth = float(total_cols * pixel_spacing[1])
         ds.ImagedVolumeHeight = float(total_rows * pixel_spacing[0])
         ds.ImagedVolumeDepth = float(
-            (max(z_offsets) - min(z_offsets)) + slice_thickness_mm * 1000.0)
+            (max(z_offsets) - min(z_offsets)) + slice_thickness_mm * 1000.0
+        )
         ds.TotalPixelMatrixColumns = total_cols
         ds.TotalPixelMatrixRows = total_rows
         origin_item = Dataset()
@@ -1851,10 +2077,14 @@ def write_wsi_image(
         ds.PyramidUID = uids.pyramid_uid
         ds.PyramidLabel = uids.container_identifier
         if flavor == "LABEL":
-            ds.LabelText = label_text if label_text is not None \
+            ds.LabelText = (
+                label_text if label_text is not None else uids.container_identifier
+            )
+            ds.BarcodeValue = (
+                barcode_value
+                if barcode_value is not None
                 else uids.container_identifier
-            ds.BarcodeValue = barcode_value if barcode_value is not None \
-                else uids.container_identifier
+            )
         shared = Dataset()
         measures = Dataset()
         measures.PixelSpacing = [_ds(pixel_spacing[0]), _ds(pixel_spacing[1])]
@@ -1888,8 +2118,9 @@ def write_wsi_image(
         content.DimensionIndexValues = dims
         item.FrameContentSequence = [content]
         pos = Dataset()
-        x, y = _pixel_to_slide(tr * tile_rows, tc * tile_cols, origin,
-                               pixel_spacing, image_orientation)
+        x, y = _pixel_to_slide(
+            tr * tile_rows, tc * tile_cols, origin, pixel_spacing, image_orientation
+        )
         pos.XOffsetInSlideCoordinateSystem = _ds(x)
         pos.YOffsetInSlideCoordinateSystem = _ds(y)
         pos.ZOffsetInSlideCoordinateSystem = _ds(z_offsets[p])
@@ -1945,34 +2176,68 @@ def write_wsi_image(
             pydicom.dcmwrite(path, ds, enforce_file_format=True)
         files.append(path)
         for k, (o, p, tr, tc) in enumerate(keys):
-            frames.append(FrameInfo(part=part, frame_number=k + 1, tile_row=tr,
-                                    tile_col=tc, focal_plane=p, optical_path=o))
+            frames.append(
+                FrameInfo(
+                    part=part,
+                    frame_number=k + 1,
+                    tile_row=tr,
+                    tile_col=tc,
+                    focal_plane=p,
+                    optical_path=o,
+                )
+            )
 
     image = SyntheticImage(
-        files=files, sop_instance_uids=sop_uids, pixels=source, decoded=source,
-        present=present, frames=frames, transfer_syntax=transfer_syntax,
-        lossy=lossy, photometric_interpretation=photometric,
-        total_rows=total_rows, total_cols=total_cols, tile_rows=tile_rows,
-        tile_cols=tile_cols, samples=samples, bits=bits, focal_planes=planes,
-        optical_paths=paths, organization=organization, flavor=flavor,
+        files=files,
+        sop_instance_uids=sop_uids,
+        pixels=source,
+        decoded=source,
+        present=present,
+        frames=frames,
+        transfer_syntax=transfer_syntax,
+        lossy=lossy,
+        photometric_interpretation=photometric,
+        total_rows=total_rows,
+        total_cols=total_cols,
+        tile_rows=tile_rows,
+        tile_cols=tile_cols,
+        samples=samples,
+        bits=bits,
+        focal_planes=planes,
+        optical_paths=paths,
+        organization=organization,
+        flavor=flavor,
         pixel_spacing=(float(pixel_spacing[0]), float(pixel_spacing[1])),
         origin=(float(origin[0]), float(origin[1])),
         image_orientation=tuple(float(v) for v in image_orientation),
-        z_offsets_um=z_offsets, optical_path_identifiers=optical_ids,
+        z_offsets_um=z_offsets,
+        optical_path_identifiers=optical_ids,
         icc_profile=(icc_profile if icc_profile is not None else icc_profile_srgb())
-        if samples == 3 else None,
-        uids=uids, concatenation_uid=concatenation_uid, fill_value=fill,
-        pad_value=pad, instance_number=instance_number, image_type=image_type,
-        extra={"pattern": pattern_used, "seed": seed, "bits_stored": bits_stored,
-               "offset_table": offset_table, "jpeg_subsampling": jpeg_subsampling,
-               "jpeg_rgb": jpeg_rgb, "shuffled": bool(shuffle_frames),
-               "sop_instance_uid_of_concatenation_source": source_uid,
-               "spacing_between_slices_mm": spacing_between_mm,
-               "slice_thickness_mm": slice_thickness_mm},
+        if samples == 3
+        else None,
+        uids=uids,
+        concatenation_uid=concatenation_uid,
+        fill_value=fill,
+        pad_value=pad,
+        instance_number=instance_number,
+        image_type=image_type,
+        extra={
+            "pattern": pattern_used,
+            "seed": seed,
+            "bits_stored": bits_stored,
+            "offset_table": offset_table,
+            "jpeg_subsampling": jpeg_subsampling,
+            "jpeg_rgb": jpeg_rgb,
+            "shuffled": bool(shuffle_frames),
+            "sop_instance_uid_of_concatenation_source": source_uid,
+            "spacing_between_slices_mm": spacing_between_mm,
+            "slice_thickness_mm": slice_thickness_mm,
+        },
     )
     if lossy:
         image.decoded = _assemble(
-            image, [read_frames(f, plugin=decode_plugin) for f in files])
+            image, [read_frames(f, plugin=decode_plugin) for f in files]
+        )
         if transfer_syntax in _JPEG_XL:
             image.decoded_by = "Pillow + pillow_jxl"
         elif decode_plugin == "pillow-direct":
@@ -2037,69 +2302,130 @@ PRESETS: dict[str, _Preset] = {
     "rgb_full": _Preset(
         "TILED_FULL RGB JPEG baseline (YBR_FULL_422) pyramid x1/x2/x6 with "
         "thumbnail, label, overview and sRGB ICC profile",
-        300, 470, _PYRAMID, thumbnail=True, label=True, overview=True),
+        300,
+        470,
+        _PYRAMID,
+        thumbnail=True,
+        label=True,
+        overview=True,
+    ),
     "sparse": _Preset(
         "TILED_SPARSE RGB Explicit VR LE, omitted tiles, shuffled frames",
-        300, 470,
-        (_Level(1, 64, 96, omitted=((0, 0), (2, 3), (4, 4))),
-         _Level(2, 64, 64, omitted=((1, 1),)),
-         _Level(6, 32, 48)),
-        transfer_syntax=EXPLICIT_VR_LE, organization="TILED_SPARSE",
-        thumbnail=True),
+        300,
+        470,
+        (
+            _Level(1, 64, 96, omitted=((0, 0), (2, 3), (4, 4))),
+            _Level(2, 64, 64, omitted=((1, 1),)),
+            _Level(6, 32, 48),
+        ),
+        transfer_syntax=EXPLICIT_VR_LE,
+        organization="TILED_SPARSE",
+        thumbnail=True,
+    ),
     "no_organization": _Preset(
         "DimensionOrganizationType absent, per-frame positions, RGB Explicit VR",
-        300, 470, _PYRAMID, transfer_syntax=EXPLICIT_VR_LE, organization=None),
+        300,
+        470,
+        _PYRAMID,
+        transfer_syntax=EXPLICIT_VR_LE,
+        organization=None,
+    ),
     "multi_z_channel_full": _Preset(
         "TILED_FULL MONOCHROME2, 3 focal planes x 2 optical paths",
-        300, 470, _PYRAMID[:2], transfer_syntax=EXPLICIT_VR_LE, samples=1,
-        focal_planes=3, optical_paths=2, icc=None),
+        300,
+        470,
+        _PYRAMID[:2],
+        transfer_syntax=EXPLICIT_VR_LE,
+        samples=1,
+        focal_planes=3,
+        optical_paths=2,
+        icc=None,
+    ),
     "multi_z_channel_sparse": _Preset(
         "TILED_SPARSE MONOCHROME2, 3 focal planes x 2 optical paths, omitted "
         "tiles, shuffled frames",
-        300, 470,
+        300,
+        470,
         (_Level(1, 64, 96, omitted=((1, 2), (4, 0))), _Level(2, 64, 64)),
-        transfer_syntax=EXPLICIT_VR_LE, samples=1, organization="TILED_SPARSE",
-        focal_planes=3, optical_paths=2, icc=None),
+        transfer_syntax=EXPLICIT_VR_LE,
+        samples=1,
+        organization="TILED_SPARSE",
+        focal_planes=3,
+        optical_paths=2,
+        icc=None,
+    ),
     "concatenation": _Preset(
         "TILED_FULL RGB JPEG 2000 lossless, level 0 split into 3 instances",
-        300, 470,
-        (_Level(1, 64, 96, concatenation_parts=3), _Level(2, 64, 64),
-         _Level(6, 32, 48)),
-        transfer_syntax=JPEG_2000_LOSSLESS),
+        300,
+        470,
+        (
+            _Level(1, 64, 96, concatenation_parts=3),
+            _Level(2, 64, 64),
+            _Level(6, 32, 48),
+        ),
+        transfer_syntax=JPEG_2000_LOSSLESS,
+    ),
     "mono16": _Preset(
         "TILED_FULL MONOCHROME2 16 bit Explicit VR LE",
-        300, 470, _PYRAMID, transfer_syntax=EXPLICIT_VR_LE, samples=1, bits=16,
-        icc=None),
+        300,
+        470,
+        _PYRAMID,
+        transfer_syntax=EXPLICIT_VR_LE,
+        samples=1,
+        bits=16,
+        icc=None,
+    ),
     "demo": _Preset(
         "Realistic H&E demo slide (JPEG, 256x256 tiles, ~4000x3000 px)",
-        2950, 4070,
-        (_Level(1, 256, 256), _Level(2, 256, 256), _Level(4, 256, 256),
-         _Level(12, 256, 256)),
-        pattern="tissue", thumbnail=True, label=True, overview=True,
-        pixel_spacing=0.001, container_identifier="DEMO-001",
-        label_lines=("DEMO-001", "H&E", "2024-03-14"), jpeg_quality=85,
-        pad_value=(255, 255, 255)),
+        2950,
+        4070,
+        (
+            _Level(1, 256, 256),
+            _Level(2, 256, 256),
+            _Level(4, 256, 256),
+            _Level(12, 256, 256),
+        ),
+        pattern="tissue",
+        thumbnail=True,
+        label=True,
+        overview=True,
+        pixel_spacing=0.001,
+        container_identifier="DEMO-001",
+        label_lines=("DEMO-001", "H&E", "2024-03-14"),
+        jpeg_quality=85,
+        pad_value=(255, 255, 255),
+    ),
 }
 
 
 def _base_content(preset: _Preset, seed: int) -> np.ndarray:
-    shape = (preset.focal_planes, preset.optical_paths, preset.total_rows,
-             preset.total_cols, preset.samples)
+    shape = (
+        preset.focal_planes,
+        preset.optical_paths,
+        preset.total_rows,
+        preset.total_cols,
+        preset.samples,
+    )
     lossy = preset.transfer_syntax in _LOSSY
     pattern = preset.pattern
     if pattern == "auto":
         pattern = "smooth" if lossy else "random"
     if pattern == "tissue":
-        return make_tissue_image(preset.total_rows, preset.total_cols, seed,
-                                 pixel_size_um=preset.pixel_spacing * 1000)[None, None]
+        return make_tissue_image(
+            preset.total_rows,
+            preset.total_cols,
+            seed,
+            pixel_size_um=preset.pixel_spacing * 1000,
+        )[None, None]
     if pattern == "smooth":
         tr, tc = preset.levels[0].tile_rows, preset.levels[0].tile_cols
         return _smooth_pixels(shape, preset.bits, seed, tr, tc)
     return _random_pixels(shape, preset.bits, seed)
 
 
-def _level_content(base: np.ndarray, downsample: int, preset: _Preset,
-                   seed: int) -> np.ndarray:
+def _level_content(
+    base: np.ndarray, downsample: int, preset: _Preset, seed: int
+) -> np.ndarray:
     """Content of one level: area-downsampled base plus a small per-tile
     texture, so every tile of every level stays distinct and non-constant."""
     arr = downsample_area(base, downsample)
@@ -2169,8 +2495,9 @@ def write_slide(
         icc_bytes: bytes | None = icc
     else:
         kind = cfg.icc if icc == "preset" else icc
-        icc_bytes = icc_profile(kind) if (kind is not None and cfg.samples == 3) \
-            else None
+        icc_bytes = (
+            icc_profile(kind) if (kind is not None and cfg.samples == 3) else None
+        )
     if cfg.samples == 1:
         icc_bytes = None
     base = _base_content(cfg, seed)
@@ -2193,61 +2520,110 @@ def write_slide(
         }
         kwargs.update(image_kwargs)
         image = write_wsi_image(
-            folder, total_rows=content.shape[2], total_cols=content.shape[3],
-            tile_rows=level.tile_rows, tile_cols=level.tile_cols,
-            samples=cfg.samples, bits=cfg.bits, transfer_syntax=ts,
-            organization=cfg.organization, focal_planes=cfg.focal_planes,
-            optical_paths=cfg.optical_paths, omitted_tiles=level.omitted,
-            concatenation_parts=level.concatenation_parts, flavor="VOLUME",
+            folder,
+            total_rows=content.shape[2],
+            total_cols=content.shape[3],
+            tile_rows=level.tile_rows,
+            tile_cols=level.tile_cols,
+            samples=cfg.samples,
+            bits=cfg.bits,
+            transfer_syntax=ts,
+            organization=cfg.organization,
+            focal_planes=cfg.focal_planes,
+            optical_paths=cfg.optical_paths,
+            omitted_tiles=level.omitted,
+            concatenation_parts=level.concatenation_parts,
+            flavor="VOLUME",
             pixel_spacing=(spacing * level.downsample, spacing * level.downsample),
-            origin=origin, icc_profile=icc_bytes, uids=uids, seed=seed + index,
-            pixels=content, name=stem, instance_number=number,
-            derived=index > 0, **kwargs)
+            origin=origin,
+            icc_profile=icc_bytes,
+            uids=uids,
+            seed=seed + index,
+            pixels=content,
+            name=stem,
+            instance_number=number,
+            derived=index > 0,
+            **kwargs,
+        )
         if file_names != "flavor":
             image = _rename_to_uid(image)
         levels.append(image)
 
-    slide = SyntheticSlide(folder=folder, preset=preset, uids=uids, levels=levels,
-                           downsamples=[lv.downsample for lv in cfg.levels])
+    slide = SyntheticSlide(
+        folder=folder,
+        preset=preset,
+        uids=uids,
+        levels=levels,
+        downsamples=[lv.downsample for lv in cfg.levels],
+    )
     rgb_base = base[0, 0]
     if cfg.samples == 1:
-        rgb_base = np.repeat((base[0, 0] >> (cfg.bits - 8)).astype(np.uint8), 3,
-                             axis=2)
-    assoc_ts = JPEG_BASELINE if cfg.samples == 3 and ts in _LOSSY else \
-        EXPLICIT_VR_LE
+        rgb_base = np.repeat((base[0, 0] >> (cfg.bits - 8)).astype(np.uint8), 3, axis=2)
+    assoc_ts = JPEG_BASELINE if cfg.samples == 3 and ts in _LOSSY else EXPLICIT_VR_LE
     if cfg.thumbnail:
-        factor = max(1, math.ceil(max(cfg.total_rows, cfg.total_cols) / 256)) \
-            if preset == "demo" else 4
+        factor = (
+            max(1, math.ceil(max(cfg.total_rows, cfg.total_cols) / 256))
+            if preset == "demo"
+            else 4
+        )
         content = _level_content(base, factor, cfg, seed + 50)
         stem, number = next_name("thumbnail")
-        thumb_ts = ts if cfg.samples == 3 or ts not in _EIGHT_BIT_ONLY else \
-            EXPLICIT_VR_LE
+        thumb_ts = (
+            ts if cfg.samples == 3 or ts not in _EIGHT_BIT_ONLY else EXPLICIT_VR_LE
+        )
         slide.thumbnail = write_wsi_image(
-            folder, total_rows=content.shape[2], total_cols=content.shape[3],
-            tile_rows=content.shape[2], tile_cols=content.shape[3],
-            samples=cfg.samples, bits=cfg.bits,
-            transfer_syntax=thumb_ts, organization="TILED_FULL",
-            focal_planes=cfg.focal_planes, optical_paths=cfg.optical_paths,
-            flavor="THUMBNAIL", pixel_spacing=(spacing * factor, spacing * factor),
-            origin=origin, icc_profile=icc_bytes, uids=uids, pixels=content,
-            name=stem, instance_number=number, jpeg_quality=cfg.jpeg_quality)
+            folder,
+            total_rows=content.shape[2],
+            total_cols=content.shape[3],
+            tile_rows=content.shape[2],
+            tile_cols=content.shape[3],
+            samples=cfg.samples,
+            bits=cfg.bits,
+            transfer_syntax=thumb_ts,
+            organization="TILED_FULL",
+            focal_planes=cfg.focal_planes,
+            optical_paths=cfg.optical_paths,
+            flavor="THUMBNAIL",
+            pixel_spacing=(spacing * factor, spacing * factor),
+            origin=origin,
+            icc_profile=icc_bytes,
+            uids=uids,
+            pixels=content,
+            name=stem,
+            instance_number=number,
+            jpeg_quality=cfg.jpeg_quality,
+        )
     label_rgb = None
     label_text = " / ".join(cfg.label_lines)
     if cfg.label or cfg.overview:
-        label_rgb = make_label_image(240 if preset == "demo" else 96,
-                                     240 if preset == "demo" else 96,
-                                     cfg.label_lines, cfg.container_identifier,
-                                     seed)
+        label_rgb = make_label_image(
+            240 if preset == "demo" else 96,
+            240 if preset == "demo" else 96,
+            cfg.label_lines,
+            cfg.container_identifier,
+            seed,
+        )
     if cfg.label and label_rgb is not None:
         stem, number = next_name("label")
         slide.label = write_wsi_image(
-            folder, total_rows=label_rgb.shape[0], total_cols=label_rgb.shape[1],
-            tile_rows=label_rgb.shape[0], tile_cols=label_rgb.shape[1],
-            samples=3, transfer_syntax=assoc_ts, flavor="LABEL",
-            pixel_spacing=(0.1, 0.1), origin=(25.0, 24.0),
+            folder,
+            total_rows=label_rgb.shape[0],
+            total_cols=label_rgb.shape[1],
+            tile_rows=label_rgb.shape[0],
+            tile_cols=label_rgb.shape[1],
+            samples=3,
+            transfer_syntax=assoc_ts,
+            flavor="LABEL",
+            pixel_spacing=(0.1, 0.1),
+            origin=(25.0, 24.0),
             icc_profile=icc_bytes,
-            uids=uids, pixels=label_rgb, name=stem, instance_number=number,
-            label_text=label_text, barcode_value=cfg.container_identifier)
+            uids=uids,
+            pixels=label_rgb,
+            name=stem,
+            instance_number=number,
+            label_text=label_text,
+            barcode_value=cfg.container_identifier,
+        )
     if cfg.overview:
         # Slide 25 mm x 75 mm; columns run along -Y, rows along -X (default
         # orientation), top-left corner at (X, Y) = (25, 75).
@@ -2260,18 +2636,37 @@ def write_slide(
         c1 = c0 + max(1, round(lvl0.total_cols * spacing / ov_spacing))
         lab_c0 = round((75.0 - 24.0) / ov_spacing)
         overview = make_overview_image(
-            ov_rows, ov_cols, content=rgb_base, content_box=(r0, c0, r1, c1),
+            ov_rows,
+            ov_cols,
+            content=rgb_base,
+            content_box=(r0, c0, r1, c1),
             label=label_rgb,
-            label_box=(round(1 / ov_spacing), lab_c0, ov_rows - round(1 / ov_spacing),
-                       ov_cols - round(1 / ov_spacing)),
-            seed=seed)
+            label_box=(
+                round(1 / ov_spacing),
+                lab_c0,
+                ov_rows - round(1 / ov_spacing),
+                ov_cols - round(1 / ov_spacing),
+            ),
+            seed=seed,
+        )
         stem, number = next_name("overview")
         slide.overview = write_wsi_image(
-            folder, total_rows=ov_rows, total_cols=ov_cols, tile_rows=ov_rows,
-            tile_cols=ov_cols, samples=3, transfer_syntax=assoc_ts,
-            flavor="OVERVIEW", pixel_spacing=(ov_spacing, ov_spacing),
-            origin=(25.0, 75.0), icc_profile=icc_bytes, uids=uids,
-            pixels=overview, name=stem, instance_number=number)
+            folder,
+            total_rows=ov_rows,
+            total_cols=ov_cols,
+            tile_rows=ov_rows,
+            tile_cols=ov_cols,
+            samples=3,
+            transfer_syntax=assoc_ts,
+            flavor="OVERVIEW",
+            pixel_spacing=(ov_spacing, ov_spacing),
+            origin=(25.0, 75.0),
+            icc_profile=icc_bytes,
+            uids=uids,
+            pixels=overview,
+            name=stem,
+            instance_number=number,
+        )
     if file_names != "flavor":
         for attr in ("thumbnail", "label", "overview"):
             im = getattr(slide, attr)
@@ -2323,21 +2718,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="synthetic.py",
         description="Write a synthetic DICOM VL Whole Slide Microscopy slide.",
-        epilog="Presets: " + "; ".join(
-            f"{k}: {d}" for k, d in iter_preset_descriptions()),
+        epilog="Presets: "
+        + "; ".join(f"{k}: {d}" for k, d in iter_preset_descriptions()),
     )
-    parser.add_argument("preset", nargs="?", choices=sorted(PRESETS),
-                        help="preset to write")
+    parser.add_argument(
+        "preset", nargs="?", choices=sorted(PRESETS), help="preset to write"
+    )
     parser.add_argument("folder", nargs="?", type=Path, help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="content seed")
-    parser.add_argument("--transfer-syntax", default=None,
-                        help="override the VOLUME transfer syntax UID")
-    parser.add_argument("--icc", choices=["srgb", "wide"], default=None,
-                        help="ICC profile for RGB images")
-    parser.add_argument("--uid-names", action="store_true",
-                        help="name files by SOP Instance UID")
-    parser.add_argument("--list", action="store_true",
-                        help="list presets and encodable transfer syntaxes")
+    parser.add_argument(
+        "--transfer-syntax",
+        default=None,
+        help="override the VOLUME transfer syntax UID",
+    )
+    parser.add_argument(
+        "--icc",
+        choices=["srgb", "wide"],
+        default=None,
+        help="ICC profile for RGB images",
+    )
+    parser.add_argument(
+        "--uid-names", action="store_true", help="name files by SOP Instance UID"
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list presets and encodable transfer syntaxes",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for key, desc in iter_preset_descriptions():
@@ -2349,10 +2756,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.preset is None or args.folder is None:
         parser.error("preset and folder are required (or use --list)")
-    slide = write_slide(args.folder, args.preset, seed=args.seed,
-                        transfer_syntax=args.transfer_syntax,
-                        icc=args.icc if args.icc is not None else "preset",
-                        file_names="uid" if args.uid_names else "flavor")
+    slide = write_slide(
+        args.folder,
+        args.preset,
+        seed=args.seed,
+        transfer_syntax=args.transfer_syntax,
+        icc=args.icc if args.icc is not None else "preset",
+        file_names="uid" if args.uid_names else "flavor",
+    )
     for f in slide.files:
         print(f)
     return 0

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 import pydicom
 import pytest
 import synthetic
 from dicomweb_client import DICOMfileClient
+from recording import RecordingClient
 
 import dicomslide
 from dicomslide.cache import FrameCache
@@ -19,32 +18,6 @@ from dicomslide.client import LocalFolderClient, open_client
 IMPLICIT_VR = "1.2.840.10008.1.2"
 RLE = "1.2.840.10008.1.2.5"
 JPEG_XL = "1.2.840.10008.1.2.4.110"
-
-
-class RecordingClient:
-    """Passes every call to a client and counts the calls per method.
-
-    It is not a ``DICOMfileClient`` itself, so dicomslide treats it like any
-    remote client and asks it for frames.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-        self.frame_requests: list[list[int]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.inner, name)
-        if not callable(attribute):
-            return attribute
-
-        def record(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            if name == "retrieve_instance_frames":
-                self.frame_requests.append(list(kwargs["frame_numbers"]))
-            return attribute(*args, **kwargs)
-
-        return record
 
 
 @pytest.fixture()

@@ -115,3 +115,59 @@ def test_coordinates_round_trip(rgb_slide):
     assert x == pytest.approx(level.origin[0] - 10 * level.pixel_spacing[0])
     assert y == pytest.approx(level.origin[1] - 20 * level.pixel_spacing[1])
     assert slide.get_pixel_indices((x, y), 0) == (10, 20)
+
+
+def _annotation(graphic_type: str, points, frame_of_reference_uid: str):
+    import highdicom as hd
+    from pydicom.sr.codedict import codes as sr_codes
+
+    return hd.sr.Scoord3DContentItem(
+        name=sr_codes.DCM.ImageRegion,
+        graphic_type=graphic_type,
+        graphic_data=np.array(points, dtype=float),
+        frame_of_reference_uid=frame_of_reference_uid,
+    )
+
+
+def _slide_aligned(truth: np.ndarray) -> np.ndarray:
+    # default orientation: image rows run along -X, columns along -Y
+    return truth.transpose(1, 0, 2)[::-1, ::-1]
+
+
+def test_region_for_annotations(rgb_slide):
+    slide = dicomslide.find_slides(rgb_slide.folder, correct_color=False)[0]
+    truth = rgb_slide.levels[0].redecode("pillow-direct")[0, 0]
+    uid = slide.frame_of_reference_uid
+
+    def at(row: float, column: float) -> list[float]:
+        x, y = slide.get_slide_offset((row, column), 0)
+        return [x, y, 0.0]
+
+    point = slide.get_slide_region_for_annotation(
+        _annotation("POINT", [at(40, 50)], uid), 0
+    )
+    np.testing.assert_array_equal(point, truth[40:41, 50:51])
+
+    polygon = _annotation(
+        "POLYGON", [at(30, 40), at(30, 90), at(70, 90), at(70, 40), at(30, 40)], uid
+    )
+    region = slide.get_slide_region_for_annotation(polygon, 0)
+    np.testing.assert_array_equal(region, _slide_aligned(truth[30:71, 40:91]))
+
+    polyline = _annotation("POLYLINE", [at(30, 40), at(70, 90)], uid)
+    padded = slide.get_slide_region_for_annotation(polyline, 0, padding=(1, 2, 3, 4))
+    # left -X (rows grow towards -X: row +1), top +Y (columns: -2), right +X
+    # (rows -3), bottom -Y (columns +4)
+    np.testing.assert_array_equal(padded, _slide_aligned(truth[27:72, 38:95]))
+
+    # an axis-aligned ellipse: major axis along rows, minor along columns
+    ellipse = _annotation(
+        "ELLIPSE", [at(20, 60), at(80, 60), at(50, 45), at(50, 75)], uid
+    )
+    region = slide.get_slide_region_for_annotation(ellipse, 0)
+    np.testing.assert_array_equal(region, _slide_aligned(truth[20:81, 45:76]))
+
+    with pytest.raises(ValueError):
+        slide.get_slide_region_for_annotation(
+            _annotation("POINT", [at(1, 1)], "1.2.3.4"), 0
+        )

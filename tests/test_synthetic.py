@@ -49,13 +49,15 @@ def _frames_independently(path: Path) -> list[np.ndarray]:
     return [f.reshape(int(ds.Rows), int(ds.Columns), spp) for f in arr]
 
 
-def _expected_frame(image: SyntheticImage, tile_row: int, tile_col: int,
-                    plane: int, path: int) -> np.ndarray:
-    frame = np.empty((image.tile_rows, image.tile_cols, image.samples),
-                     dtype=image.pixels.dtype)
+def _expected_frame(
+    image: SyntheticImage, tile_row: int, tile_col: int, plane: int, path: int
+) -> np.ndarray:
+    frame = np.empty(
+        (image.tile_rows, image.tile_cols, image.samples), dtype=image.pixels.dtype
+    )
     frame[...] = np.asarray(image.pad_value, dtype=frame.dtype)
     tile = image.tile(tile_row, tile_col, plane, path, decoded=False)
-    frame[:tile.shape[0], :tile.shape[1]] = tile
+    frame[: tile.shape[0], : tile.shape[1]] = tile
     return frame
 
 
@@ -71,23 +73,38 @@ def _variants() -> list[tuple[str, int, int]]:
 
 def test_encodable_list_contains_required_syntaxes() -> None:
     listed = set(encodable_transfer_syntaxes())
-    for ts in ("1.2.840.10008.1.2", EXPLICIT, "1.2.840.10008.1.2.1.99", JPEG,
-               "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
-               "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-               "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.110",
-               "1.2.840.10008.1.2.4.112"):
+    for ts in (
+        "1.2.840.10008.1.2",
+        EXPLICIT,
+        "1.2.840.10008.1.2.1.99",
+        JPEG,
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.81",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.5",
+        "1.2.840.10008.1.2.4.110",
+        "1.2.840.10008.1.2.4.112",
+    ):
         assert ts in listed
     assert "1.2.840.10008.1.2.4.201" not in listed  # HTJ2K: not encodable
     assert "1.2.840.10008.1.2.4.70" not in listed  # JPEG lossless: not encodable
 
 
-@pytest.mark.parametrize(("ts", "samples", "bits"), _variants(),
-                         ids=lambda v: str(v))
-def test_roundtrip_every_transfer_syntax(tmp_path: Path, ts: str, samples: int,
-                                         bits: int) -> None:
-    image = write_wsi_image(tmp_path, total_rows=ROWS, total_cols=COLS,
-                            tile_rows=TR, tile_cols=TC, samples=samples,
-                            bits=bits, transfer_syntax=ts)
+@pytest.mark.parametrize(("ts", "samples", "bits"), _variants(), ids=lambda v: str(v))
+def test_roundtrip_every_transfer_syntax(
+    tmp_path: Path, ts: str, samples: int, bits: int
+) -> None:
+    image = write_wsi_image(
+        tmp_path,
+        total_rows=ROWS,
+        total_cols=COLS,
+        tile_rows=TR,
+        tile_cols=TC,
+        samples=samples,
+        bits=bits,
+        transfer_syntax=ts,
+    )
     assert image.lossy == is_lossy(ts)
     assert image.pixels.shape == (1, 1, ROWS, COLS, samples)
     assert image.pixels.dtype == (np.uint8 if bits == 8 else np.uint16)
@@ -110,8 +127,9 @@ def test_roundtrip_every_transfer_syntax(tmp_path: Path, ts: str, samples: int,
         # Away from the magenta pad (chroma bleeds into the last pixels).
         h = h - 16 if h < TR else h
         w = w - 16 if w < TC else w
-        diff = np.abs(frame[:h, :w].astype(np.int64)
-                      - expected[:h, :w].astype(np.int64))
+        diff = np.abs(
+            frame[:h, :w].astype(np.int64) - expected[:h, :w].astype(np.int64)
+        )
         assert diff.max() <= 24 * scale, (info, diff.max())
         assert diff.mean() <= 3 * scale
     if image.lossy:
@@ -122,9 +140,17 @@ def test_roundtrip_every_transfer_syntax(tmp_path: Path, ts: str, samples: int,
 
 
 def test_tiled_full_frame_order_planes_and_paths(tmp_path: Path) -> None:
-    image = write_wsi_image(tmp_path, total_rows=150, total_cols=200, tile_rows=64,
-                            tile_cols=96, samples=1, focal_planes=3,
-                            optical_paths=2, transfer_syntax=EXPLICIT)
+    image = write_wsi_image(
+        tmp_path,
+        total_rows=150,
+        total_cols=200,
+        tile_rows=64,
+        tile_cols=96,
+        samples=1,
+        focal_planes=3,
+        optical_paths=2,
+        transfer_syntax=EXPLICIT,
+    )
     ds = pydicom.dcmread(image.files[0])
     assert ds.DimensionOrganizationType == "TILED_FULL"
     assert "PerFrameFunctionalGroupsSequence" not in ds
@@ -132,8 +158,9 @@ def test_tiled_full_frame_order_planes_and_paths(tmp_path: Path) -> None:
     assert ds.NumberOfOpticalPaths == 2
     measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
     assert float(measures.SpacingBetweenSlices) == pytest.approx(0.002)
-    assert "OpticalPathIdentificationSequence" not in \
-        ds.SharedFunctionalGroupsSequence[0]
+    assert (
+        "OpticalPathIdentificationSequence" not in ds.SharedFunctionalGroupsSequence[0]
+    )
     assert [p.OpticalPathIdentifier for p in ds.OpticalPathSequence] == ["1", "2"]
     assert image.z_offsets_um == (0.0, 2.0, 4.0)
     grid_r, grid_c = 3, 3
@@ -145,22 +172,49 @@ def test_tiled_full_frame_order_planes_and_paths(tmp_path: Path) -> None:
         plane = (index // (grid_c * grid_r)) % 3
         path = index // (grid_c * grid_r * 3)
         info = image.frames[index]
-        assert (info.tile_row, info.tile_col, info.focal_plane,
-                info.optical_path) == (tr, tc, plane, path)
+        assert (info.tile_row, info.tile_col, info.focal_plane, info.optical_path) == (
+            tr,
+            tc,
+            plane,
+            path,
+        )
         np.testing.assert_array_equal(
-            frame, _expected_frame(image, tr, tc, plane, path))
+            frame, _expected_frame(image, tr, tc, plane, path)
+        )
 
 
 def test_content_distinct_per_tile_plane_and_path(tmp_path: Path) -> None:
     images = [
-        write_wsi_image(tmp_path / "mono", total_rows=ROWS, total_cols=COLS,
-                        tile_rows=TR, tile_cols=TC, samples=1, focal_planes=2,
-                        optical_paths=2, transfer_syntax=EXPLICIT),
-        write_wsi_image(tmp_path / "jpeg", total_rows=ROWS, total_cols=COLS,
-                        tile_rows=TR, tile_cols=TC, transfer_syntax=JPEG),
-        write_wsi_image(tmp_path / "jpeg-mono", total_rows=ROWS, total_cols=COLS,
-                        tile_rows=TR, tile_cols=TC, samples=1, focal_planes=3,
-                        optical_paths=2, transfer_syntax=JPEG),
+        write_wsi_image(
+            tmp_path / "mono",
+            total_rows=ROWS,
+            total_cols=COLS,
+            tile_rows=TR,
+            tile_cols=TC,
+            samples=1,
+            focal_planes=2,
+            optical_paths=2,
+            transfer_syntax=EXPLICIT,
+        ),
+        write_wsi_image(
+            tmp_path / "jpeg",
+            total_rows=ROWS,
+            total_cols=COLS,
+            tile_rows=TR,
+            tile_cols=TC,
+            transfer_syntax=JPEG,
+        ),
+        write_wsi_image(
+            tmp_path / "jpeg-mono",
+            total_rows=ROWS,
+            total_cols=COLS,
+            tile_rows=TR,
+            tile_cols=TC,
+            samples=1,
+            focal_planes=3,
+            optical_paths=2,
+            transfer_syntax=JPEG,
+        ),
     ]
     for image in images:
         tiles = {}
@@ -173,32 +227,43 @@ def test_content_distinct_per_tile_plane_and_path(tmp_path: Path) -> None:
                         tiles[(p, o, tr, tc)] = tile[:44, :86].astype(np.int64)
         keys = list(tiles)
         for i, a in enumerate(keys):
-            for b in keys[i + 1:]:
+            for b in keys[i + 1 :]:
                 diff = np.abs(tiles[a] - tiles[b]).mean()
                 assert diff > 6, (a, b, diff)
 
 
 def test_sparse_omits_tiles_and_shuffles(tmp_path: Path) -> None:
     omitted = {(0, 0), (2, 3), (4, 4)}
-    image = write_wsi_image(tmp_path, total_rows=ROWS, total_cols=COLS,
-                            tile_rows=TR, tile_cols=TC, samples=1, focal_planes=2,
-                            optical_paths=2, organization="TILED_SPARSE",
-                            omitted_tiles=omitted, transfer_syntax=EXPLICIT,
-                            z_offsets_um=[-1.5, 1.0])
+    image = write_wsi_image(
+        tmp_path,
+        total_rows=ROWS,
+        total_cols=COLS,
+        tile_rows=TR,
+        tile_cols=TC,
+        samples=1,
+        focal_planes=2,
+        optical_paths=2,
+        organization="TILED_SPARSE",
+        omitted_tiles=omitted,
+        transfer_syntax=EXPLICIT,
+        z_offsets_um=[-1.5, 1.0],
+    )
     ds = pydicom.dcmread(image.files[0])
     assert ds.DimensionOrganizationType == "TILED_SPARSE"
     n_present = 25 - len(omitted)
     assert int(ds.NumberOfFrames) == n_present * 4
     assert not image.present[0, 0] and image.present.sum() == n_present
     for tr, tc in omitted:
-        assert (image.pixels[:, :, tr * TR:(tr + 1) * TR, tc * TC:(tc + 1) * TC]
-                == 0).all()
+        assert (
+            image.pixels[:, :, tr * TR : (tr + 1) * TR, tc * TC : (tc + 1) * TC] == 0
+        ).all()
     seen = set()
     frames = _frames_independently(image.files[0])
     ids = {"1": 0, "2": 1}
     z_index = {-1.5: 0, 1.0: 1}
-    for item, frame, info in zip(ds.PerFrameFunctionalGroupsSequence, frames,
-                                 image.frames):
+    for item, frame, info in zip(
+        ds.PerFrameFunctionalGroupsSequence, frames, image.frames
+    ):
         pos = item.PlanePositionSlideSequence[0]
         col = int(pos.ColumnPositionInTotalImagePixelMatrix)
         row = int(pos.RowPositionInTotalImagePixelMatrix)
@@ -207,8 +272,12 @@ def test_sparse_omits_tiles_and_shuffles(tmp_path: Path) -> None:
         assert (tr, tc) not in omitted
         path = ids[item.OpticalPathIdentificationSequence[0].OpticalPathIdentifier]
         plane = z_index[float(pos.ZOffsetInSlideCoordinateSystem)]
-        assert (info.tile_row, info.tile_col, info.focal_plane,
-                info.optical_path) == (tr, tc, plane, path)
+        assert (info.tile_row, info.tile_col, info.focal_plane, info.optical_path) == (
+            tr,
+            tc,
+            plane,
+            path,
+        )
         x, y, z = image.frame_position(info)
         assert float(pos.XOffsetInSlideCoordinateSystem) == pytest.approx(x)
         assert float(pos.YOffsetInSlideCoordinateSystem) == pytest.approx(y)
@@ -216,18 +285,26 @@ def test_sparse_omits_tiles_and_shuffles(tmp_path: Path) -> None:
         assert x == pytest.approx(20.0 - (row - 1) * 0.0005)
         assert y == pytest.approx(40.0 - (col - 1) * 0.0005)
         np.testing.assert_array_equal(
-            frame, _expected_frame(image, tr, tc, plane, path))
+            frame, _expected_frame(image, tr, tc, plane, path)
+        )
         seen.add((tr, tc, plane, path))
     assert len(seen) == n_present * 4
-    stored = [(f.optical_path, f.focal_plane, f.tile_row, f.tile_col)
-              for f in image.frames]
+    stored = [
+        (f.optical_path, f.focal_plane, f.tile_row, f.tile_col) for f in image.frames
+    ]
     assert stored != sorted(stored), "TILED_SPARSE frames should be shuffled"
 
 
 def test_no_organization(tmp_path: Path) -> None:
-    image = write_wsi_image(tmp_path, total_rows=ROWS, total_cols=COLS,
-                            tile_rows=TR, tile_cols=TC, organization=None,
-                            omitted_tiles=[(1, 1)])
+    image = write_wsi_image(
+        tmp_path,
+        total_rows=ROWS,
+        total_cols=COLS,
+        tile_rows=TR,
+        tile_cols=TC,
+        organization=None,
+        omitted_tiles=[(1, 1)],
+    )
     ds = pydicom.dcmread(image.files[0])
     assert "DimensionOrganizationType" not in ds
     assert len(ds.PerFrameFunctionalGroupsSequence) == 24
@@ -236,16 +313,28 @@ def test_no_organization(tmp_path: Path) -> None:
 
 def test_tiled_full_rejects_omitted_tiles(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        write_wsi_image(tmp_path, total_rows=ROWS, total_cols=COLS, tile_rows=TR,
-                        tile_cols=TC, omitted_tiles=[(0, 0)])
+        write_wsi_image(
+            tmp_path,
+            total_rows=ROWS,
+            total_cols=COLS,
+            tile_rows=TR,
+            tile_cols=TC,
+            omitted_tiles=[(0, 0)],
+        )
 
 
 @pytest.mark.parametrize("organization", ["TILED_FULL", "TILED_SPARSE"])
 def test_concatenation(tmp_path: Path, organization: str) -> None:
-    image = write_wsi_image(tmp_path, total_rows=ROWS, total_cols=COLS,
-                            tile_rows=TR, tile_cols=TC, concatenation_parts=3,
-                            organization=organization,
-                            transfer_syntax="1.2.840.10008.1.2.4.90")
+    image = write_wsi_image(
+        tmp_path,
+        total_rows=ROWS,
+        total_cols=COLS,
+        tile_rows=TR,
+        tile_cols=TC,
+        concatenation_parts=3,
+        organization=organization,
+        transfer_syntax="1.2.840.10008.1.2.4.90",
+    )
     assert len(image.files) == 3
     parts = [pydicom.dcmread(f) for f in image.files]
     assert len({p.SOPInstanceUID for p in parts}) == 3
@@ -265,25 +354,32 @@ def test_concatenation(tmp_path: Path, organization: str) -> None:
     for info in image.frames:
         np.testing.assert_array_equal(
             per_file[info.part][info.frame_number - 1],
-            _expected_frame(image, info.tile_row, info.tile_col, 0, 0))
+            _expected_frame(image, info.tile_row, info.tile_col, 0, 0),
+        )
 
 
 def test_edge_frames_are_padded(tmp_path: Path) -> None:
-    image = write_wsi_image(tmp_path, total_rows=ROWS, total_cols=COLS,
-                            tile_rows=TR, tile_cols=TC)
+    image = write_wsi_image(
+        tmp_path, total_rows=ROWS, total_cols=COLS, tile_rows=TR, tile_cols=TC
+    )
     assert ROWS % TR and COLS % TC
     frames = _frames_independently(image.files[0])
     last = frames[-1]
-    assert (last[ROWS % TR:, :] == (255, 0, 255)).all()
-    assert (last[:, COLS % TC:] == (255, 0, 255)).all()
+    assert (last[ROWS % TR :, :] == (255, 0, 255)).all()
+    assert (last[:, COLS % TC :] == (255, 0, 255)).all()
 
 
 @pytest.mark.parametrize("offset_table", ["basic", "extended", "empty"])
 def test_offset_tables(tmp_path: Path, offset_table: str) -> None:
-    image = write_wsi_image(tmp_path, total_rows=ROWS, total_cols=COLS,
-                            tile_rows=TR, tile_cols=TC,
-                            transfer_syntax="1.2.840.10008.1.2.5",
-                            offset_table=offset_table)
+    image = write_wsi_image(
+        tmp_path,
+        total_rows=ROWS,
+        total_cols=COLS,
+        tile_rows=TR,
+        tile_cols=TC,
+        transfer_syntax="1.2.840.10008.1.2.5",
+        offset_table=offset_table,
+    )
     ds = pydicom.dcmread(image.files[0])
     assert ("ExtendedOffsetTable" in ds) == (offset_table == "extended")
     bot_item_length = int.from_bytes(ds.PixelData[4:8], "little")
@@ -292,16 +388,25 @@ def test_offset_tables(tmp_path: Path, offset_table: str) -> None:
     np.testing.assert_array_equal(frames[7], _expected_frame(image, 1, 2, 0, 0))
 
 
-@pytest.mark.parametrize(("kwargs", "photometric"), [
-    ({}, "YBR_FULL_422"),
-    ({"jpeg_subsampling": "4:2:2"}, "YBR_FULL_422"),
-    ({"jpeg_subsampling": "4:4:4"}, "YBR_FULL"),
-    ({"jpeg_rgb": True}, "RGB"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "photometric"),
+    [
+        ({}, "YBR_FULL_422"),
+        ({"jpeg_subsampling": "4:2:2"}, "YBR_FULL_422"),
+        ({"jpeg_subsampling": "4:4:4"}, "YBR_FULL"),
+        ({"jpeg_rgb": True}, "RGB"),
+    ],
+)
 def test_jpeg_variants(tmp_path: Path, kwargs: dict, photometric: str) -> None:
-    image = write_wsi_image(tmp_path, total_rows=ROWS, total_cols=COLS,
-                            tile_rows=TR, tile_cols=TC, transfer_syntax=JPEG,
-                            **kwargs)
+    image = write_wsi_image(
+        tmp_path,
+        total_rows=ROWS,
+        total_cols=COLS,
+        tile_rows=TR,
+        tile_cols=TC,
+        transfer_syntax=JPEG,
+        **kwargs,
+    )
     ds = pydicom.dcmread(image.files[0])
     assert ds.PhotometricInterpretation == photometric
     first = next(generate_frames(ds.PixelData, number_of_frames=25))
@@ -329,8 +434,13 @@ def test_icc_profiles() -> None:
 def test_presets(tmp_path: Path, preset: str) -> None:
     slide = write_slide(tmp_path, preset)
     datasets = [pydicom.dcmread(f) for f in slide.files]
-    for attr in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
-                 "PyramidUID", "ContainerIdentifier"):
+    for attr in (
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "FrameOfReferenceUID",
+        "PyramidUID",
+        "ContainerIdentifier",
+    ):
         assert len({str(getattr(ds, attr)) for ds in datasets}) == 1, attr
     assert len({ds.SOPInstanceUID for ds in datasets}) == len(datasets)
     sizes = [lv.total_rows * lv.total_cols for lv in slide.levels]
@@ -345,8 +455,10 @@ def test_presets(tmp_path: Path, preset: str) -> None:
         substances = [
             item.ConceptCodeSequence[0].CodeValue
             for item in ds.SpecimenDescriptionSequence[0]
-            .SpecimenPreparationSequence[0].SpecimenPreparationStepContentItemSequence
-            if item.ConceptNameCodeSequence[0].CodeValue == "424361007"]
+            .SpecimenPreparationSequence[0]
+            .SpecimenPreparationStepContentItemSequence
+            if item.ConceptNameCodeSequence[0].CodeValue == "424361007"
+        ]
         assert substances == ["12710003", "36879007"]  # hematoxylin, eosin
         if ds.SamplesPerPixel == 3:
             assert len(ds.OpticalPathSequence[0].ICCProfile) > 100
@@ -371,8 +483,14 @@ def test_presets(tmp_path: Path, preset: str) -> None:
 
 def test_deterministic_output(tmp_path: Path) -> None:
     uids = SlideUIDs.new(key="determinism")
-    kwargs = dict(total_rows=100, total_cols=130, tile_rows=64, tile_cols=64,
-                  uids=uids, transfer_syntax=JPEG)
+    kwargs = dict(
+        total_rows=100,
+        total_cols=130,
+        tile_rows=64,
+        tile_cols=64,
+        uids=uids,
+        transfer_syntax=JPEG,
+    )
     a = write_wsi_image(tmp_path / "a", **kwargs)
     b = write_wsi_image(tmp_path / "b", **kwargs)
     assert a.files[0].read_bytes() == b.files[0].read_bytes()
@@ -380,11 +498,19 @@ def test_deterministic_output(tmp_path: Path) -> None:
 
 def test_cli_help_and_write(tmp_path: Path) -> None:
     script = REPO / "tests" / "synthetic.py"
-    out = subprocess.run([sys.executable, str(script), "--help"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "preset" in out.stdout
-    subprocess.run([sys.executable, str(script), "mono16", str(tmp_path)],
-                   capture_output=True, text=True, check=True)
+    subprocess.run(
+        [sys.executable, str(script), "mono16", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert (tmp_path / "level0.dcm").exists()
 
 

@@ -1,0 +1,1 @@
+"""OpenSlide-compatible interface."""

@@ -1,0 +1,68 @@
+"""find_slides asks frugally: requests do not grow with the instance count."""
+
+from __future__ import annotations
+
+import pydicom
+import pytest
+import synthetic
+from dicomweb_client import DICOMfileClient
+from recording import RecordingClient
+
+import dicomslide
+from dicomslide.errors import MetadataError
+
+
+def _recorded_find(folder) -> RecordingClient:
+    client = RecordingClient(DICOMfileClient(url=folder.as_uri(), in_memory=True))
+    slides = dicomslide.find_slides(client)
+    assert len(slides) == 1
+    return client
+
+
+def test_requests_do_not_grow_with_instances(tmp_path):
+    small = synthetic.write_slide(tmp_path / "small", "sparse")
+    large = synthetic.write_slide(tmp_path / "large", "concatenation")
+    assert len(large.files) > len(small.files)
+    few = _recorded_find(tmp_path / "small")
+    many = _recorded_find(tmp_path / "large")
+    assert few.calls == many.calls
+    # one search, one metadata request per series, nothing per instance
+    assert many.calls["search_for_series"] == 1
+    assert many.calls["retrieve_series_metadata"] == 1
+    assert many.calls["retrieve_instance_metadata"] == 0
+    assert many.calls["retrieve_instance_frames"] == 0
+
+
+def test_contradictory_metadata(tmp_path):
+    slide = synthetic.write_slide(tmp_path, "rgb_full")
+    metadata = [pydicom.dcmread(f, stop_before_pixels=True) for f in slide.files]
+    client = tmp_path
+    duplicate = metadata + [metadata[0]]
+    with pytest.raises(MetadataError, match="occurs twice"):
+        dicomslide.Slide(client, duplicate)
+    other = [m.copy() for m in metadata]
+    other[1].FrameOfReferenceUID = "1.2.3.4.5"
+    with pytest.raises(MetadataError, match="FrameOfReferenceUID"):
+        dicomslide.Slide(client, other)
+    labels_only = [m for m in metadata if m.ImageType[2] == "LABEL"]
+    with pytest.raises(MetadataError, match="VOLUME"):
+        dicomslide.Slide(client, labels_only)
+
+
+def test_fail_on_error_false_skips_and_logs(tmp_path, caplog):
+    good = synthetic.write_slide(
+        tmp_path / "good", "rgb_full", uids=synthetic.SlideUIDs.new("GOOD")
+    )
+    bad = synthetic.write_slide(
+        tmp_path / "bad", "sparse", uids=synthetic.SlideUIDs.new("BAD")
+    )
+    # a level whose centre lies far from the others: no valid pyramid
+    level = pydicom.dcmread(bad.levels[1].files[0])
+    level.TotalPixelMatrixOriginSequence[0].XOffsetInSlideCoordinateSystem = 5.0
+    level.save_as(bad.levels[1].files[0])
+    with pytest.raises(MetadataError):
+        dicomslide.find_slides(tmp_path)
+    with caplog.at_level("WARNING", logger="dicomslide"):
+        slides = dicomslide.find_slides(tmp_path, fail_on_error=False)
+    assert [s.container_id for s in slides] == [good.uids.container_identifier]
+    assert "BAD" in caplog.text
