@@ -157,15 +157,41 @@ class Slide:
         volume: dict[tuple[ChannelKey, float], list[TiledImage]] = defaultdict(list)
         labels: list[TiledImage] = []
         overviews: list[TiledImage] = []
-        for parts in group_concatenations(image_metadata):
-            image = TiledImage(
+        images = [
+            TiledImage(
                 self._client,
                 parts,
                 max_frame_cache_size,
                 correct_color=correct_color,
                 cache=cache,
             )
+            for parts in group_concatenations(image_metadata)
+        ]
+        # Several pyramids (Pyramid UIDs) may image the slide: the one with
+        # the largest image gives the levels, the others are kept aside.
+        by_pyramid: dict[str, list[TiledImage]] = defaultdict(list)
+        for image in images:
+            if is_volume_image(image.metadata):
+                by_pyramid[str(image.metadata.get("PyramidUID", ""))].append(image)
+        primary = max(
+            by_pyramid.items(),
+            key=lambda item: (
+                max(get_image_size(i.metadata) for i in item[1]),
+                item[0],
+            ),
+            default=("", []),
+        )[0]
+        secondary = {
+            uid: group
+            for uid, group in by_pyramid.items()
+            if uid not in (primary, "")  # images without a Pyramid UID join the main
+        }
+        for image in images:
             metadata = image.metadata
+            if str(metadata.get("PyramidUID", "")) in secondary and is_volume_image(
+                metadata
+            ):
+                continue
             if is_label_image(metadata):
                 labels.append(image)
             elif is_overview_image(metadata):
@@ -251,12 +277,54 @@ class Slide:
                     str(volume_images[0].metadata.SOPInstanceUID),
                 ) from error
         self._pyramid = self._pyramids[(0, 0)]
+        self._secondary = [
+            self._assign_to_channels(group) for _, group in sorted(secondary.items())
+        ]
+        self._other_pyramids = tuple(
+            Pyramid(
+                [image.metadata for image in volume_images[(0, 0)]], pyramid_tolerance
+            )
+            for volume_images in self._secondary
+            if (0, 0) in volume_images
+        )
         uids = sorted(
             uid
             for group in group_concatenations(image_metadata)
             for uid in (str(part.SOPInstanceUID) for part in group)
         )
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
+
+    def _assign_to_channels(
+        self, images: Sequence[TiledImage]
+    ) -> dict[tuple[int, int], tuple[TiledImage, ...]]:
+        """Sort the images of another pyramid by the slide's channels and planes."""
+        assigned: dict[tuple[int, int], list[TiledImage]] = defaultdict(list)
+        for image in images:
+            for channel in range(image.num_channels):
+                for plane in range(image.num_focal_planes):
+                    try:
+                        key = (
+                            self.get_channel_index(
+                                image.get_channel_identifier(channel),
+                                ChannelTypes.OPTICAL_PATH,
+                            ),
+                            self.get_focal_plane_index(
+                                image.get_focal_plane_offset(plane)
+                            ),
+                        )
+                    except ValueError:
+                        logger.debug(
+                            "image %s: channel or focal plane not in the main pyramid",
+                            image.metadata.SOPInstanceUID,
+                        )
+                        continue
+                    assigned[key].append(image)
+        return {
+            key: tuple(
+                sorted(group, key=lambda i: get_image_size(i.metadata), reverse=True)
+            )
+            for key, group in assigned.items()
+        }
 
     @staticmethod
     def _check_consistency(image_metadata: Sequence[Dataset]) -> None:
@@ -310,6 +378,12 @@ class Slide:
     def pyramid(self) -> Pyramid:
         """dicomslide.Pyramid: pyramid of channel 0 and focal plane 0"""
         return self._pyramid
+
+    @property
+    def pyramids(self) -> tuple[Pyramid, ...]:
+        """Tuple[dicomslide.Pyramid, ...]: every pyramid that images the
+        slide (distinct Pyramid UIDs), the one that gives the levels first"""
+        return (self._pyramid, *self._other_pyramids)
 
     @property
     def num_channels(self) -> int:
@@ -400,7 +474,11 @@ class Slide:
         return (float(high[0]), float(high[1]))
 
     def get_volume_images(
-        self, channel_index: int = 0, focal_plane_index: int = 0
+        self,
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+        *,
+        pyramid_index: int = 0,
     ) -> tuple[TiledImage, ...]:
         """Get VOLUME or THUMBNAIL images for a channel and focal plane.
 
@@ -410,6 +488,8 @@ class Slide:
             Zero-based channel index
         focal_plane_index: int, optional
             Zero-based focal plane index
+        pyramid_index: int, optional
+            Zero-based index into :attr:`pyramids`
 
         Returns
         -------
@@ -422,8 +502,15 @@ class Slide:
             When there are no images for the channel and focal plane
 
         """
+        if not 0 <= pyramid_index < len(self.pyramids):
+            raise ValueError(f"no pyramid with index {pyramid_index}")
+        volume_images = (
+            self._volume_images
+            if pyramid_index == 0
+            else self._secondary[pyramid_index - 1]
+        )
         try:
-            return self._volume_images[(int(channel_index), int(focal_plane_index))]
+            return volume_images[(int(channel_index), int(focal_plane_index))]
         except KeyError:
             raise ValueError(
                 f"no images for channel {channel_index} and focal plane "

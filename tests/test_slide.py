@@ -171,3 +171,31 @@ def test_region_for_annotations(rgb_slide):
         slide.get_slide_region_for_annotation(
             _annotation("POINT", [at(1, 1)], "1.2.3.4"), 0
         )
+
+
+def test_several_pyramids_in_one_slide(tmp_path):
+    import dataclasses
+
+    main = synthetic.write_slide(tmp_path / "main", "rgb_full")
+    other_uids = dataclasses.replace(
+        main.uids,
+        series_instance_uid=synthetic.SlideUIDs.new().series_instance_uid,
+        pyramid_uid=synthetic.SlideUIDs.new().pyramid_uid,
+    )
+    other = synthetic.write_slide(tmp_path / "other", "sparse", uids=other_uids)
+    slides = dicomslide.find_slides(tmp_path, correct_color=False)
+    assert len(slides) == 1
+    slide = slides[0]
+    assert len(slide.pyramids) == 2
+    first = slide.get_volume_images()[0].metadata.PyramidUID
+    images = slide.get_volume_images(pyramid_index=1)
+    second = {image.metadata.PyramidUID for image in images}
+    assert len(second) == 1 and first not in second
+    assert {first} | second == {main.uids.pyramid_uid, other_uids.pyramid_uid}
+    truth = other if second == {other_uids.pyramid_uid} else main
+    expected = truth.levels[0].redecode("pillow-direct")[0, 0, :64, :96]
+    np.testing.assert_array_equal(
+        images[0].get_image_region((0, 0), (64, 96)), expected
+    )
+    with pytest.raises(ValueError):
+        slide.get_volume_images(pyramid_index=2)
