@@ -269,3 +269,93 @@ def stored_transfer_syntax(image: Dataset) -> str | None:
         if value:
             return str(value)
     return None
+
+
+#: Attribute of a metadata dataset that lists bulk data URIs of ICC profiles
+ICC_PROFILE_URIS = "_dicomslide_icc_profile_uris"
+
+
+def resolve_bulk_data_uri(client: Any, uri: str) -> str | None:
+    """Make a BulkDataURI safe to fetch with a client.
+
+    A URI on the client's own server is used as is; a relative one is joined
+    to the client's base URL. A URI that names another host (or port) is not
+    followed: if its path lies below the client's DICOMweb root it is
+    re-based onto the client's base URL (servers behind proxies often write
+    their internal host name), otherwise it is refused.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client
+    uri: str
+        BulkDataURI from the metadata
+
+    Returns
+    -------
+    Union[str, None]
+        URI to fetch, or None if it must not be fetched
+
+    """
+    from urllib.parse import urljoin, urlsplit
+
+    base = getattr(client, "base_url", None)
+    if not isinstance(base, str) or not base.startswith(("http://", "https://")):
+        return uri
+    target, own = urlsplit(uri), urlsplit(base)
+    if not target.scheme and not target.netloc:
+        return urljoin(base.rstrip("/") + "/", uri)
+    if (target.scheme, target.hostname, target.port) == (
+        own.scheme,
+        own.hostname,
+        own.port,
+    ):
+        return uri
+    root = own.path.rstrip("/")
+    if target.path.startswith(root + "/"):
+        rebased = base.rstrip("/") + target.path[len(root) :]
+        if target.query:
+            rebased += "?" + target.query
+        logger.debug("bulk data URI %s re-based onto %s", uri, rebased)
+        return rebased
+    logger.warning("not following bulk data URI outside the server: %s", uri)
+    return None
+
+
+def fetch_bulk_icc_profile(client: Any, metadata: Dataset) -> bytes | None:
+    """Fetch an ICC profile that the metadata give as bulk data.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client that returned the metadata
+    metadata: pydicom.Dataset
+        Metadata of an image
+
+    Returns
+    -------
+    Union[bytes, None]
+        ICC profile, or None if the metadata name none or it is unavailable
+
+    """
+    for uri in getattr(metadata, ICC_PROFILE_URIS, []):
+        resolved = resolve_bulk_data_uri(client, uri)
+        if resolved is None:
+            continue
+        try:
+            parts = call(
+                client,
+                "retrieve_bulkdata",
+                url=resolved,
+                media_types=("application/octet-stream",),
+            )
+        except Exception as error:
+            logger.warning(
+                "instance %s: ICC profile not retrieved: %s",
+                metadata.get("SOPInstanceUID"),
+                error,
+            )
+            continue
+        if parts:
+            return bytes(parts[0])
+    return None

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import io
 import logging
+import struct
 import threading
 import zlib
 from collections.abc import Callable
@@ -316,6 +317,66 @@ _DECODERS: dict[str, Callable[[bytes, PixelDescription], np.ndarray]] = {
 }
 
 
+def guess_transfer_syntax(data: bytes, desc: PixelDescription) -> str:
+    """Tell the transfer syntax of an encoded frame from its bytes.
+
+    The last resort, when neither the metadata nor the response name the
+    transfer syntax.
+
+    Parameters
+    ----------
+    data: bytes
+        Encoded frame
+    desc: dicomslide.codec.PixelDescription
+        Layout of the frame's pixels
+
+    Returns
+    -------
+    str
+        Transfer Syntax UID ("" if the bytes match none)
+
+    """
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_syntax(data)
+    if data[:4] == b"\xff\x4f\xff\x51" or data[4:8] == b"jP  ":
+        # a CAP marker segment in the main header announces HTJ2K
+        header_end = data.find(b"\xff\x90")
+        has_cap = b"\xff\x50" in data[: header_end if header_end > 0 else 256]
+        return "1.2.840.10008.1.2.4.203" if has_cap else "1.2.840.10008.1.2.4.91"
+    if data[:2] == b"\xff\x0a" or data[4:8] == b"JXL ":
+        return "1.2.840.10008.1.2.4.112"
+    bits = desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
+    if len(data) in (-(-bits // 8), -(-bits // 8) + 1):
+        return "1.2.840.10008.1.2.1"
+    if len(data) >= 64:
+        segments, first = struct.unpack_from("<2I", data)
+        if 1 <= segments <= 15 and first == 64:
+            return _RLE
+    return ""
+
+
+def _jpeg_syntax(data: bytes) -> str:
+    """JPEG process of a stream, from its start-of-frame marker."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            break
+        marker = data[position + 1]
+        if marker in (0xC0, 0xC1):
+            return (
+                "1.2.840.10008.1.2.4.50"
+                if data[position + 4] == 8
+                else ("1.2.840.10008.1.2.4.51")
+            )
+        if marker == 0xC3:
+            return "1.2.840.10008.1.2.4.70"
+        if marker == 0xF7:
+            return "1.2.840.10008.1.2.4.80"
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        position += 2 + length
+    return "1.2.840.10008.1.2.4.50"
+
+
 def decode_frame(
     data: bytes,
     desc: PixelDescription,
@@ -348,7 +409,9 @@ def decode_frame(
         When the frame cannot be decoded or decodes to the wrong shape
 
     """
-    uid = desc.transfer_syntax_uid
+    uid = desc.transfer_syntax_uid or guess_transfer_syntax(data, desc)
+    if uid != desc.transfer_syntax_uid:
+        desc = replace(desc, transfer_syntax_uid=uid)
     try:
         family = _family(uid)
     except UnsupportedTransferSyntaxError:

@@ -12,7 +12,7 @@ from dicomweb_client import DICOMfileClient
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
-from dicomslide.client import call, open_client
+from dicomslide.client import ICC_PROFILE_URIS, call, open_client
 from dicomslide.errors import DicomSlideError
 from dicomslide.slide import Slide
 from dicomslide.utils import (
@@ -67,17 +67,18 @@ def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
 
     """
 
-    def bulk_data(tag: str, vr: str, uri: str) -> Any:
-        if int(tag, 16) != _ICC_PROFILE_TAG:
-            return None
-        return call(
-            client,
-            "retrieve_bulkdata",
-            url=uri,
-            media_types=("application/octet-stream",),
-        )[0]
+    icc_profile_uris: list[str] = []
 
-    return Dataset.from_json(metadata, bulk_data_uri_handler=bulk_data)
+    def bulk_data(tag: str, vr: str, uri: str) -> Any:
+        # Nothing is fetched now; ICC profiles are fetched on first use.
+        if int(tag, 16) == _ICC_PROFILE_TAG:
+            icc_profile_uris.append(uri)
+        return None
+
+    dataset = Dataset.from_json(metadata, bulk_data_uri_handler=bulk_data)
+    if icc_profile_uris:
+        setattr(dataset, ICC_PROFILE_URIS, icc_profile_uris)
+    return dataset
 
 
 def _wanted(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -11,6 +12,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache, get_default_cache
+from dicomslide.client import fetch_bulk_icc_profile
 from dicomslide.codec import ColorTransform
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import MetadataError
@@ -171,17 +173,12 @@ class TiledImage:
             if samples == 3 and self._channel_type == ChannelTypes.OPTICAL_PATH
             else 0
         )
-        self._icc_profile = _find_icc_profile(metadata) if samples == 3 else None
+        # The ICC profile may have to be fetched (bulk data): on first use.
+        self._icc_profile: bytes | None = None
+        self._icc_resolved = samples != 3
         self._color_transform: ColorTransform | None = None
-        if self._icc_profile is not None and self._store.dtype == np.uint8:
-            try:
-                self._color_transform = ColorTransform(self._icc_profile)
-            except Exception as error:  # a broken profile must not stop reading
-                logger.warning(
-                    "instance %s: ICC profile unusable, colours not corrected: %s",
-                    metadata.get("SOPInstanceUID"),
-                    error,
-                )
+        self._color_resolved = samples != 3 or self._store.dtype != np.uint8
+        self._lock = threading.Lock()
         self._affine_matrix: np.ndarray | None = None
         self._matrices: dict[tuple[int, int, bool], TotalPixelMatrix] = {}
 
@@ -230,8 +227,41 @@ class TiledImage:
 
     @property
     def icc_profile(self) -> bytes | None:
-        """Union[bytes, None]: ICC profile of the image, if it has one"""
+        """Union[bytes, None]: ICC profile of the image, if it has one
+
+        Where the metadata give it as bulk data, it is fetched on first use.
+        """
+        if not self._icc_resolved:
+            with self._lock:
+                if not self._icc_resolved:
+                    self._icc_profile = _find_icc_profile(self._metadata)
+                    if self._icc_profile is None:
+                        self._icc_profile = fetch_bulk_icc_profile(
+                            self._client, self._metadata
+                        )
+                    self._icc_resolved = True
         return self._icc_profile
+
+    def _get_color_transform(self) -> ColorTransform | None:
+        """The transform of the image's colours to sRGB, built on first use."""
+        if not self._color_resolved:
+            profile = self.icc_profile
+            with self._lock:
+                if not self._color_resolved:
+                    if profile is not None:
+                        try:
+                            self._color_transform = ColorTransform(profile)
+                        except (
+                            Exception
+                        ) as error:  # a broken profile must not stop reading
+                            logger.warning(
+                                "instance %s: ICC profile unusable, colours not "
+                                "corrected: %s",
+                                self._metadata.get("SOPInstanceUID"),
+                                error,
+                            )
+                    self._color_resolved = True
+        return self._color_transform
 
     @property
     def channel_type(self) -> ChannelTypes:

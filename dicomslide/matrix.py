@@ -171,9 +171,6 @@ class TotalPixelMatrix:
         self._focal_plane_index = int(focal_plane_index)
         self._correct_color = correct_color
         self._fill = image._fill_value
-        self._color_transform: ColorTransform | None = None
-        if correct_color:
-            self._color_transform = image._color_transform
         # How stored values become the values of this matrix
         self._stored_channel = self._channel_index
         self._value_transform: Callable[[np.ndarray], np.ndarray] | None = None
@@ -402,9 +399,13 @@ class TotalPixelMatrix:
             )
         return index
 
+    def _color_transform(self) -> ColorTransform | None:
+        return self._image._get_color_transform() if self._correct_color else None
+
     def _finish(self, region: np.ndarray) -> np.ndarray:
-        if self._color_transform is not None and region.size:
-            return self._color_transform(region)
+        transform = self._color_transform()
+        if transform is not None and region.size:
+            return transform(region)
         return region
 
     def read_region(self, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
@@ -468,8 +469,9 @@ class TotalPixelMatrix:
                 tiles[k, :height, :width] = part
 
         store.load_frames(list(wanted), place)
-        if self._color_transform is not None and len(tiles):
-            tiles = np.stack([self._color_transform(tile) for tile in tiles])
+        transform = self._color_transform()
+        if transform is not None and len(tiles):
+            tiles = np.stack([transform(tile) for tile in tiles])
         return tiles
 
     def __getitem__(self, key: Any) -> np.ndarray:

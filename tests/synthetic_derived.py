@@ -41,8 +41,8 @@ subsamples of level 0 by geometry: level pixel ``(i, j)`` takes level-0
 pixel ``(floor(i * s_r), floor(j * s_c))``, ``s`` being the ratio of the
 pixel spacings; for integer downsample factors this is ``mask0[::f, ::f]``.
 
-What highdicom 0.28.2 writes (checked by ``tests/test_synthetic_derived.py``)
------------------------------------------------------------------------------
+What highdicom 0.28.2 writes (mostly asserted in test_synthetic_derived.py)
+----------------------------------------------------------------------------
 * BINARY and FRACTIONAL: SOP Class Segmentation Storage
   (``1.2.840.10008.5.1.4.1.1.66.4``); SegmentSequence holds segments
   ``1..n`` only (no background item); BINARY has BitsAllocated 1;
@@ -63,23 +63,47 @@ What highdicom 0.28.2 writes (checked by ``tests/test_synthetic_derived.py``)
   ..., n]``; segment number 0 is reserved and cannot be described by the
   caller.  Stored pixel values are the segment numbers (0 = background).
   Frames have no segment dimension (one frame per tile).
-* highdicom 0.28.2 mutates its input when a FRACTIONAL segmentation is
-  given a *uint8 binary* stacked array (``segment_array *= 255`` on a view);
-  this module only passes float arrays (and copies), so it is unaffected.
-* Source references: ReferencedSeriesSequence (series of the source, with
-  its SOP instance) and, in the shared functional group,
-  DerivationImageSequence / SourceImageSequence (purpose "Source image for
-  image processing operation").  StudyInstanceUID, FrameOfReferenceUID,
-  patient/study attributes, ContainerIdentifier and the specimen description
-  are copied from the source; SeriesInstanceUID is new.
-* Parametric Map (``1.2.840.10008.5.1.4.1.1.30``): ``float32`` is written as
-  Float Pixel Data (7FE0,0008), BitsAllocated 32, with an identity mapping
-  (slope 1, intercept 0, FD value range); ``uint16`` as Pixel Data, BitsStored
-  16, PixelRepresentation 0, with slope :data:`PM_UINT16_SLOPE` and intercept
-  :data:`PM_UINT16_INTERCEPT`.  The RealWorldValueMappingSequence is in the
-  *shared* functional group (single channel), as is the
-  FrameVOILUTSequence.  PM frames are never omitted (highdicom forces
-  ``omit_empty_frames=False``); TILED_FULL is the default.
+* Dimensions: TILED_SPARSE SEG frames are indexed by (ReferencedSegmentNumber,
+  RowPosition..., ColumnPosition...) -- LABELMAP and PM by (Row..., Column...)
+  only; note rows before columns.  TILED_FULL instances have a
+  DimensionOrganizationSequence but no DimensionIndexSequence and no
+  PerFrameFunctionalGroupsSequence.
+* Source references: ReferencedSeriesSequence (the source series with all its
+  SOP instances -- every part of a concatenation, which this module passes as
+  ``further_source_images``) and a top-level SourceImageSequence with the
+  same instances (ReferencedSOPClassUID/InstanceUID only, no purpose code).
+  TILED_SPARSE per-frame items carry an *empty* DerivationImageSequence; the
+  shared functional group holds only PixelMeasuresSequence (SEG).
+  StudyInstanceUID, FrameOfReferenceUID, PositionReferenceIndicator,
+  patient/study attributes, ContainerIdentifier, the specimen description,
+  TotalPixelMatrixOriginSequence and ImageOrientationSlide are copied from
+  the source; SeriesInstanceUID is new.  LossyImageCompression "01" and the
+  compression ratio/method are propagated from a lossy (JPEG) source.
+* Parametric Map (``1.2.840.10008.5.1.4.1.1.30``, Modality OT): ``float32`` is
+  written as Float Pixel Data (7FE0,0008), BitsAllocated 32, no
+  BitsStored/PixelRepresentation, with an identity mapping (slope 1,
+  intercept 0, FD value range); ``uint16`` as Pixel Data, BitsStored 16,
+  PixelRepresentation 0, with slope :data:`PM_UINT16_SLOPE` and intercept
+  :data:`PM_UINT16_INTERCEPT` (US first/last value mapped 0/65535).  The
+  RealWorldValueMappingSequence is in the *shared* functional group (single
+  channel), with FrameVOILUTSequence, ParametricMapFrameTypeSequence and a
+  PixelValueTransformationSequence (Rescale slope 1, intercept 0, type US).
+  PM frames are never omitted (highdicom forces ``omit_empty_frames=False``);
+  TILED_FULL is the default.
+
+highdicom 0.28.2 quirks worked around here
+------------------------------------------
+* A FRACTIONAL segmentation given a *uint8 binary* stacked array multiplies
+  the caller's array in place by MaximumFractionalValue
+  (``segment_array *= 255`` on a view); this module only passes fresh float
+  arrays.
+* ``create_segmentation_pyramid`` reads ``series_date``/``series_time`` from
+  its ``**kwargs`` and passes them to ``Segmentation`` explicitly *and* via
+  ``**kwargs``: giving them raises ``TypeError: got multiple values``.  Only
+  ``content_date``/``content_time`` are passed (SeriesDate/Time follow them).
+* InstanceCreationDate/Time, highdicom's ContributionDateTime and the
+  DimensionOrganizationUID come from the clock / a random UID; they are
+  overwritten after construction so files are byte-for-byte reproducible.
 """
 
 from __future__ import annotations
@@ -88,6 +112,7 @@ import datetime
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -483,13 +508,21 @@ def _content_datetime(ds: Dataset) -> tuple[datetime.date, datetime.time]:
     return date, time
 
 
-def _pin_timestamps(ds: Dataset, date: datetime.date, time: datetime.time) -> None:
-    """Replace the creation timestamps highdicom takes from the clock.
+def _make_reproducible(ds: Dataset, date: datetime.date, time: datetime.time) -> None:
+    """Replace what highdicom takes from the clock or a random UID.
 
     InstanceCreationDate/Time and the ContributionDateTime of highdicom's own
     ContributingEquipmentSequence item are set to the source's content
-    date/time, so that written files are byte-for-byte reproducible.
+    date/time, and the (random) DimensionOrganizationUID is replaced by one
+    derived from the SOPInstanceUID, so that written files are byte-for-byte
+    reproducible.
     """
+    org_uid = _uid("dimension-organization", ds.SOPInstanceUID)
+    for item in ds.get("DimensionOrganizationSequence", []):
+        item.DimensionOrganizationUID = org_uid
+    for item in ds.get("DimensionIndexSequence", []):
+        if "DimensionOrganizationUID" in item:
+            item.DimensionOrganizationUID = org_uid
     ds.InstanceCreationDate = date.strftime("%Y%m%d")
     ds.InstanceCreationTime = time.strftime("%H%M%S")
     stamp = datetime.datetime.combine(date, time).strftime("%Y%m%d%H%M%S")
@@ -564,7 +597,10 @@ def write_segmentation(
     pyramid : bool, optional
         Write one SEG instance per source level, sharing a PyramidUID, with
         :func:`highdicom.seg.create_segmentation_pyramid` (explicit per-level
-        arrays, nearest-neighbour subsamples of level 0).
+        arrays, nearest-neighbour subsamples of level 0) -- or with one
+        :class:`highdicom.seg.Segmentation` per level (same PyramidUID and
+        label) when a level is concatenated, so that each level references
+        only its own concatenation parts.
     seed : int, optional
         Content seed.
     name : str or None, optional
@@ -596,10 +632,11 @@ def write_segmentation(
     stem = name if name is not None else f"seg_{segmentation_type.lower()}"
 
     datasets = [_read_source(level) for level in levels]
+    # Further concatenation parts of each level (referenced, not used for
+    # geometry).
     further = [
-        pydicom.dcmread(f, stop_before_pixels=True)
+        [pydicom.dcmread(f, stop_before_pixels=True) for f in level.files[1:]]
         for level in levels
-        for f in level.files[1:]
     ]
     base = levels[0]
     masks0 = make_segment_masks(base.total_rows, base.total_cols, segments, seed)
@@ -660,7 +697,7 @@ def write_segmentation(
     pyramid_uid = _uid("seg-pyramid", *key) if pyramid else None
     date, time = _content_datetime(datasets[0])
     descriptions, segment_labels = _segment_descriptions(segments)
-    common: dict[str, object] = {
+    common: dict[str, Any] = {
         "segmentation_type": segmentation_type,
         "segment_descriptions": descriptions,
         "series_instance_uid": series_uid,
@@ -682,10 +719,9 @@ def write_segmentation(
     if segmentation_type == "FRACTIONAL":
         common["fractional_type"] = "PROBABILITY"
         common["max_fractional_value"] = MAX_FRACTIONAL_VALUE
-    if further:
-        common["further_source_images"] = further
+    pyramid_label = f"{datasets[0].get('ContainerIdentifier', '')} {stem}"
 
-    if pyramid:
+    if pyramid and not any(further):
         # create_segmentation_pyramid derives SeriesDate/Time from
         # content_date/time itself and passes them on explicitly: giving
         # series_date/series_time as well raises "got multiple values".
@@ -695,31 +731,42 @@ def write_segmentation(
             pixel_arrays=arrays,
             sop_instance_uids=sop_uids,
             pyramid_uid=pyramid_uid,
-            pyramid_label=f"{datasets[0].get('ContainerIdentifier', '')} {stem}",
+            pyramid_label=pyramid_label,
             **common,
         )
     else:
-        instances = [
-            hd.seg.Segmentation(
-                source_images=datasets,
-                pixel_array=arrays[0],
-                sop_instance_uid=sop_uids[0],
-                instance_number=1,
-                tile_pixel_array=True,
-                **common,
+        # One Segmentation per level; also used for pyramids with
+        # concatenated levels, whose further parts must be referenced by their
+        # own level only (create_segmentation_pyramid shares its kwargs).
+        instances = []
+        for k, (ds, arr) in enumerate(zip(datasets, arrays)):
+            extra: dict[str, Any] = {}
+            if pyramid:
+                extra = {"pyramid_uid": pyramid_uid, "pyramid_label": pyramid_label}
+            if further[k]:
+                extra["further_source_images"] = further[k]
+            instances.append(
+                hd.seg.Segmentation(
+                    source_images=[ds],
+                    pixel_array=arr,
+                    sop_instance_uid=sop_uids[k],
+                    instance_number=k + 1,
+                    tile_pixel_array=True,
+                    **common,
+                    **extra,
+                )
             )
-        ]
 
     files = []
     for k, seg in enumerate(instances):
-        _pin_timestamps(seg, date, time)
+        _make_reproducible(seg, date, time)
         path = folder / (f"{stem}_level{k}.dcm" if pyramid else f"{stem}.dcm")
         seg.save_as(path, enforce_file_format=True)
         files.append(path)
     return SyntheticSegmentation(
         files=files,
         sop_instance_uids=sop_uids,
-        segment_numbers=numbers.tolist(),
+        segment_numbers=[int(n) for n in numbers],
         segment_labels=segment_labels,
         segmentation_type=segmentation_type,
         masks=masks,
@@ -822,7 +869,7 @@ def write_parametric_map(
     series_uid = _uid("pm-series", *key)
     sop_uid = _uid("pm-sop", *key)
     date, time = _content_datetime(ds)
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if further:
         kwargs["further_source_images"] = further
     pmap = hd.pm.ParametricMap(
@@ -850,7 +897,7 @@ def write_parametric_map(
         series_time=time,
         **kwargs,
     )
-    _pin_timestamps(pmap, date, time)
+    _make_reproducible(pmap, date, time)
     path = folder / f"{stem}.dcm"
     pmap.save_as(path, enforce_file_format=True)
     tile = (

@@ -73,6 +73,8 @@ _ENV_VAR = "DICOMSLIDE_OPENSLIDE_LIBRARY"
 #: Package (pip ``openslide-bin``) that ships a build of the library.
 _BIN_PACKAGE = "openslide_bin"
 
+_WINDOWS = _platform.system() == "Windows"
+
 Filename: TypeAlias = str | bytes | _os.PathLike[Any]
 
 
@@ -206,7 +208,7 @@ class _FilenameArg:
 
     @classmethod
     def from_param(cls, obj: Filename) -> bytes:
-        if _platform.system() == "Windows":
+        if _WINDOWS:
             # OpenSlide 4 expects UTF-8 on Windows, whatever the code page.
             path = _os.fspath(obj)
             return path.encode("utf-8") if isinstance(path, str) else path
