@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from dicomslide.codec import PixelDescription
 from dicomslide.errors import DicomSlideError
 from dicomslide.fetch import ClientFrameSource, FileFrameSource, FrameSource
+from dicomslide.web import WebFrameSource
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +243,10 @@ def make_frame_source(
         with _make_thread_safe(client):
             path = client._db_manager.get_instance_file_path(study, series, sop)
         return FileFrameSource(path, sop, desc, number_of_frames)
+    if isinstance(client, DICOMwebClient):
+        return WebFrameSource(
+            client, study, series, sop, number_of_frames, stored_transfer_syntax(image)
+        )
     return ClientFrameSource(
         client, study, series, sop, number_of_frames, stored_transfer_syntax(image)
     )

@@ -317,6 +317,11 @@ _DECODERS: dict[str, Callable[[bytes, PixelDescription], np.ndarray]] = {
 }
 
 
+def _native_size(desc: PixelDescription) -> int:
+    bits = desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
+    return -(-bits // 8)
+
+
 def guess_transfer_syntax(data: bytes, desc: PixelDescription) -> str:
     """Tell the transfer syntax of an encoded frame from its bytes.
 
@@ -345,8 +350,7 @@ def guess_transfer_syntax(data: bytes, desc: PixelDescription) -> str:
         return "1.2.840.10008.1.2.4.203" if has_cap else "1.2.840.10008.1.2.4.91"
     if data[:2] == b"\xff\x0a" or data[4:8] == b"JXL ":
         return "1.2.840.10008.1.2.4.112"
-    bits = desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
-    if len(data) in (-(-bits // 8), -(-bits // 8) + 1):
+    if len(data) in (_native_size(desc), _native_size(desc) + 1):
         return "1.2.840.10008.1.2.1"
     if len(data) >= 64:
         segments, first = struct.unpack_from("<2I", data)
@@ -410,6 +414,19 @@ def decode_frame(
 
     """
     uid = desc.transfer_syntax_uid or guess_transfer_syntax(data, desc)
+    if uid in NATIVE_TRANSFER_SYNTAXES and len(data) < _native_size(desc):
+        # Labelled native but too short: a server sent the stored encoded
+        # bytes under a wrong label (seen with Orthanc). Trust the bytes.
+        guess = guess_transfer_syntax(data, desc)
+        if guess:
+            logger.debug(
+                "instance %s, frame %d: labelled %s but the bytes are %s",
+                sop_instance_uid,
+                frame_number,
+                uid,
+                guess,
+            )
+            uid = guess
     if uid != desc.transfer_syntax_uid:
         desc = replace(desc, transfer_syntax_uid=uid)
     try:

@@ -285,10 +285,9 @@ class FrameStore:
             self._grids[key] = grid
         return grid
 
-    def _source(self, part: int) -> tuple[FrameSource, PixelDescription]:
+    def _source(self, part: int) -> FrameSource:
         source = self._sources[part]
-        desc = self._descs[part]
-        if source is None or desc is None:
+        if source is None:
             with self._lock:
                 source = self._sources[part]
                 if source is None:
@@ -296,12 +295,20 @@ class FrameStore:
                         self.client, self.parts[part], self._layout
                     )
                     self._sources[part] = source
-                desc = replace(
-                    describe_pixels(self.parts[part], ""),
-                    transfer_syntax_uid=source.transfer_syntax_uid or "",
-                )
-                self._descs[part] = desc
-        return source, desc
+        return source
+
+    def _description(
+        self, part: int, transfer_syntax_uid: str | None
+    ) -> PixelDescription:
+        """Pixel layout of a part's frames in the syntax they arrived in."""
+        desc = self._descs[part]
+        if desc is None or desc.transfer_syntax_uid != (transfer_syntax_uid or ""):
+            desc = replace(
+                describe_pixels(self.parts[part], ""),
+                transfer_syntax_uid=transfer_syntax_uid or "",
+            )
+            self._descs[part] = desc
+        return desc
 
     def load_frames(
         self,
@@ -333,9 +340,10 @@ class FrameStore:
             return
         jobs: list[tuple[int, bytes, PixelDescription, str, int]] = []
         for part, missing in missing_by_part.items():
-            source, desc = self._source(part)
+            source = self._source(part)
             numbers = [int(self.local_numbers[i]) for i in missing]
             encoded = source.read_frames(numbers)
+            desc = self._description(part, source.transfer_syntax_uid)
             sop = self._sop_uids[part]
             jobs.extend(
                 (index, data, desc, sop, number)
