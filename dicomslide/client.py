@@ -188,6 +188,23 @@ def _make_thread_safe(client: DICOMfileClient) -> threading.RLock:
         return lock
 
 
+def client_lock(client: DICOMfileClient) -> threading.RLock:
+    """The lock that serialises use of a ``DICOMfileClient``'s index.
+
+    Parameters
+    ----------
+    client: dicomweb_client.DICOMfileClient
+        Client
+
+    Returns
+    -------
+    threading.RLock
+        Lock
+
+    """
+    return _make_thread_safe(client)
+
+
 def call(client: Any, method: str, /, **kwargs: Any) -> Any:
     """Call a client method, serialised where the client needs it.
 
@@ -240,8 +257,10 @@ def make_frame_source(
     series = str(image.SeriesInstanceUID)
     sop = str(image.SOPInstanceUID)
     if isinstance(client, DICOMfileClient):
-        with _make_thread_safe(client):
-            path = client._db_manager.get_instance_file_path(study, series, sop)
+        path = getattr(image, "filename", None)  # metadata read from the file
+        if not isinstance(path, str) or not os.path.isfile(path):
+            with _make_thread_safe(client):
+                path = client._db_manager.get_instance_file_path(study, series, sop)
         return FileFrameSource(path, sop, desc, number_of_frames)
     if isinstance(client, DICOMwebClient):
         return WebFrameSource(

@@ -9,10 +9,11 @@ from typing import Any
 
 import highdicom as hd
 from dicomweb_client import DICOMfileClient
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
-from dicomslide.client import ICC_PROFILE_URIS, call, open_client
+from dicomslide.client import ICC_PROFILE_URIS, call, client_lock, open_client
 from dicomslide.errors import DicomSlideError
 from dicomslide.slide import Slide
 from dicomslide.utils import (
@@ -79,6 +80,59 @@ def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
     if icc_profile_uris:
         setattr(dataset, ICC_PROFILE_URIS, icc_profile_uris)
     return dataset
+
+
+def series_metadata(
+    client: Any,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    sop_classes: set[str],
+) -> list[Dataset]:
+    """Metadata of the instances of a series that are of the given SOP classes.
+
+    One request per series. Files of a ``DICOMfileClient`` are read directly
+    (headers only), which spares the JSON round trip the client would make.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client
+    study_instance_uid: str
+        Study Instance UID
+    series_instance_uid: str
+        Series Instance UID
+    sop_classes: Set[str]
+        SOP Class UIDs of the instances wanted
+
+    Returns
+    -------
+    List[pydicom.Dataset]
+        Metadata of the instances
+
+    """
+    if isinstance(client, DICOMfileClient):
+        with client_lock(client):
+            manager = client._db_manager
+            paths = [
+                manager.get_instance_file_path(*identifiers)
+                for identifiers in manager.get_instance_identifiers(
+                    study_instance_uid=study_instance_uid,
+                    series_instance_uid=series_instance_uid,
+                )
+            ]
+        datasets = [dcmread(path, stop_before_pixels=True) for path in paths]
+        return [d for d in datasets if d.get("SOPClassUID") in sop_classes]
+    instances = call(
+        client,
+        "retrieve_series_metadata",
+        study_instance_uid=study_instance_uid,
+        series_instance_uid=series_instance_uid,
+    )
+    return [
+        load_metadata(client, instance)
+        for instance in instances
+        if _value(instance, "00080016") in sop_classes
+    ]
 
 
 def _wanted(
@@ -221,23 +275,17 @@ def find_slides(
         study_uid = _value(series, "0020000D")
         series_uid = _value(series, "0020000E")
         try:
-            instances = call(
-                client,
-                "retrieve_series_metadata",
-                study_instance_uid=study_uid,
-                series_instance_uid=series_uid,
-            )
+            series_images = series_metadata(client, study_uid, series_uid, sop_classes)
         except Exception as error:
             if fail_on_error:
                 raise
             logger.warning("skipping series %s: %s", series_uid, error)
             continue
-        for instance in instances:
-            if _value(instance, "00080016") not in sop_classes:
-                continue
-            image = load_metadata(client, instance)
-            if _wanted(image, container_id, specimen_stains, optical_path_ids):
-                images.append(image)
+        images.extend(
+            image
+            for image in series_images
+            if _wanted(image, container_id, specimen_stains, optical_path_ids)
+        )
 
     groups: dict[tuple[str, str], list[Dataset]] = defaultdict(list)
     derived: list[Dataset] = []

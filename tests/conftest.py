@@ -34,3 +34,29 @@ def corpus() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture(scope="session")
+def orthanc_available() -> None:
+    """Skip (or fail when DICOMSLIDE_REQUIRE_ORTHANC=1) without Orthanc."""
+    from orthanc import DICOMWEB_PLUGIN, orthanc_binary
+
+    if orthanc_binary() is None or not DICOMWEB_PLUGIN.exists():
+        reason = (
+            "Orthanc with its DICOMweb plugin is not installed "
+            "(Debian packages orthanc, orthanc-dicomweb)"
+        )
+        if os.environ.get("DICOMSLIDE_REQUIRE_ORTHANC") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def orthanc(orthanc_available, tmp_path_factory):
+    """A running Orthanc server, empty at the start of the session."""
+    from orthanc import OrthancServer
+
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc"))
+    server.start()
+    yield server
+    server.stop()

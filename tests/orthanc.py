@@ -4,6 +4,7 @@ The server runs as a child process on a free port of 127.0.0.1 with its
 storage in a temporary folder; remote access is disallowed and HTTP basic
 authentication is optional.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,7 +48,9 @@ class OrthancServer:
 
     """
 
-    def __init__(self, folder: Path, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, credentials: tuple[str, str] | None = None
+    ) -> None:
         self.folder = folder
         self.credentials = credentials
         self.port = _free_port()
@@ -96,7 +99,8 @@ class OrthancServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    "Orthanc exited: " + (self.folder / "orthanc.log").read_text()[-2000:]
+                    "Orthanc exited: "
+                    + (self.folder / "orthanc.log").read_text()[-2000:]
                 )
             with contextlib.suppress(requests.ConnectionError):
                 if session.get(f"{self.base_url}/system", timeout=1).ok:
@@ -134,7 +138,9 @@ class OrthancServer:
         session = self.session()
         count = 0
         for path in paths:
-            response = session.post(f"{self.base_url}/instances", data=path.read_bytes())
+            response = session.post(
+                f"{self.base_url}/instances", data=path.read_bytes()
+            )
             response.raise_for_status()
             count += 1
         return count

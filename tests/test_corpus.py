@@ -36,6 +36,60 @@ def _facts(folder: Path) -> dict:
     return json.loads((folder / "expected" / "facts.json").read_text())
 
 
+SOURCES = ["files", "dicomweb"]
+
+
+@pytest.fixture(scope="session")
+def web_corpus(corpus, orthanc):
+    """A DICOMweb client for the corpus stored in the test Orthanc server."""
+    from dicomweb_client import DICOMwebClient
+    from orthanc import dicom_files
+
+    orthanc.upload(dicom_files(corpus))
+    return DICOMwebClient(orthanc.dicomweb_url)
+
+
+@pytest.fixture(scope="session")
+def file_corpus(corpus):
+    """The embedded file client for the corpus folder (indexed once)."""
+    from dicomslide.client import LocalFolderClient
+
+    return LocalFolderClient(corpus)
+
+
+@pytest.fixture(params=SOURCES)
+def source(request):
+    """The corpus as a local folder or over DICOMweb (Orthanc)."""
+    if request.param == "files":
+        return request.getfixturevalue("file_corpus")
+    return request.getfixturevalue("web_corpus")
+
+
+_SLIDES: dict[int, list[dicomslide.Slide]] = {}
+
+
+def _all_slides(source) -> list[dicomslide.Slide]:
+    """Every slide of a source, found once per test session."""
+    if id(source) not in _SLIDES:
+        _SLIDES[id(source)] = dicomslide.find_slides(source, correct_color=False)
+    return _SLIDES[id(source)]
+
+
+def _level_images(source, facts: dict) -> list[dicomslide.TiledImage]:
+    """The image of each level in facts.json."""
+    images = [
+        image
+        for slide in _all_slides(source)
+        if slide.container_id == facts["ContainerIdentifier"]
+        for image in slide.get_volume_images()
+    ]
+    by_size = {image.size: image for image in images}
+    return [
+        by_size[(level["TotalPixelMatrixRows"], level["TotalPixelMatrixColumns"])]
+        for level in facts["levels"]
+    ]
+
+
 @pytest.fixture(scope="module")
 def file_clients(corpus, tmp_path_factory):
     """A plain DICOMfileClient per variant, as a user would build it."""
@@ -62,12 +116,10 @@ def _level_image(folder: Path, level: dict, client) -> dicomslide.TiledImage:
 
 
 @pytest.mark.parametrize("variant", SLIDE_VARIANTS)
-def test_levels_match_facts(corpus, file_clients, variant):
+def test_levels_match_facts(corpus, source, variant):
     folder = corpus / variant
     facts = _facts(folder)
-    client = file_clients(variant)
-    for level in facts["levels"]:
-        image = _level_image(folder, level, client)
+    for level, image in zip(facts["levels"], _level_images(source, facts), strict=True):
         assert image.size == (
             level["TotalPixelMatrixRows"],
             level["TotalPixelMatrixColumns"],
@@ -93,23 +145,15 @@ def test_levels_match_facts(corpus, file_clients, variant):
             assert icc is None
 
 
-@pytest.mark.parametrize("variant", SLIDE_VARIANTS)
-def test_regions_match_reference_pixels(corpus, file_clients, variant):
-    folder = corpus / variant
-    facts = _facts(folder)
+def _check_regions(folder: Path, images: list[dicomslide.TiledImage]) -> None:
     records = json.loads((folder / "expected" / "regions.json").read_text())["regions"]
     reference = np.load(folder / "expected" / "regions.npz")
-    client = file_clients(variant)
-    images = {}
     checked = 0
     for record in records:
         if record.get("skipped"):
             continue
-        level = record["level"]
-        if level not in images:
-            images[level] = _level_image(folder, facts["levels"][level], client)
-        matrix = images[level].get_total_pixel_matrix(
-            record["optical_path_index"], record["focal_plane_index"]
+        matrix = images[record["level"]].get_total_pixel_matrix(
+            record["optical_path_index"], record["focal_plane_index"], correct_color=False
         )
         (r0, c0), (h, w) = record["offset_rc"], record["size_rc"]
         got = matrix[r0 : r0 + h, c0 : c0 + w]
@@ -124,10 +168,25 @@ def test_regions_match_reference_pixels(corpus, file_clients, variant):
 
 
 @pytest.mark.parametrize("variant", SLIDE_VARIANTS)
-def test_find_slides_reports_facts(corpus, variant):
+def test_regions_through_a_plain_file_client(corpus, file_clients, variant):
     folder = corpus / variant
     facts = _facts(folder)
-    slides = dicomslide.find_slides(folder)
+    client = file_clients(variant)
+    images = [_level_image(folder, level, client) for level in facts["levels"]]
+    _check_regions(folder, images)
+
+
+@pytest.mark.parametrize("variant", SLIDE_VARIANTS)
+def test_regions_match_reference_pixels(corpus, source, variant):
+    folder = corpus / variant
+    _check_regions(folder, _level_images(source, _facts(folder)))
+
+
+@pytest.mark.parametrize("variant", SLIDE_VARIANTS)
+def test_find_slides_reports_facts(corpus, source, variant):
+    folder = corpus / variant
+    facts = _facts(folder)
+    slides = dicomslide.find_slides(source, container_id=facts["ContainerIdentifier"])
     assert len(slides) == 1
     slide = slides[0]
     assert slide.container_id == facts["ContainerIdentifier"]
@@ -201,8 +260,8 @@ def test_derived_regions_match_highdicom(corpus, variant):
     assert checked > 0
 
 
-def test_whole_corpus_as_one_folder(corpus):
-    slides = dicomslide.find_slides(corpus)
+def test_whole_corpus_as_one_source(corpus, source):
+    slides = dicomslide.find_slides(source)
     by_container = {slide.container_id: slide for slide in slides}
     expected = {_facts(corpus / v)["ContainerIdentifier"] for v in SLIDE_VARIANTS}
     assert len(slides) == len(SLIDE_VARIANTS)
