@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import requests
 from dicomweb_client import DICOMfileClient, DICOMwebClient
 from pydicom.dataset import Dataset
 
 from dicomslide.codec import PixelDescription
-from dicomslide.errors import DicomSlideError
+from dicomslide.errors import DicomSlideError, ServerError
 from dicomslide.fetch import ClientFrameSource, FileFrameSource, FrameSource
 from dicomslide.web import WebFrameSource
 
@@ -226,7 +227,21 @@ def call(client: Any, method: str, /, **kwargs: Any) -> Any:
     if isinstance(client, DICOMfileClient):
         with _make_thread_safe(client):
             return getattr(client, method)(**kwargs)
-    return getattr(client, method)(**kwargs)
+    try:
+        return getattr(client, method)(**kwargs)
+    except requests.HTTPError as error:
+        status = error.response.status_code if error.response is not None else None
+        reason = (
+            "authentication failed" if status in (401, 403) else _reason(error.response)
+        )
+        raise ServerError(f"{method} failed: HTTP {status}, {reason}", status) from None
+    except requests.RequestException as error:
+        raise ServerError(f"{method} failed: {type(error).__name__}") from None
+
+
+def _reason(response: Any) -> str:
+    """The reason an answer gives, without echoing URLs (they may hold secrets)."""
+    return str(getattr(response, "reason", "") or "request failed")
 
 
 def make_frame_source(

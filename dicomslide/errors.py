@@ -73,3 +73,20 @@ class UnsupportedTransferSyntaxError(FrameDecodeError, NotImplementedError):
     The message names the transfer syntax and the package that would add a
     decoder for it.
     """
+
+
+class ServerError(DicomSlideError):
+    """A request to a server (or a client's index) failed.
+
+    Parameters
+    ----------
+    message: str
+        What failed
+    status: Union[int, None], optional
+        HTTP status code of the answer, if there was one
+
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)

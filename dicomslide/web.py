@@ -309,8 +309,10 @@ class WebFrameSource:
                     )
                 except requests.RequestException as error:
                     failures.append(f"{type(error).__name__}")
+                    logger.debug("frames request failed: %r", error)
                     break  # transient: wait and try again
                 status = response.status_code
+                logger.debug("frames request: HTTP %d (Accept #%d)", status, choice)
                 if status == 200:
                     frames = self._frames_of(response, numbers)
                     self._accept = choice

@@ -174,3 +174,83 @@ def dicom_files(folder: Path) -> list[Path]:
                 if fp.read(132)[128:] == b"DICM":
                     files.append(path)
     return files
+
+
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 that injects faults in front of a server.
+
+    Faults apply to the next requests whose path contains ``/frames/``:
+    ``statuses`` answers them with these HTTP statuses, ``resets`` closes
+    the connection without an answer, ``drop_parts`` removes the last part
+    of a multipart answer. Everything else is passed on unchanged.
+    """
+
+    def __init__(self, target: str) -> None:
+        import http.server
+        import threading
+
+        self.target = target.rstrip("/")
+        self.statuses: list[int] = []
+        self.resets = 0
+        self.drop_parts = 0
+        self.frame_requests = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                frames = "/frames/" in self.path
+                if frames:
+                    proxy.frame_requests += 1
+                    if proxy.resets:
+                        proxy.resets -= 1
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        self.close_connection = True
+                        return
+                    if proxy.statuses:
+                        status = proxy.statuses.pop(0)
+                        body = b'{"Message": "injected fault"}'
+                        self.send_response(status)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                        return
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host",)
+                }
+                upstream = requests.get(proxy.target + self.path, headers=headers)
+                body = upstream.content
+                content_type = upstream.headers.get("Content-Type", "")
+                if frames and proxy.drop_parts and "boundary=" in content_type:
+                    proxy.drop_parts -= 1
+                    boundary = (
+                        content_type.split("boundary=")[1].split(";")[0].strip('"')
+                    )
+                    delimiter = b"--" + boundary.encode()
+                    pieces = body.split(delimiter)
+                    body = delimiter.join(pieces[:-2] + pieces[-1:])
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def dicomweb_url(self) -> str:
+        """str: the DICOMweb root through the proxy"""
+        return f"http://127.0.0.1:{self.port}/dicom-web"
+
+    def close(self) -> None:
+        """Stop the proxy."""
+        self.server.shutdown()
+        self.server.server_close()

@@ -153,7 +153,9 @@ def _check_regions(folder: Path, images: list[dicomslide.TiledImage]) -> None:
         if record.get("skipped"):
             continue
         matrix = images[record["level"]].get_total_pixel_matrix(
-            record["optical_path_index"], record["focal_plane_index"], correct_color=False
+            record["optical_path_index"],
+            record["focal_plane_index"],
+            correct_color=False,
         )
         (r0, c0), (h, w) = record["offset_rc"], record["size_rc"]
         got = matrix[r0 : r0 + h, c0 : c0 + w]

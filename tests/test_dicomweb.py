@@ -1,0 +1,297 @@
+"""DICOMweb against a real Orthanc server: parity, economy, faults, security."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+import synthetic
+from dicomweb_client import DICOMwebClient
+from orthanc import FaultProxy, OrthancServer
+
+import dicomslide
+from dicomslide import web
+from dicomslide.client import resolve_bulk_data_uri
+from dicomslide.errors import FrameRetrievalError, ServerError
+
+JPEG_XL = (
+    "1.2.840.10008.1.2.4.110",
+    "1.2.840.10008.1.2.4.111",
+    "1.2.840.10008.1.2.4.112",
+)
+
+
+class CountingSession(requests.Session):
+    """A requests session that records every request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str]] = []
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        self.sent.append((method, url))
+        return super().request(method, url, *args, **kwargs)
+
+    def count(self, fragment: str) -> int:
+        return sum(1 for _, url in self.sent if fragment in url)
+
+
+def _upload_slide(
+    orthanc, folder, preset, container, **kwargs
+) -> synthetic.SyntheticSlide:
+    slide = synthetic.write_slide(
+        folder, preset, uids=synthetic.SlideUIDs.new(container[:16]), **kwargs
+    )
+    orthanc.upload(slide.files)
+    return slide
+
+
+def _web_slide(url: str, truth: synthetic.SyntheticSlide, **kwargs) -> dicomslide.Slide:
+    client = DICOMwebClient(url, **kwargs)
+    slides = dicomslide.find_slides(
+        client, study_instance_uid=truth.uids.study_instance_uid, correct_color=False
+    )
+    assert len(slides) == 1
+    return slides[0]
+
+
+@pytest.mark.parametrize("transfer_syntax", synthetic.encodable_transfer_syntaxes())
+def test_same_pixels_as_local_files(orthanc, tmp_path, transfer_syntax):
+    image = synthetic.write_wsi_image(
+        tmp_path,
+        total_rows=150,
+        total_cols=230,
+        tile_rows=64,
+        tile_cols=96,
+        transfer_syntax=transfer_syntax,
+        uids=synthetic.SlideUIDs.new(f"W{transfer_syntax[-6:]}"),
+        seed=3,
+    )
+    orthanc.upload(image.files)
+    local = dicomslide.find_slides(tmp_path, correct_color=False)[0]
+    client = DICOMwebClient(orthanc.dicomweb_url)
+    remote = dicomslide.find_slides(
+        client, study_instance_uid=image.uids.study_instance_uid, correct_color=False
+    )[0]
+    expected = local.get_image_region((0, 0), 0, (150, 230))
+    try:
+        got = remote.get_image_region((0, 0), 0, (150, 230))
+    except FrameRetrievalError as error:
+        # Orthanc 1.10 cannot serve JPEG XL frames at all
+        assert transfer_syntax in JPEG_XL, error
+        assert "HTTP 500" in str(error) and image.sop_instance_uids[0] in str(error)
+        return
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_concatenation_over_dicomweb(orthanc, tmp_path):
+    truth = _upload_slide(orthanc, tmp_path, "concatenation", "WEB-CONCAT")
+    slide = _web_slide(orthanc.dicomweb_url, truth)
+    level = truth.levels[0]
+    assert len(level.files) == 3
+    image = slide.get_volume_images()[0]
+    assert len(image.sop_instance_uids) == 3
+    # the last rows live in the third instance of the concatenation
+    np.testing.assert_array_equal(
+        image.get_image_region((0, 0), (300, 470)), level.pixels[0, 0]
+    )
+
+
+def test_one_request_per_instance_and_read(orthanc, tmp_path):
+    truth = _upload_slide(orthanc, tmp_path, "sparse", "WEB-COUNT")
+    session = CountingSession()
+    slide = _web_slide(orthanc.dicomweb_url, truth, session=session)
+    image = slide.get_volume_images()[0]
+    image._cache.clear()
+    before = session.count("/frames/")
+    region = image.get_image_region((10, 20), (200, 300))
+    np.testing.assert_array_equal(region, truth.levels[0].pixels[0, 0, 10:210, 20:320])
+    assert session.count("/frames/") - before == 1
+    image.get_image_region((10, 20), (200, 300))
+    assert session.count("/frames/") - before == 1  # the repeat read is cached
+    image.get_image_region((10, 20), (250, 300))  # one more row of tiles
+    assert session.count("/frames/") - before == 2
+
+
+def test_large_reads_are_split_into_concurrent_chunks(orthanc, tmp_path, monkeypatch):
+    truth = _upload_slide(orthanc, tmp_path, "rgb_full", "WEB-CHUNK")
+    session = CountingSession()
+    slide = _web_slide(orthanc.dicomweb_url, truth, session=session)
+    image = slide.get_volume_images()[0]
+    image._cache.clear()
+    monkeypatch.setattr(web.settings, "chunk_frames", 4)
+    before = session.count("/frames/")
+    region = image.get_image_region((0, 0), (300, 470))
+    assert session.count("/frames/") - before == 7  # 25 frames in chunks of 4
+    expected = truth.levels[0].redecode("pillow-direct")[0, 0]
+    np.testing.assert_array_equal(region, expected)
+
+
+def test_discovery_requests_do_not_grow_with_instances(orthanc, tmp_path):
+    small = _upload_slide(orthanc, tmp_path / "a", "sparse", "WEB-FEW")
+    large = _upload_slide(orthanc, tmp_path / "b", "concatenation", "WEB-MANY")
+    counts = []
+    for truth in (small, large):
+        session = CountingSession()
+        slide = _web_slide(orthanc.dicomweb_url, truth, session=session)
+        assert slide.num_levels >= 3
+        counts.append(len(session.sent))
+    assert len(large.files) > len(small.files)
+    assert counts[0] == counts[1] <= 5  # search + one metadata request per series
+
+
+def test_icc_profile_fetched_once_on_first_use(orthanc, tmp_path):
+    truth = _upload_slide(orthanc, tmp_path, "rgb_full", "WEB-ICC", icc="wide")
+    session = CountingSession()
+    client = DICOMwebClient(orthanc.dicomweb_url, session=session)
+    slide = dicomslide.find_slides(
+        client, study_instance_uid=truth.uids.study_instance_uid
+    )[0]
+    assert session.count("/bulk") == 0
+    image = slide.get_volume_images()[0]
+    image.get_image_region((0, 0), (50, 50))
+    image.get_image_region((50, 50), (50, 50))
+    assert image.icc_profile == truth.levels[0].icc_profile
+    assert session.count("/bulk") == 1
+    local = dicomslide.find_slides(tmp_path)[0]
+    np.testing.assert_array_equal(
+        image.get_image_region((0, 0), (100, 100)),
+        local.get_volume_images()[0].get_image_region((0, 0), (100, 100)),
+    )
+
+
+def test_bulk_data_uri_on_another_host_is_not_followed():
+    client = DICOMwebClient("http://127.0.0.1:8042/dicom-web")
+    own = "http://127.0.0.1:8042/dicom-web/studies/1/bulk/1"
+    assert resolve_bulk_data_uri(client, own) == own
+    assert resolve_bulk_data_uri(client, "studies/1/bulk/2").startswith(
+        "http://127.0.0.1:8042/dicom-web/"
+    )
+    # another host: never contacted; a path below our root is re-based
+    rebased = resolve_bulk_data_uri(client, "http://evil.example/dicom-web/studies/1/x")
+    assert rebased == "http://127.0.0.1:8042/dicom-web/studies/1/x"
+    assert resolve_bulk_data_uri(client, "http://evil.example/steal?x=1") is None
+    assert resolve_bulk_data_uri(client, "https://127.0.0.1:8042/other") is None
+
+
+@pytest.fixture()
+def proxied(orthanc, tmp_path):
+    truth = _upload_slide(orthanc, tmp_path, "sparse", "WEB-FAULTS")
+    proxy = FaultProxy(orthanc.base_url)
+    yield truth, proxy
+    proxy.close()
+
+
+def test_transient_failures_are_retried(proxied, monkeypatch):
+    truth, proxy = proxied
+    monkeypatch.setattr(web.settings, "backoff", 0.01)
+    slide = _web_slide(proxy.dicomweb_url, truth)
+    image = slide.get_volume_images()[0]
+    image._cache.clear()
+    pixels = truth.levels[0].pixels[0, 0]
+    proxy.statuses = [503, 500, 503, 500]  # both media types fail, twice
+    region = image.get_image_region((64, 96), (64, 96))  # one stored tile
+    np.testing.assert_array_equal(region, pixels[64:128, 96:192])
+    assert proxy.statuses == []
+    image._cache.clear()
+    proxy.resets = 2
+    region = image.get_image_region((128, 0), (64, 96))
+    np.testing.assert_array_equal(region, pixels[128:192, :96])
+    assert proxy.resets == 0
+
+
+def test_failures_beyond_the_retries_are_a_clear_error(proxied, monkeypatch):
+    truth, proxy = proxied
+    monkeypatch.setattr(web.settings, "backoff", 0.01)
+    slide = _web_slide(proxy.dicomweb_url, truth)
+    image = slide.get_volume_images()[0]
+    image._cache.clear()
+    proxy.statuses = [503] * 100
+    with pytest.raises(FrameRetrievalError, match="HTTP 503") as info:
+        image.get_image_region((64, 96), (64, 96))
+    assert info.value.sop_instance_uid == image.sop_instance_uids[0]
+    assert proxy.frame_requests <= 2 * (web.settings.retries + 1)
+
+
+def test_wrong_number_of_parts_is_an_error(proxied):
+    truth, proxy = proxied
+    slide = _web_slide(proxy.dicomweb_url, truth)
+    image = slide.get_volume_images()[0]
+    image._cache.clear()
+    proxy.drop_parts = 1
+    with pytest.raises(FrameRetrievalError, match="asked for 4 frames"):
+        image.get_image_region((64, 96), (128, 192))
+
+
+def test_server_killed_during_reads(orthanc_available, tmp_path, monkeypatch):
+    monkeypatch.setattr(web.settings, "backoff", 0.05)
+    monkeypatch.setattr(web.settings, "timeout", (1.0, 2.0))
+    server = OrthancServer(tmp_path / "server")
+    server.start()
+    try:
+        truth = _upload_slide(server, tmp_path / "slide", "rgb_full", "WEB-KILL")
+        slide = _web_slide(server.dicomweb_url, truth)
+        image = slide.get_volume_images()[0]
+        outcome: dict[str, object] = {}
+
+        def read_until_failure() -> None:
+            started = time.monotonic()
+            try:
+                while time.monotonic() - started < 20:
+                    image._cache.clear()
+                    image.get_image_region((0, 0), (300, 470))
+            except Exception as error:  # noqa: BLE001 (recorded for the test)
+                outcome["error"] = error
+            outcome["seconds"] = time.monotonic() - started
+
+        reader = threading.Thread(target=read_until_failure)
+        reader.start()
+        time.sleep(0.3)
+        killed = time.monotonic()
+        server.kill()
+        reader.join(timeout=30)
+        assert not reader.is_alive()
+        assert isinstance(outcome.get("error"), FrameRetrievalError)
+        # retries with backoff, then the error: well within the timeout
+        assert time.monotonic() - killed < 10
+        server.start()  # same port, same storage
+        image._cache.clear()
+        np.testing.assert_array_equal(
+            image.get_image_region((0, 0), (64, 96)),
+            truth.levels[0].redecode("pillow-direct")[0, 0, :64, :96],
+        )
+    finally:
+        server.stop()
+
+
+def test_basic_authentication(orthanc_available, tmp_path, caplog):
+    secret = "s3cret-Passw0rd"
+    server = OrthancServer(tmp_path / "server", credentials=("reader", secret))
+    server.start()
+    try:
+        truth = _upload_slide(server, tmp_path / "slide", "sparse", "WEB-AUTH")
+        session = requests.Session()
+        session.auth = ("reader", secret)
+        with caplog.at_level(logging.DEBUG):
+            slide = _web_slide(server.dicomweb_url, truth, session=session)
+            region = slide.get_image_region((0, 0), 0, (64, 96))
+        np.testing.assert_array_equal(region, truth.levels[0].pixels[0, 0, :64, :96])
+        with pytest.raises(ServerError, match="authentication failed") as info:
+            dicomslide.find_slides(DICOMwebClient(server.dicomweb_url))
+        assert info.value.status == 401
+        # frames too: a slide whose session lost its credentials
+        session.auth = None
+        image = slide.get_volume_images()[0]
+        image._cache.clear()
+        with pytest.raises(
+            FrameRetrievalError, match="authentication failed"
+        ) as frame_info:
+            image.get_image_region((64, 96), (64, 96))  # a stored tile
+        for text in (str(info.value), str(frame_info.value), repr(slide), caplog.text):
+            assert secret not in text
+    finally:
+        server.stop()
