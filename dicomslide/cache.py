@@ -7,6 +7,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,13 @@ class FrameCache:
         self.hits = 0
         self.misses = 0
         _CACHES.add(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Frames don't travel: the shared cache stays the receiver's shared
+        # cache, any other arrives empty with the same budget.
+        if self is _default_cache:
+            return (get_default_cache, ())
+        return (FrameCache, (self._max_bytes,))
 
     @property
     def max_bytes(self) -> int:

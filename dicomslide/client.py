@@ -11,6 +11,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -398,3 +399,81 @@ def fetch_bulk_icc_profile(client: Any, metadata: Dataset) -> bytes | None:
         if parts:
             return bytes(parts[0])
     return None
+
+
+class _FolderClientReference:
+    """Pickles as a :class:`LocalFolderClient` for a folder.
+
+    A ``DICOMfileClient`` must not be pickled: its pickling closes the live
+    index connection of the original and loses an in-memory index. The
+    receiving process opens its own embedded client on the same folder.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LocalFolderClient, (str(self.folder),))
+
+
+def portable(client: Any) -> Any:
+    """A stand-in for a client that can travel to another process.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client
+
+    Returns
+    -------
+    Any
+        The client itself, or for a ``DICOMfileClient`` an object that
+        unpickles as a :class:`LocalFolderClient` on the same folder
+
+    """
+    if isinstance(client, DICOMfileClient) and not isinstance(
+        client, LocalFolderClient
+    ):
+        from urllib.parse import unquote, urlparse
+
+        return _FolderClientReference(Path(unquote(urlparse(client.base_url).path)))
+    return client
+
+
+_session_pids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def session_of(client: Any) -> requests.Session:
+    """The HTTP session of a ``DICOMwebClient``, never one shared across fork.
+
+    In a process forked after the session was used, the client's session is
+    replaced by a new one with the same authentication, headers, proxies and
+    certificates, so parent and child never share a socket.
+
+    Parameters
+    ----------
+    client: dicomweb_client.DICOMwebClient
+        Client
+
+    Returns
+    -------
+    requests.Session
+        Session to send requests with
+
+    """
+    pid = os.getpid()
+    owner = _session_pids.get(client)
+    if owner is None:
+        _session_pids[client] = pid
+    elif owner != pid:
+        old: requests.Session = client._session
+        new = requests.Session()
+        new.auth = old.auth
+        new.headers.update(old.headers)
+        new.proxies.update(old.proxies)
+        new.verify = old.verify
+        new.cert = old.cert
+        new.hooks = old.hooks
+        client._session = new
+        _session_pids[client] = pid
+    return client._session

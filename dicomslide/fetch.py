@@ -543,6 +543,13 @@ class ClientFrameSource:
         self._number_of_frames = number_of_frames
         self._transfer_syntax_uid = transfer_syntax_uid
 
+    def __getstate__(self) -> dict[str, Any]:
+        from dicomslide.client import portable
+
+        state = self.__dict__.copy()
+        state["client"] = portable(self.client)
+        return state
+
     @property
     def transfer_syntax_uid(self) -> str | None:
         """Union[str, None]: transfer syntax of the stored frames, if known"""

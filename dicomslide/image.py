@@ -12,7 +12,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache, get_default_cache
-from dicomslide.client import fetch_bulk_icc_profile
+from dicomslide.client import fetch_bulk_icc_profile, portable
 from dicomslide.codec import ColorTransform
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import MetadataError
@@ -182,6 +182,16 @@ class TiledImage:
         self._affine_matrix: np.ndarray | None = None
         self._matrices: dict[tuple[int, int, bool], TotalPixelMatrix] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = portable(self._client)
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def _affine(self) -> np.ndarray:
         # Built on first use: LABEL and OVERVIEW images may lack the spacing.
@@ -208,6 +218,13 @@ class TiledImage:
 
     def __hash__(self) -> int:
         return hash(self.sop_instance_uids)
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        """Dict[str, int]: what reading this image cost so far: ``requests``
+        (fetches of encoded frames, one per instance and read),
+        ``frames_fetched``, ``bytes_fetched`` and ``cache_hits``"""
+        return self._store.metrics.as_dict()
 
     @property
     def client(self) -> Any:

@@ -508,6 +508,57 @@ class TotalPixelMatrix:
         for index in range(self.num_tiles):
             yield self[index]
 
+    def to_dask(self, tiles_per_chunk: int = 1) -> Any:
+        """Get the matrix as a lazy Dask array.
+
+        Chunks are the image's tiles (or squares of ``tiles_per_chunk`` ×
+        ``tiles_per_chunk`` tiles), so computing the whole array reads each
+        frame once. The array's tasks hold a picklable reference to this
+        matrix that reconnects in worker processes (``dask.distributed``).
+
+        Parameters
+        ----------
+        tiles_per_chunk: int, optional
+            Tiles along each axis of a chunk
+
+        Returns
+        -------
+        dask.array.Array
+            Array of shape (rows, columns, samples) and this matrix's dtype
+
+        Raises
+        ------
+        ImportError
+            When Dask is not installed (``pip install dicomslide[dask]``)
+
+        """
+        try:
+            import dask.array as da
+        except ImportError as error:
+            raise ImportError(
+                "to_dask needs Dask: pip install 'dicomslide[dask]'"
+            ) from error
+        if tiles_per_chunk < 1:
+            raise ValueError("tiles_per_chunk must be at least 1")
+        rows, columns, samples = self.tile_shape
+        chunks = (rows * tiles_per_chunk, columns * tiles_per_chunk, samples)
+        name = "dicomslide-" + "-".join(
+            [
+                *self._image.sop_instance_uids,
+                str(self._channel_index),
+                str(self._focal_plane_index),
+                str(self._correct_color),
+            ]
+        )
+        return da.from_array(
+            self,
+            chunks=chunks,
+            name=name,
+            asarray=False,
+            fancy=False,
+            meta=np.empty((0, 0, 0), self.dtype),
+        )
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         array = self[:, :, :]
         return array.astype(dtype) if dtype is not None else array

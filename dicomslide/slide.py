@@ -14,6 +14,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
 from dicomslide.cache import FrameCache
+from dicomslide.client import portable
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import MetadataError
 from dicomslide.image import TiledImage
@@ -345,6 +346,11 @@ class Slide:
                         uid,
                     )
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_client"] = portable(self._client)
+        return state
+
     def __repr__(self) -> str:
         return (
             f"<Slide {self._container_id!r} levels={self.num_levels} "
@@ -358,6 +364,26 @@ class Slide:
         if not isinstance(other, Slide):
             return NotImplemented
         return self._uid_hash == other._uid_hash
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        """Dict[str, int]: what reading this slide cost so far, summed over
+        its images (see :attr:`dicomslide.TiledImage.metrics`)"""
+        images = {
+            id(image): image
+            for group in (
+                *self._volume_images.values(),
+                self._label_images,
+                self._overview_images,
+                *(images for other in self._secondary for images in other.values()),
+            )
+            for image in group
+        }
+        totals: dict[str, int] = {}
+        for image in images.values():
+            for name, value in image.metrics.items():
+                totals[name] = totals.get(name, 0) + value
+        return totals
 
     @property
     def client(self) -> Any:
@@ -605,6 +631,29 @@ class Slide:
         ]
         plane = planes.index(offset) if offset in planes else 0
         return image.get_total_pixel_matrix(image.get_channel_index(identifier), plane)
+
+    def to_dask(
+        self, level: int = 0, channel_index: int = 0, focal_plane_index: int = 0
+    ) -> Any:
+        """Get the total pixel matrix of a level as a lazy Dask array.
+
+        Parameters
+        ----------
+        level: int, optional
+            Zero-based index into pyramid levels
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        dask.array.Array
+            Array of shape (rows, columns, samples) chunked by tiles (see
+            :meth:`dicomslide.TotalPixelMatrix.to_dask`)
+
+        """
+        return self._matrix(level, channel_index, focal_plane_index).to_dask()
 
     def get_slide_region(
         self,

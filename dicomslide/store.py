@@ -23,7 +23,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache
-from dicomslide.client import make_frame_source
+from dicomslide.client import make_frame_source, portable
 from dicomslide.codec import PixelDescription, decode_frame
 from dicomslide.errors import MetadataError
 from dicomslide.fetch import FrameSource, describe_pixels
@@ -94,6 +94,54 @@ def sort_concatenation_parts(parts: Sequence[Dataset]) -> list[Dataset]:
             str(parts[0].get("SOPInstanceUID")),
         )
     return ordered
+
+
+class ReadMetrics:
+    """What reading an image cost, counted since it was opened.
+
+    Attributes
+    ----------
+    requests: int
+        Calls that fetched encoded frames (requests to a server, or reads of
+        a local file), one per instance and read
+    frames_fetched: int
+        Encoded frames fetched
+    bytes_fetched: int
+        Bytes of encoded frames fetched
+    cache_hits: int
+        Frames served from the frame cache instead
+
+    """
+
+    _FIELDS = ("requests", "frames_fetched", "bytes_fetched", "cache_hits")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.frames_fetched = 0
+        self.bytes_fetched = 0
+        self.cache_hits = 0
+        self._lock = threading.Lock()
+
+    def add(self, **counts: int) -> None:
+        """Add to the counters (thread-safe)."""
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a dictionary."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def __getstate__(self) -> dict[str, int]:
+        return self.as_dict()
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__init__()  # type: ignore[misc]
+        self.add(**state)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
+        return f"ReadMetrics({counts})"
 
 
 class _FrameGrid:
@@ -229,11 +277,13 @@ class FrameStore:
         self._descs: list[PixelDescription | None] = [None] * len(self.parts)
         self._grids: dict[tuple[int, int], _FrameGrid] = {}
         self._lock = threading.Lock()
+        self.metrics = ReadMetrics()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_lock"] = None
         state["_grids"] = {}
+        state["client"] = portable(self.client)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -336,6 +386,8 @@ class FrameStore:
                 missing_by_part[part].append(index)
             else:
                 on_frame(index, array)
+        hits = len(wanted) - sum(len(missing) for missing in missing_by_part.values())
+        self.metrics.add(cache_hits=hits)
         if not missing_by_part:
             return
         jobs: list[tuple[int, bytes, PixelDescription, str, int]] = []
@@ -343,6 +395,11 @@ class FrameStore:
             source = self._source(part)
             numbers = [int(self.local_numbers[i]) for i in missing]
             encoded = source.read_frames(numbers)
+            self.metrics.add(
+                requests=1,
+                frames_fetched=len(encoded),
+                bytes_fetched=sum(len(data) for data in encoded),
+            )
             desc = self._description(part, source.transfer_syntax_uid)
             sop = self._sop_uids[part]
             jobs.extend(

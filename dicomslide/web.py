@@ -248,6 +248,13 @@ class WebFrameSource:
             f"/instances/{sop_instance_uid}/frames/"
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        from dicomslide.client import portable
+
+        state = self.__dict__.copy()
+        state["client"] = portable(self.client)
+        return state
+
     @property
     def transfer_syntax_uid(self) -> str | None:
         """Union[str, None]: transfer syntax of the frames last received"""
@@ -290,8 +297,10 @@ class WebFrameSource:
         return [frame for chunk in results for frame in chunk]
 
     def _request(self, numbers: list[int]) -> list[bytes]:
+        from dicomslide.client import session_of
+
         url = self._url + ",".join(str(n) for n in numbers)
-        session: requests.Session = self.client._session
+        session = session_of(self.client)
         timeout = getattr(self.client, "_timeout", None) or settings.timeout
         failures: list[str] = []
         for attempt in range(settings.retries + 1):
