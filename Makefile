@@ -35,7 +35,13 @@ pytest: $(VENV)/.test
 test: lint typecheck pytest
 
 demo: $(VENV)/.runtime
-	$(BIN)/python data/demo.py data/sample $(OUT)
+	@mkdir -p $(OUT)
+	$(BIN)/dicomslide ls data/sample
+	$(BIN)/dicomslide info data/sample
+	$(BIN)/dicomslide thumbnail data/sample --size 512 -o $(OUT)/thumbnail.png
+	$(BIN)/dicomslide label data/sample -o $(OUT)/label.png
+	$(BIN)/dicomslide region data/sample --level 0 --offset 1200 1500 --size 768 1024 -o $(OUT)/region.png
+	@echo "The pictures are in $(abspath $(OUT))"
 
 sample: $(VENV)/.test
 	$(BIN)/python data/make_sample.py

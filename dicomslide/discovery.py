@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import highdicom as hd
@@ -199,6 +199,7 @@ def find_slides(
     optical_path_ids: Sequence[str] | None = None,
     *,
     correct_color: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Slide]:
     """Find slides.
 
@@ -238,6 +239,8 @@ def find_slides(
     correct_color: bool, optional
         Whether pixels of the slides' images are colour corrected with their
         ICC profiles
+    progress: Union[Callable[[int, int], None], None], optional
+        Called with (series done, series in all) as discovery proceeds
 
     Returns
     -------
@@ -263,7 +266,9 @@ def find_slides(
         sop_classes |= _DERIVED_SOP_CLASS_UIDS
 
     images: list[Dataset] = []
-    for series in found:
+    for done, series in enumerate(found):
+        if progress is not None:
+            progress(done, len(found))
         if not (
             _matches(series, "0020000D", study_instance_uid)
             and _matches(series, "00100020", patient_id)

@@ -1,0 +1,7 @@
+"""``python -m dicomslide``: the command line."""
+
+import sys
+
+from dicomslide.cli import main
+
+sys.exit(main())
