@@ -16,6 +16,7 @@ from pydicom.sr.coding import Code
 from dicomslide.client import ICC_PROFILE_URIS, call, client_lock, open_client
 from dicomslide.errors import DicomSlideError
 from dicomslide.slide import Slide
+from dicomslide.tile import FRAME_TABLE_ATTRIBUTE, frame_table_from_json
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,
@@ -51,8 +52,17 @@ def _matches(item: dict[str, Any], tag: str, expected: str | None) -> bool:
     return value is None or str(value) == expected
 
 
+#: Per-frame sequences with more items are summarised when JSON is loaded
+LARGE_PER_FRAME_SEQUENCE = 2000
+
+
 def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
-    """Turn DICOM JSON metadata into a dataset, fetching the ICC profile only.
+    """Turn DICOM JSON metadata into a dataset, fetching nothing.
+
+    The ICC profile, if given as bulk data, is fetched on first use. For an
+    instance with more than :data:`LARGE_PER_FRAME_SEQUENCE` frames and per-frame
+    positions, the frame table is computed from the JSON and the dataset's
+    Per-Frame Functional Groups Sequence keeps only its first item.
 
     Parameters
     ----------
@@ -76,9 +86,23 @@ def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
             icc_profile_uris.append(uri)
         return None
 
+    table = None
+    frames = int(_value(metadata, "00280008") or 1)
+    if (
+        frames > LARGE_PER_FRAME_SEQUENCE
+        and _value(metadata, "00209311") != "TILED_FULL"
+    ):
+        table = frame_table_from_json(metadata)
+        if table is not None:
+            # keep the first item only: pydicom would take seconds for all
+            metadata = dict(metadata)
+            per_frame = metadata["52009230"]
+            metadata["52009230"] = {**per_frame, "Value": per_frame["Value"][:1]}
     dataset = Dataset.from_json(metadata, bulk_data_uri_handler=bulk_data)
     if icc_profile_uris:
         setattr(dataset, ICC_PROFILE_URIS, icc_profile_uris)
+    if table is not None:
+        setattr(dataset, FRAME_TABLE_ATTRIBUTE, table)
     return dataset
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from dicomslide.errors import MetadataError
@@ -167,18 +171,23 @@ def compute_frame_table(image: Dataset) -> FrameTable:
         total_columns = int(image.TotalPixelMatrixColumns)
     except AttributeError as error:
         raise MetadataError(f"required attribute missing: {error}", uid) from None
-    per_frame = image.get("PerFrameFunctionalGroupsSequence")
     organization = _organization(image)
-    if organization == "TILED_FULL" or not per_frame:
-        if organization not in ("TILED_FULL", None) or (
-            not per_frame and number_of_frames > 1 and organization is None
-        ):
+    precomputed = getattr(image, FRAME_TABLE_ATTRIBUTE, None)
+    if precomputed is not None and organization != "TILED_FULL":
+        return precomputed
+    has_per_frame = "PerFrameFunctionalGroupsSequence" in image
+    if organization == "TILED_FULL" or not has_per_frame:
+        if organization != "TILED_FULL" and number_of_frames > 1:
             logger.debug(
                 "instance %s: no per-frame positions, reading as TILED_FULL", uid
             )
         return _tiled_full_table(
             image, number_of_frames, rows, columns, total_rows, total_columns
         )
+    fast = _table_from_raw_per_frame(image, number_of_frames)
+    if fast is not None:
+        return fast
+    per_frame = image.PerFrameFunctionalGroupsSequence
     if len(per_frame) != number_of_frames:
         raise MetadataError(
             f"Per-Frame Functional Groups Sequence has {len(per_frame)} items "
@@ -186,6 +195,155 @@ def compute_frame_table(image: Dataset) -> FrameTable:
             uid,
         )
     return _per_frame_table(image, per_frame)
+
+
+#: Attribute of a metadata dataset holding a :class:`FrameTable` computed
+#: when the metadata were loaded (e.g. from DICOM JSON)
+FRAME_TABLE_ATTRIBUTE = "_dicomslide_frame_table"
+
+_PER_FRAME_TAG = 0x52009230
+
+
+def _element_pattern(group: int, element: int, vr: bytes, implicit: bool) -> bytes:
+    tag = struct.pack("<HH", group, element)
+    return re.escape(tag if implicit else tag + vr)
+
+
+def _raw_values(
+    raw: bytes, group: int, element: int, vr: bytes, implicit: bool
+) -> list[bytes]:
+    """Values of every occurrence of an element in raw little-endian bytes."""
+    head = _element_pattern(group, element, vr, implicit)
+    length = rb"(.{4})" if implicit else rb"(.{2})"
+    values = []
+    for match in re.finditer(head + length, raw, re.DOTALL):
+        size = int.from_bytes(match.group(1), "little")
+        start = match.end()
+        values.append(raw[start : start + size])
+    return values
+
+
+def _table_from_raw_per_frame(
+    image: Dataset, number_of_frames: int
+) -> FrameTable | None:
+    """Read frame positions straight from the undecoded per-frame sequence.
+
+    Decoding a Per-Frame Functional Groups Sequence of 100 000 items into
+    pydicom datasets takes seconds; the few values needed are found in its
+    raw bytes instead. Returns None (use the slow path) whenever the bytes
+    don't give exactly one value of each kind per frame.
+    """
+    element = image.get_item(_PER_FRAME_TAG)
+    if not isinstance(element, RawDataElement) or not element.is_little_endian:
+        return None
+    raw = element.value
+    if not isinstance(raw, bytes):
+        return None
+    implicit = bool(element.is_implicit_VR)
+    columns = _raw_values(raw, 0x0048, 0x021E, b"SL", implicit)
+    rows = _raw_values(raw, 0x0048, 0x021F, b"SL", implicit)
+    if len(columns) != number_of_frames or len(rows) != number_of_frames:
+        return None
+    if any(len(v) != 4 for v in columns) or any(len(v) != 4 for v in rows):
+        return None
+    positions = np.stack(
+        [
+            np.frombuffer(b"".join(rows), "<i4").astype(np.int64) - 1,
+            np.frombuffer(b"".join(columns), "<i4").astype(np.int64) - 1,
+        ],
+        axis=1,
+    )
+    z_values = _raw_values(raw, 0x0040, 0x074A, b"DS", implicit)
+    if len(z_values) == number_of_frames:
+        z_offsets = np.array([float(v.strip(b" \x00") or 0) for v in z_values])
+    elif not z_values:
+        z_offsets = np.zeros(number_of_frames)
+    else:
+        return None
+    channels = np.zeros(number_of_frames, dtype=np.int64)
+    identifiers = get_channel_identifiers(image)
+    if len(identifiers) > 1:
+        if image.get("SOPClassUID") in SEGMENTATION_SOP_CLASS_UIDS:
+            found = _raw_values(raw, 0x0062, 0x000B, b"US", implicit)
+            names = [str(int.from_bytes(v, "little")) for v in found]
+        else:
+            found = _raw_values(raw, 0x0048, 0x0106, b"SH", implicit)
+            names = [v.strip(b" \x00").decode("ascii", "replace") for v in found]
+        if len(names) != number_of_frames:
+            return None
+        lookup = {identifier: i for i, identifier in enumerate(identifiers)}
+        if any(name not in lookup for name in names):
+            return None
+        channels = np.array([lookup[name] for name in names], dtype=np.int64)
+    return FrameTable(positions, channels, z_offsets)
+
+
+def _json_value(item: dict[str, Any], tag: str) -> Any:
+    values = item.get(tag, {}).get("Value")
+    return values[0] if values else None
+
+
+def frame_table_from_json(metadata: dict[str, Any]) -> FrameTable | None:
+    """Compute the frame table of an instance from its DICOM JSON metadata.
+
+    Turning a large Per-Frame Functional Groups Sequence into pydicom
+    datasets is slow; this reads the few values needed from the JSON.
+
+    Parameters
+    ----------
+    metadata: Dict[str, Any]
+        Metadata of one instance in DICOM JSON
+
+    Returns
+    -------
+    Union[dicomslide.tile.FrameTable, None]
+        Frame table, or None where the JSON lacks positions
+
+    """
+    items = metadata.get("52009230", {}).get("Value") or []
+    if not items:
+        return None
+    segmentation = _json_value(metadata, "00080016") in SEGMENTATION_SOP_CLASS_UIDS
+    if segmentation:
+        identifiers = [
+            str(_json_value(item, "00620004"))
+            for item in metadata.get("00620002", {}).get("Value", [])
+        ]
+        channel_path = ("0062000A", "0062000B")
+    else:
+        identifiers = [
+            str(_json_value(item, "00480106"))
+            for item in metadata.get("00480105", {}).get("Value", [])
+        ]
+        channel_path = ("00480207", "00480106")
+    lookup = {identifier: i for i, identifier in enumerate(identifiers)}
+    n = len(items)
+    positions = np.empty((n, 2), dtype=np.int64)
+    z_offsets = np.zeros(n, dtype=np.float64)
+    channels = np.zeros(n, dtype=np.int64)
+    for i, item in enumerate(items):
+        position = _json_value(item, "0048021A")
+        if position is None:
+            return None
+        row = _json_value(position, "0048021F")
+        column = _json_value(position, "0048021E")
+        if row is None or column is None:
+            return None
+        positions[i] = (int(row) - 1, int(column) - 1)
+        z = _json_value(position, "0040074A")
+        if z is not None:
+            z_offsets[i] = float(z)
+        if len(identifiers) > 1:
+            channel_item = _json_value(item, channel_path[0])
+            name = (
+                None
+                if channel_item is None
+                else _json_value(channel_item, channel_path[1])
+            )
+            if str(name) not in lookup:
+                return None
+            channels[i] = lookup[str(name)]
+    return FrameTable(positions, channels, z_offsets)
 
 
 def _tiled_full_table(
