@@ -22,7 +22,12 @@ from pydicom.dataset import Dataset
 
 from dicomslide.codec import PixelDescription
 from dicomslide.errors import DicomSlideError, ServerError
-from dicomslide.fetch import ClientFrameSource, FileFrameSource, FrameSource
+from dicomslide.fetch import (
+    PIXEL_DATA_OFFSET,
+    ClientFrameSource,
+    FileFrameSource,
+    FrameSource,
+)
 from dicomslide.web import WebFrameSource
 
 logger = logging.getLogger(__name__)
@@ -51,15 +56,53 @@ class LocalFolderClient(DICOMfileClient):
         if not path.is_dir():
             raise FileNotFoundError(f"not a folder: {path}")
         self.folder = path
-        quiet = _QuietIndexing()
-        index_logger = logging.getLogger("dicomweb_client.file")
-        index_logger.addFilter(quiet)
-        try:
-            super().__init__(url=path.as_uri(), in_memory=True, readonly=True)
-        finally:
-            index_logger.removeFilter(quiet)
-        self._index_skipped_images()
-        _make_thread_safe(self)
+        # What DICOMfileClient sets before indexing; the index itself is
+        # built on first use of a DICOMweb-style method (see __getattr__):
+        # find_slides reads the file headers once via headers() instead.
+        self.base_url = path.as_uri()
+        self.scheme = "file"
+        self._headers: list[Dataset] | None = None
+        self._headers_lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not set yet: build the index now.
+        if name != "_db_manager" or "_index_lock" in self.__dict__:
+            raise AttributeError(name)
+        self._index_lock = threading.Lock()
+        with self._index_lock:
+            quiet = _QuietIndexing()
+            index_logger = logging.getLogger("dicomweb_client.file")
+            index_logger.addFilter(quiet)
+            try:
+                super().__init__(
+                    url=self.folder.as_uri(), in_memory=True, readonly=True
+                )
+            finally:
+                index_logger.removeFilter(quiet)
+            self._index_skipped_images()
+            _make_thread_safe(self)
+        return self.__dict__["_db_manager"]
+
+    def headers(self) -> list[Dataset]:
+        """Read the headers of the folder's Part 10 image files (once).
+
+        Returns
+        -------
+        List[pydicom.Dataset]
+            Metadata of every image instance (no pixel data); each knows its
+            ``filename`` and where its pixel data start
+
+        """
+        with self._headers_lock:
+            if self._headers is None:
+                self._headers = [
+                    header
+                    for path in sorted(self.folder.rglob("*"))
+                    if path.is_file()
+                    for header in [read_header(path)]
+                    if header is not None
+                ]
+            return self._headers
 
     def _index_skipped_images(self) -> None:
         """Index image files that the parent's indexing gave up on.
@@ -109,6 +152,39 @@ class LocalFolderClient(DICOMfileClient):
         return (type(self), (str(self.folder),))
 
 
+def read_header(path: Path) -> Dataset | None:
+    """Read the metadata of a Part 10 image file, up to its pixel data.
+
+    Parameters
+    ----------
+    path: pathlib.Path
+        File
+
+    Returns
+    -------
+    Union[pydicom.Dataset, None]
+        Metadata, or None for files that are not DICOM images
+
+    """
+    from pydicom import dcmread
+
+    try:
+        with open(path, "rb") as fp:
+            if fp.read(132)[128:] != b"DICM":
+                return None
+            fp.seek(0)
+            header = dcmread(fp, stop_before_pixels=True)
+            offset = fp.tell()  # pydicom stops in front of the pixel data
+    except Exception as error:  # a broken file must not stop discovery
+        logger.warning("cannot read %s: %s", path, error)
+        return None
+    if "SOPClassUID" not in header or "Rows" not in header:
+        return None
+    header.filename = str(path)
+    setattr(header, PIXEL_DATA_OFFSET, offset)
+    return header
+
+
 class _QuietIndexing(logging.Filter):
     """Demote the index's complaints about non-DICOM files to DEBUG."""
 
@@ -147,8 +223,10 @@ def open_client(source: Any) -> Any:
 
             text = unquote(urlparse(text).path)
         return LocalFolderClient(text)
-    if isinstance(source, DICOMfileClient):
-        _make_thread_safe(source)
+    if isinstance(source, DICOMfileClient) and not isinstance(
+        source, LocalFolderClient
+    ):
+        _make_thread_safe(source)  # ours is made safe when its index is built
     return source
 
 
@@ -277,7 +355,7 @@ def make_frame_source(
         if not isinstance(path, str) or not os.path.isfile(path):
             with _make_thread_safe(client):
                 path = client._db_manager.get_instance_file_path(study, series, sop)
-        return FileFrameSource(path, sop, desc, number_of_frames)
+        return FileFrameSource(path, sop, desc, number_of_frames, image)
     if isinstance(client, DICOMwebClient):
         return WebFrameSource(
             client, study, series, sop, number_of_frames, stored_transfer_syntax(image)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import highdicom as hd
 from dicomweb_client import DICOMfileClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.sr.coding import Code
 
-from dicomslide.client import ICC_PROFILE_URIS, call, client_lock, open_client
+from dicomslide.client import (
+    ICC_PROFILE_URIS,
+    LocalFolderClient,
+    call,
+    client_lock,
+    open_client,
+)
 from dicomslide.errors import DicomSlideError
 from dicomslide.slide import Slide
 from dicomslide.tile import FRAME_TABLE_ATTRIBUTE, frame_table_from_json
@@ -23,6 +27,10 @@ from dicomslide.utils import (
     VL_WSI_SOP_CLASS_UID,
     does_specimen_description_item_match,
 )
+
+if TYPE_CHECKING:
+    import highdicom as hd
+    from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +217,50 @@ def _referenced_instances(image: Dataset) -> set[str]:
     return uids
 
 
+def _search(
+    client: Any,
+    identity: dict[str, str | None],
+    sop_classes: set[str],
+    include_derived: bool,
+    fail_on_error: bool,
+    progress: Callable[[int, int], None] | None,
+) -> list[Dataset]:
+    """Search a client for series, then fetch metadata once per series."""
+    filters = {
+        keyword: value for keyword, value in identity.items() if value is not None
+    }
+    search: dict[str, Any] = {"search_filters": filters, "get_remaining": True}
+    if not isinstance(client, DICOMfileClient):
+        search["fields"] = _SERIES_FIELDS  # the file client warns that it ignores them
+    found = call(client, "search_for_series", **search)
+    modalities = _DERIVED_MODALITIES if include_derived else _SLIDE_MODALITIES
+    tags = {
+        "StudyInstanceUID": "0020000D",
+        "PatientID": "00100020",
+        "StudyID": "00200010",
+    }
+    images: list[Dataset] = []
+    for done, series in enumerate(found):
+        if progress is not None:
+            progress(done, len(found))
+        if not all(_matches(series, tags[k], v) for k, v in identity.items()):
+            continue
+        if _value(series, "00080060") not in modalities:
+            continue
+        series_uid = _value(series, "0020000E")
+        try:
+            images.extend(
+                series_metadata(
+                    client, _value(series, "0020000D"), series_uid, sop_classes
+                )
+            )
+        except Exception as error:
+            if fail_on_error:
+                raise
+            logger.warning("skipping series %s: %s", series_uid, error)
+    return images
+
+
 def find_slides(
     client: Any,
     study_instance_uid: str | None = None,
@@ -273,48 +325,36 @@ def find_slides(
 
     """  # noqa: E501
     client = open_client(client)
-    filters: dict[str, str] = {}
-    if study_instance_uid is not None:
-        filters["StudyInstanceUID"] = study_instance_uid
-    if patient_id is not None:
-        filters["PatientID"] = patient_id
-    if study_id is not None:
-        filters["StudyID"] = study_id
-    search: dict[str, Any] = {"search_filters": filters, "get_remaining": True}
-    if not isinstance(client, DICOMfileClient):
-        search["fields"] = _SERIES_FIELDS  # the file client warns that it ignores them
-    found = call(client, "search_for_series", **search)
-    modalities = _DERIVED_MODALITIES if include_derived else _SLIDE_MODALITIES
     sop_classes = {VL_WSI_SOP_CLASS_UID}
     if include_derived:
         sop_classes |= _DERIVED_SOP_CLASS_UIDS
-
-    images: list[Dataset] = []
-    for done, series in enumerate(found):
+    identity = {
+        "StudyInstanceUID": study_instance_uid,
+        "PatientID": patient_id,
+        "StudyID": study_id,
+    }
+    if isinstance(client, LocalFolderClient):
+        # the embedded client: one reading of each file's header
+        candidates = [
+            header
+            for header in client.headers()
+            if header.get("SOPClassUID") in sop_classes
+            and all(
+                expected is None or str(header.get(keyword, "")) == expected
+                for keyword, expected in identity.items()
+            )
+        ]
         if progress is not None:
-            progress(done, len(found))
-        if not (
-            _matches(series, "0020000D", study_instance_uid)
-            and _matches(series, "00100020", patient_id)
-            and _matches(series, "00200010", study_id)
-        ):
-            continue
-        if _value(series, "00080060") not in modalities:
-            continue
-        study_uid = _value(series, "0020000D")
-        series_uid = _value(series, "0020000E")
-        try:
-            series_images = series_metadata(client, study_uid, series_uid, sop_classes)
-        except Exception as error:
-            if fail_on_error:
-                raise
-            logger.warning("skipping series %s: %s", series_uid, error)
-            continue
-        images.extend(
-            image
-            for image in series_images
-            if _wanted(image, container_id, specimen_stains, optical_path_ids)
+            progress(1, 1)
+    else:
+        candidates = _search(
+            client, identity, sop_classes, include_derived, fail_on_error, progress
         )
+    images = [
+        image
+        for image in candidates
+        if _wanted(image, container_id, specimen_stains, optical_path_ids)
+    ]
 
     groups: dict[tuple[str, str], list[Dataset]] = defaultdict(list)
     derived: list[Dataset] = []

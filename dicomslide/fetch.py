@@ -46,6 +46,8 @@ _FRAME_START_MARKERS = (
     b"\xff\x0a",  # JPEG XL codestream
     b"\x00\x00\x00\x0cJXL ",  # JPEG XL container
 )
+#: Attribute of a header dataset: file offset of its Pixel Data element
+PIXEL_DATA_OFFSET = "_dicomslide_pixel_data_offset"
 _IMPLICIT_VR = "1.2.840.10008.1.2"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -93,6 +95,9 @@ class FileFrameSource:
         Layout of a frame's pixels (used for native pixel data)
     number_of_frames: int
         Number of frames of the instance
+    header: Union[pydicom.Dataset, None], optional
+        The file's metadata read with :func:`dicomslide.client.read_header`
+        (which knows where the pixel data start), to spare a second reading
 
     """
 
@@ -102,8 +107,10 @@ class FileFrameSource:
         sop_instance_uid: str,
         desc: PixelDescription,
         number_of_frames: int,
+        header: Dataset | None = None,
     ) -> None:
         self.path = Path(path)
+        self._header = header
         self.sop_instance_uid = sop_instance_uid
         self._desc = desc
         self._number_of_frames = number_of_frames
@@ -121,7 +128,7 @@ class FileFrameSource:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_lock=None, _fd=None, _pid=-1)
+        state.update(_lock=None, _fd=None, _pid=-1, _header=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -162,8 +169,13 @@ class FileFrameSource:
     def _build_index(self) -> _FrameIndex:
         try:
             with open(self.path, "rb") as fp:
-                # pydicom leaves the file positioned at the Pixel Data element
-                dataset = pydicom.dcmread(fp, stop_before_pixels=True)
+                offset = getattr(self._header, PIXEL_DATA_OFFSET, None)
+                if self._header is not None and offset is not None:
+                    dataset = self._header
+                    fp.seek(offset)
+                else:
+                    # pydicom leaves the file positioned at the Pixel Data
+                    dataset = pydicom.dcmread(fp, stop_before_pixels=True)
                 transfer_syntax_uid = str(
                     dataset.file_meta.get("TransferSyntaxUID", "")
                 )

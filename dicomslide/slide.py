@@ -6,12 +6,10 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.sr.coding import Code
 
 from dicomslide.cache import FrameCache
 from dicomslide.client import portable
@@ -30,6 +28,10 @@ from dicomslide.utils import (
     is_volume_image,
 )
 
+if TYPE_CHECKING:
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
 logger = logging.getLogger(__name__)
 
 _OPTICAL_PATH = ChannelTypes.OPTICAL_PATH
@@ -44,6 +46,8 @@ def _annotation_bounds(
     annotation: hd.sr.Scoord3DContentItem,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smallest and largest (x, y) of the area an annotation covers, in mm."""
+    import highdicom as hd
+
     points = np.asarray(annotation.value, dtype=np.float64).reshape(-1, 3)[:, :2]
     graphic_type = hd.sr.GraphicTypeValues3D(annotation.graphic_type)
     if graphic_type in (

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import highdicom as hd
 from pydicom.dataset import Dataset
-from pydicom.sr.coding import Code
 
 from dicomslide.errors import MetadataError
+
+if TYPE_CHECKING:
+    import highdicom as hd
+    from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +24,8 @@ SEGMENTATION_SOP_CLASS_UIDS = frozenset(
 )
 PARAMETRIC_MAP_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.30"
 
-_USING_SUBSTANCE = Code("424361007", "SCT", "Using substance")
+# (code value, coding scheme) of the concept name "Using substance"
+_USING_SUBSTANCE = ("424361007", "SCT")
 
 
 def _image_flavor(dataset: Dataset) -> str | None:
@@ -132,6 +136,8 @@ def is_overview_image(dataset: Dataset) -> bool:
 
 
 def _codes_equal(item: Dataset, code: Code | hd.sr.CodedConcept) -> bool:
+    import highdicom as hd
+
     try:
         concept = hd.sr.CodedConcept.from_dataset(item)
     except (AttributeError, TypeError, ValueError):
@@ -243,7 +249,14 @@ def does_specimen_description_item_match(
     for step in item.get("SpecimenPreparationSequence", []):
         for content in step.get("SpecimenPreparationStepContentItemSequence", []):
             names = content.get("ConceptNameCodeSequence")
-            if not names or not _codes_equal(names[0], _USING_SUBSTANCE):
+            if (
+                not names
+                or (
+                    str(names[0].get("CodeValue")),
+                    str(names[0].get("CodingSchemeDesignator")),
+                )
+                != _USING_SUBSTANCE
+            ):
                 continue
             values = content.get("ConceptCodeSequence")
             if values and _codes_equal(values[0], specimen_stain):
