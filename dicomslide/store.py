@@ -191,6 +191,17 @@ class _FrameGrid:
         )[0]
         return int(self.indices[hit[-1]]) if len(hit) else -1
 
+    def cells(self, r0: int, r1: int, c0: int, c1: int) -> int:
+        """Number of tile grid cells rows [r0, r1) and columns [c0, c1) touch
+        (-1 where frames are not on the grid)."""
+        if self.grid is None:
+            return -1
+        if r1 <= r0 or c1 <= c0:
+            return 0
+        rows = -(-r1 // self.tile_rows) - r0 // self.tile_rows
+        columns = -(-c1 // self.tile_columns) - c0 // self.tile_columns
+        return rows * columns
+
     def frames_in(
         self, r0: int, r1: int, c0: int, c1: int
     ) -> list[tuple[int, int, int]]:
@@ -462,15 +473,19 @@ class FrameStore:
         """
         r0, r1 = rows
         c0, c1 = columns
-        out = np.full(
-            (max(r1 - r0, 0), max(c1 - c0, 0), self.samples_per_pixel),
-            fill,
-            dtype=self.dtype if dtype is None else dtype,
-        )
         total_rows, total_columns = self.total_shape
         v_r0, v_r1 = max(r0, 0), min(r1, total_rows)
         v_c0, v_c1 = max(c0, 0), min(c1, total_columns)
-        hits = self.grid(channel, plane).frames_in(v_r0, v_r1, v_c0, v_c1)
+        grid = self.grid(channel, plane)
+        hits = grid.frames_in(v_r0, v_r1, v_c0, v_c1)
+        shape = (max(r1 - r0, 0), max(c1 - c0, 0), self.samples_per_pixel)
+        out_dtype = self.dtype if dtype is None else dtype
+        if (v_r0, v_r1, v_c0, v_c1) == (r0, r1, c0, c1) and len(hits) == grid.cells(
+            r0, r1, c0, c1
+        ):
+            out = np.empty(shape, out_dtype)  # frames cover every pixel
+        else:
+            out = np.full(shape, fill, out_dtype)
         if not hits:
             return out
         placement = {index: (row, column) for index, row, column in hits}
