@@ -64,6 +64,24 @@ def _annotation_bounds(
     return points.min(axis=0), points.max(axis=0)
 
 
+def _one_per_size(images: Sequence[TiledImage]) -> tuple[TiledImage, ...]:
+    """Images by size, largest first; of images of one size, a VOLUME image
+    wins over a THUMBNAIL (a thumbnail as large as a level adds nothing)."""
+    by_size: dict[tuple[int, int], TiledImage] = {}
+    for image in dict.fromkeys(images):
+        kept = by_size.get(image.size)
+        if kept is None or _flavor(kept) == "THUMBNAIL" != _flavor(image):
+            by_size[image.size] = image
+    return tuple(
+        sorted(by_size.values(), key=lambda i: get_image_size(i.metadata), reverse=True)
+    )
+
+
+def _flavor(image: TiledImage) -> str:
+    image_type = image.metadata.get("ImageType") or []
+    return str(image_type[2]) if len(image_type) > 2 else ""
+
+
 class ChannelKey(NamedTuple):
     """What identifies a channel of a slide."""
 
@@ -258,12 +276,8 @@ class Slide:
                         continue
                     # derived images of a single plane apply to every plane
                     offset = plane_offsets[0]
-                self._volume_images[(channel_index, plane_index)] = tuple(
-                    sorted(
-                        dict.fromkeys(volume[(channel_key, offset)]),
-                        key=lambda image: get_image_size(image.metadata),
-                        reverse=True,
-                    )
+                self._volume_images[(channel_index, plane_index)] = _one_per_size(
+                    volume[(channel_key, offset)]
                 )
 
         reference = [image.metadata for image in self._volume_images[(0, 0)]]

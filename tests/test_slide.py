@@ -199,3 +199,19 @@ def test_several_pyramids_in_one_slide(tmp_path):
     )
     with pytest.raises(ValueError):
         slide.get_volume_images(pyramid_index=2)
+
+
+def test_thumbnail_as_large_as_a_level_is_not_a_second_level(tmp_path):
+    """OpenSlide's boxes fixture: a 16x16 VOLUME and a 16x16 THUMBNAIL."""
+    import shutil
+
+    from conftest import ROOT
+
+    fixtures = ROOT.parent / "shared" / "data" / "openslide-fixtures"
+    if not fixtures.is_dir():
+        pytest.skip("openslide fixtures not found next to the repository")
+    for name in ("boxes_0.dcm", "boxes_1.dcm"):
+        shutil.copy(fixtures / name, tmp_path)
+    slide = dicomslide.find_slides(tmp_path)[0]
+    assert slide.total_pixel_matrix_dimensions == ((16, 16),)
+    assert slide.get_volume_images()[0].metadata.ImageType[2] == "VOLUME"
