@@ -37,9 +37,20 @@ from dicomslide.version import __version__
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+
+def __getattr__(name: str) -> object:
+    # dicomslide.OpenSlide is dicomslide.openslide.OpenSlide, imported on
+    # first use so that `import dicomslide` does not load libopenslide.
+    if name == "OpenSlide":
+        from dicomslide.openslide import OpenSlide
+
+        return OpenSlide
+    raise AttributeError(f"module 'dicomslide' has no attribute {name!r}")
+
 __all__ = [
     "ChannelTypes",
     "ImageFlavors",
+    "OpenSlide",
     "Pyramid",
     "PyramidLevel",
     "Slide",
