@@ -47,6 +47,7 @@ def __getattr__(name: str) -> object:
         return OpenSlide
     raise AttributeError(f"module 'dicomslide' has no attribute {name!r}")
 
+
 __all__ = [
     "ChannelTypes",
     "ImageFlavors",

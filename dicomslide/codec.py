@@ -516,4 +516,4 @@ class ColorTransform:
             return array
         image = Image.fromarray(np.ascontiguousarray(array), "RGB")
         self._transform.apply_in_place(image)
-        return np.asarray(image)
+        return np.array(image)  # a writable copy, like every other read

@@ -11,6 +11,7 @@ from dicomweb_client import DICOMfileClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from dicomslide.cache import FrameCache
 from dicomslide.client import (
     ICC_PROFILE_URIS,
     LocalFolderClient,
@@ -275,6 +276,7 @@ def find_slides(
     optical_path_ids: Sequence[str] | None = None,
     *,
     correct_color: bool = True,
+    cache: FrameCache | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Slide]:
     """Find slides.
@@ -315,6 +317,9 @@ def find_slides(
     correct_color: bool, optional
         Whether pixels of the slides' images are colour corrected with their
         ICC profiles
+    cache: Union[dicomslide.cache.FrameCache, None], optional
+        Cache for decoded frames of every slide found; by default the cache
+        shared by all images
     progress: Union[Callable[[int, int], None], None], optional
         Called with (series done, series in all) as discovery proceeds
 
@@ -386,6 +391,7 @@ def find_slides(
                     max_frame_cache_size=max_frame_cache_size,
                     pyramid_tolerance=pyramid_tolerance,
                     correct_color=correct_color,
+                    cache=cache,
                 )
             )
         except (DicomSlideError, ValueError) as error:

@@ -186,6 +186,11 @@ class TiledImage:
         state = self.__dict__.copy()
         state["_client"] = portable(self._client)
         state["_lock"] = None
+        # colour transforms don't pickle: the receiver builds its own
+        state["_color_transform"] = None
+        state["_color_resolved"] = self._store.samples_per_pixel != 3 or (
+            self._store.dtype != np.uint8
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -249,12 +249,21 @@ class Slide:
         self._label_images = tuple(labels)
         self._overview_images = tuple(overviews)
 
-        # optical paths as stored; derived channels by series, then number
+        # optical paths as stored; derived channels by series (Series Number,
+        # then UID), then segment or parameter number
         channels = list(dict.fromkeys(k for k, _ in volume if k.type == _OPTICAL_PATH))
+        series_numbers = {
+            str(image.metadata.SeriesInstanceUID): int(
+                image.metadata.get("SeriesNumber") or 0
+            )
+            for group in volume.values()
+            for image in group
+        }
         channels += sorted(
             {k for k, _ in volume if k.type != _OPTICAL_PATH},
             key=lambda k: (
                 _CHANNEL_TYPE_ORDER.index(k.type),
+                series_numbers.get(k.scope, 0),
                 k.scope,
                 int(k.identifier) if k.identifier.isdigit() else 0,
                 k.identifier,

@@ -169,3 +169,14 @@ def test_torch_dataloader_over_a_sampler(truth):
     assert batches.shape == (len(sampler), 72, 72, 3)
     expected = np.stack([sampler[i] for i in range(len(sampler))])
     np.testing.assert_array_equal(batches.numpy(), expected)
+
+
+def test_pickle_after_a_colour_corrected_read(tmp_path):
+    truth = synthetic.write_slide(tmp_path, "rgb_full", icc="wide")
+    slide = dicomslide.find_slides(truth.folder)[0]  # correct_color=True
+    region = slide.get_image_region((0, 0), 0, (40, 40))
+    region[0, 0] = 0  # colour-corrected reads are writable too
+    copy = pickle.loads(pickle.dumps(slide))
+    np.testing.assert_array_equal(
+        copy.get_image_region((0, 0), 0, (40, 40))[1:], region[1:]
+    )
