@@ -388,6 +388,11 @@ class _PropertyMap(_SlideMap[str]):
         return self._backend.properties[name]
 
 
+#: Keys of associated images in dicomslide 0.7 (decisions §4): they still
+#: resolve for DICOM slides; iteration yields OpenSlide's names
+_DICOMSLIDE_07_NAMES = {"LABEL": "label", "OVERVIEW": "macro", "THUMBNAIL": "thumbnail"}
+
+
 class _AssociatedImageMap(_SlideMap[Image.Image]):
     def __init__(self, backend: SlideBackend, slide: OpenSlide) -> None:
         super().__init__(backend)
@@ -397,7 +402,14 @@ class _AssociatedImageMap(_SlideMap[Image.Image]):
         return list(self._backend.associated_image_names)
 
     def __getitem__(self, name: str) -> Image.Image:
-        if name not in self._keys():
+        keys = self._keys()
+        if (
+            name not in keys
+            and self._backend.properties.get("openslide.vendor") == "dicom"
+        ):
+            # dicomslide 0.7 named DICOM associated images by image flavor
+            name = _DICOMSLIDE_07_NAMES.get(name, name)
+        if name not in keys:
             raise KeyError(name)
         image = self._backend.read_associated_image(name)
         profile = self._backend.associated_image_icc_profile(name)
