@@ -63,25 +63,31 @@ class LocalFolderClient(DICOMfileClient):
         self.scheme = "file"
         self._headers: list[Dataset] | None = None
         self._headers_lock = threading.Lock()
+        self._index_lock = threading.RLock()
 
     def __getattr__(self, name: str) -> Any:
         # Only called for attributes not set yet: build the index now.
-        if name != "_db_manager" or "_index_lock" in self.__dict__:
+        state = self.__dict__
+        if name != "_db_manager" or "_index_lock" not in state:
             raise AttributeError(name)
-        self._index_lock = threading.Lock()
-        with self._index_lock:
-            quiet = _QuietIndexing()
-            index_logger = logging.getLogger("dicomweb_client.file")
-            index_logger.addFilter(quiet)
-            try:
-                super().__init__(
-                    url=self.folder.as_uri(), in_memory=True, readonly=True
-                )
-            finally:
-                index_logger.removeFilter(quiet)
-            self._index_skipped_images()
-            _make_thread_safe(self)
-        return self.__dict__["_db_manager"]
+        if state.get("_building") == threading.get_ident():
+            raise AttributeError(name)  # asked for while being built
+        with state["_index_lock"]:
+            if "_db_manager" not in state:
+                state["_building"] = threading.get_ident()
+                quiet = _QuietIndexing()
+                index_logger = logging.getLogger("dicomweb_client.file")
+                index_logger.addFilter(quiet)
+                try:
+                    super().__init__(
+                        url=self.folder.as_uri(), in_memory=True, readonly=True
+                    )
+                    self._index_skipped_images()
+                    _adopt(self)
+                finally:
+                    index_logger.removeFilter(quiet)
+                    state["_building"] = None
+        return state["_db_manager"]
 
     def headers(self) -> list[Dataset]:
         """Read the headers of the folder's Part 10 image files (once).
@@ -240,6 +246,14 @@ def _make_thread_safe(client: DICOMfileClient) -> threading.RLock:
     lock = getattr(client, _LOCK_ATTRIBUTE, None)
     if lock is not None:
         return lock
+    if isinstance(client, LocalFolderClient):
+        client._db_manager  # noqa: B018 (building its index makes it thread-safe)
+        return getattr(client, _LOCK_ATTRIBUTE)
+    return _adopt(client)
+
+
+def _adopt(client: DICOMfileClient) -> threading.RLock:
+    """Replace a client's SQLite connection by a shared one and attach a lock."""
     with _adopt_lock:
         lock = getattr(client, _LOCK_ATTRIBUTE, None)
         if lock is not None:

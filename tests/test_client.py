@@ -192,3 +192,17 @@ def test_concurrent_reads_equal_serial_reads(tmp_path):
         results = list(pool.map(read, boxes))
     for (r, c, h, w), result in zip(boxes, results, strict=True):
         np.testing.assert_array_equal(result, level.pixels[0, 0, r : r + h, c : c + w])
+
+
+def test_embedded_client_index_is_built_once_from_any_thread(image):
+    from dicomslide.client import call, client_lock
+
+    client = LocalFolderClient(image.files[0].parent)
+    with ThreadPoolExecutor(4) as pool:
+        counts = list(
+            pool.map(lambda _: len(call(client, "search_for_series")), range(8))
+        )
+    assert counts == [1] * 8
+    other = LocalFolderClient(image.files[0].parent)
+    with client_lock(other):  # building the index under the lock does not deadlock
+        assert len(other.search_for_instances()) == 1
