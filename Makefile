@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 OUT ?= out/demo
 
-.PHONY: install install-test test lint typecheck pytest demo sample clean
+.PHONY: install install-test test lint typecheck pytest demo sample docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ install: $(VENV)/.runtime
 install-test: $(VENV)/.test
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check dicomslide tests data
+	$(BIN)/ruff check dicomslide tests data benchmarks
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy
@@ -42,6 +42,17 @@ demo: $(VENV)/.runtime
 	$(BIN)/dicomslide label data/sample -o $(OUT)/label.png
 	$(BIN)/dicomslide region data/sample --level 0 --offset 1200 1500 --size 768 1024 -o $(OUT)/region.png
 	@echo "The pictures are in $(abspath $(OUT))"
+
+$(VENV)/.docs: $(VENV)/.runtime requirements_docs.txt
+	$(BIN)/python -m pip install --quiet -r requirements_docs.txt
+	touch $@
+
+docs: $(VENV)/.docs
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+bench: $(VENV)/.test
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	$(BIN)/python -m benchmarks.run
 
 sample: $(VENV)/.test
 	$(BIN)/python data/make_sample.py

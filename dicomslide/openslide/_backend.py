@@ -8,6 +8,7 @@ openslide-python adds on top of the C library (property and associated-image
 mappings, ``color_profile``, thumbnails through ``AbstractSlide``, the context
 manager, pickling); it never decodes pixels itself.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
