@@ -82,6 +82,42 @@ class FrameSource(Protocol):
         ...
 
 
+def checked_frame_numbers(
+    frame_numbers: Sequence[int], number_of_frames: int, sop_instance_uid: str
+) -> list[int]:
+    """Frame numbers as ints, all within [1, number_of_frames].
+
+    Parameters
+    ----------
+    frame_numbers: Sequence[int]
+        One-based frame numbers
+    number_of_frames: int
+        Number of frames of the instance
+    sop_instance_uid: str
+        SOP Instance UID of the instance, for the error message
+
+    Returns
+    -------
+    List[int]
+        The frame numbers
+
+    Raises
+    ------
+    dicomslide.errors.FrameRetrievalError
+        When a frame number is out of range
+
+    """
+    numbers = [int(n) for n in frame_numbers]
+    for number in numbers:
+        if not 1 <= number <= number_of_frames:
+            raise FrameRetrievalError(
+                f"frame number out of range [1, {number_of_frames}]",
+                sop_instance_uid,
+                number,
+            )
+    return numbers
+
+
 class FileFrameSource:
     """Reads the encoded frames of one instance from its Part 10 file.
 
@@ -236,13 +272,10 @@ class FileFrameSource:
             truncated
 
         """
-        index = self._get_index()
-        for number in frame_numbers:
-            if not 1 <= number <= self._number_of_frames:
-                raise self._error(
-                    f"frame number out of range [1, {self._number_of_frames}]", number
-                )
-        return index.read(self, list(frame_numbers))
+        numbers = checked_frame_numbers(
+            frame_numbers, self._number_of_frames, self.sop_instance_uid
+        )
+        return self._get_index().read(self, numbers)
 
     def pread(self, length: int, offset: int, frame_number: int) -> bytes:
         """Read bytes at an offset of the file; fail if the file ends early."""
@@ -587,14 +620,9 @@ class ClientFrameSource:
             answer holds the wrong number of frames
 
         """
-        numbers = [int(n) for n in frame_numbers]
-        for number in numbers:
-            if not 1 <= number <= self._number_of_frames:
-                raise FrameRetrievalError(
-                    f"frame number out of range [1, {self._number_of_frames}]",
-                    self.sop_instance_uid,
-                    number,
-                )
+        numbers = checked_frame_numbers(
+            frame_numbers, self._number_of_frames, self.sop_instance_uid
+        )
         first_choice = _media_type_choice.get(self.client, 0)
         last_error: Exception | None = None
         for choice in range(first_choice, len(_FRAME_MEDIA_TYPES)):

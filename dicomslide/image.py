@@ -243,6 +243,12 @@ class TiledImage:
         return self._metadata
 
     @property
+    def instance_metadata(self) -> tuple[Dataset, ...]:
+        """Tuple[pydicom.dataset.Dataset, ...]: metadata of every instance of
+        the image (the parts of a concatenation, in order)"""
+        return tuple(self._store.parts)
+
+    @property
     def sop_instance_uids(self) -> tuple[str, ...]:
         """Tuple[str, ...]: SOP Instance UIDs of the instances of the image"""
         return tuple(str(part.SOPInstanceUID) for part in self._store.parts)

@@ -276,6 +276,20 @@ class TotalPixelMatrix:
         return np.column_stack([rows.ravel(), columns.ravel()])
 
     @property
+    def tile_presence(self) -> np.ndarray:
+        """numpy.ndarray: Boolean array of shape ``tile_grid_shape``, True
+        where a frame is stored for the tile (False for tiles a TILED_SPARSE
+        image omits; they read as the fill value)"""
+        grid = self._store.grid(self._stored_channel, self._focal_plane_index)
+        if grid.grid is not None:
+            return grid.grid >= 0
+        presence = np.zeros(self.tile_grid_shape, dtype=bool)
+        tile_rows, tile_columns, _ = self.tile_shape
+        for _, row, column in grid.frames_in(0, self.shape[0], 0, self.shape[1]):
+            presence[row // tile_rows, column // tile_columns] = True
+        return presence
+
+    @property
     def tile_positions(self) -> np.ndarray:
         """numpy.ndarray: Zero-based (row, column) offset of every tile from
         the top left pixel of the total pixel matrix"""

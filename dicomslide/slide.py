@@ -248,6 +248,9 @@ class Slide:
             )
         self._label_images = tuple(labels)
         self._overview_images = tuple(overviews)
+        self._thumbnail_images = tuple(
+            image for image in images if _flavor(image) == "THUMBNAIL"
+        )
 
         # optical paths as stored; derived channels by series (Series Number,
         # then UID), then segment or parameter number
@@ -465,6 +468,13 @@ class Slide:
     def label_images(self) -> tuple[TiledImage, ...]:
         """Tuple[dicomslide.TiledImage, ...]: LABEL images of the slide"""
         return self._label_images
+
+    @property
+    def thumbnail_images(self) -> tuple[TiledImage, ...]:
+        """Tuple[dicomslide.TiledImage, ...]: THUMBNAIL images of the slide
+        (also those that are not pyramid levels because a VOLUME image has
+        the same size)"""
+        return self._thumbnail_images
 
     @property
     def overview_images(self) -> tuple[TiledImage, ...]:

@@ -283,12 +283,11 @@ class WebFrameSource:
             server keeps failing, or the answer holds the wrong frames
 
         """
-        numbers = [int(n) for n in frame_numbers]
-        for number in numbers:
-            if not 1 <= number <= self._number_of_frames:
-                raise self._error(
-                    f"frame number out of range [1, {self._number_of_frames}]", number
-                )
+        from dicomslide.fetch import checked_frame_numbers
+
+        numbers = checked_frame_numbers(
+            frame_numbers, self._number_of_frames, self.sop_instance_uid
+        )
         size = max(1, settings.chunk_frames)
         chunks = [numbers[i : i + size] for i in range(0, len(numbers), size)]
         if len(chunks) <= 1:

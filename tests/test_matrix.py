@@ -315,3 +315,14 @@ def test_colour_correction_applies_the_icc_profile(tmp_path):
     expected = np.asarray(ImageCms.applyTransform(Image.fromarray(raw), transform))
     np.testing.assert_array_equal(corrected, expected)
     assert np.abs(corrected.astype(int) - raw.astype(int)).mean() > 1
+
+
+def test_tile_presence_and_instances(tmp_path):
+    slide = synthetic.write_slide(tmp_path, "sparse")
+    level = slide.levels[0]
+    image = _open(level)
+    matrix = image.get_total_pixel_matrix()
+    np.testing.assert_array_equal(matrix.tile_presence, level.present)
+    assert [
+        m.SOPInstanceUID for m in image.instance_metadata
+    ] == level.sop_instance_uids

@@ -215,3 +215,5 @@ def test_thumbnail_as_large_as_a_level_is_not_a_second_level(tmp_path):
     slide = dicomslide.find_slides(tmp_path)[0]
     assert slide.total_pixel_matrix_dimensions == ((16, 16),)
     assert slide.get_volume_images()[0].metadata.ImageType[2] == "VOLUME"
+    # the thumbnail is still there, as a thumbnail image
+    assert [i.metadata.ImageType[2] for i in slide.thumbnail_images] == ["THUMBNAIL"]

@@ -828,25 +828,26 @@ def _channel_and_plane(
 
 
 def _parts(image: TiledImage) -> list[Dataset]:
-    store = getattr(image, "_store", None)
-    parts = getattr(store, "parts", None)
-    return list(parts) if parts else [image.metadata]
+    return list(image.instance_metadata)
 
 
 def _coverage(
     matrix: Any, rows: tuple[int, int], columns: tuple[int, int]
 ) -> np.ndarray | None:
     """Which pixels of a region some frame covers (None: all of them)."""
-    try:
-        grid = matrix._store.grid(matrix._stored_channel, matrix.focal_plane_index)
-        tile_rows, tile_columns = matrix.tile_shape[:2]
-    except AttributeError:  # pragma: no cover - dicomslide without the frame grid
-        return None
+    tile_rows, tile_columns = matrix.tile_shape[:2]
     r0, r1 = rows
     c0, c1 = columns
-    hits = grid.frames_in(r0, r1, c0, c1)
+    g_r0, g_c0 = max(r0 // tile_rows, 0), max(c0 // tile_columns, 0)
+    block = matrix.tile_presence[
+        g_r0 : max(-(-r1 // tile_rows), 0), g_c0 : max(-(-c1 // tile_columns), 0)
+    ]
+    if block.all():
+        return None
     mask = np.zeros((r1 - r0, c1 - c0), dtype=bool)
-    for _, row, column in hits:
+    for grid_row, grid_column in zip(*np.nonzero(block), strict=True):
+        row = (g_r0 + int(grid_row)) * tile_rows
+        column = (g_c0 + int(grid_column)) * tile_columns
         mask[
             max(row - r0, 0) : max(row + tile_rows - r0, 0),
             max(column - c0, 0) : max(column + tile_columns - c0, 0),
