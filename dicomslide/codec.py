@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, JpegImagePlugin
 
 from dicomslide.errors import FrameDecodeError, UnsupportedTransferSyntaxError
 
@@ -261,7 +261,11 @@ def _pillow(data: bytes, desc: PixelDescription) -> np.ndarray:
 
 def _jpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
     if desc.bits_stored <= 8 and desc.transfer_syntax_uid in _JPEG_PILLOW:
-        return _pillow(data, desc)
+        # The JPEG plugin's image class directly: Image.open would first load
+        # several other plugins, and does so inside the first decode.
+        with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as image:
+            image.load()
+            return np.asarray(image)
     import libjpeg
 
     array = libjpeg.decode(data)
