@@ -19,7 +19,7 @@ from dicomslide.client import (
     client_lock,
     open_client,
 )
-from dicomslide.errors import DicomSlideError
+from dicomslide.errors import DicomSlideError, MetadataError
 from dicomslide.slide import Slide
 from dicomslide.tile import FRAME_TABLE_ATTRIBUTE, frame_table_from_json
 from dicomslide.utils import (
@@ -210,6 +210,31 @@ def _slide_key(image: Dataset) -> tuple[str, str]:
     return (str(container or ""), str(frame_of_reference or ""))
 
 
+def _contradictions(
+    groups: dict[tuple[str, str], list[Dataset]],
+) -> dict[tuple[str, str], MetadataError]:
+    """Slides whose images disagree: one series (or pyramid) spread over
+    several containers or frames of reference cannot be trusted."""
+    keys_of: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for key, members in groups.items():
+        for image in members:
+            for keyword in ("SeriesInstanceUID", "PyramidUID"):
+                value = image.get(keyword)
+                if value:
+                    keys_of[f"{keyword} {value}"].add(key)
+    broken: dict[tuple[str, str], MetadataError] = {}
+    for name, keys in keys_of.items():
+        if len(keys) > 1:
+            details = "; ".join(
+                f"container {c!r}, frame of reference {f!r}" for c, f in sorted(keys)
+            )
+            for key in keys:
+                broken[key] = MetadataError(
+                    f"the images of {name} disagree on their slide: {details}"
+                )
+    return broken
+
+
 def _referenced_instances(image: Dataset) -> set[str]:
     uids = set()
     for series in image.get("ReferencedSeriesSequence", []):
@@ -373,8 +398,20 @@ def find_slides(
         for key, members in groups.items()
         for image in members
     }
+    broken = _contradictions(groups)
     for image in derived:
-        keys = {owner[uid] for uid in _referenced_instances(image) if uid in owner}
+        references = _referenced_instances(image)
+        keys = {owner[uid] for uid in references if uid in owner}
+        if references and not keys:
+            reason = MetadataError(
+                "derived image references none of the images found "
+                f"(e.g. {sorted(references)[0]})",
+                str(image.SOPInstanceUID),
+            )
+            if fail_on_error:
+                raise reason
+            logger.warning("skipping derived image: %s", reason)
+            continue
         key = keys.pop() if len(keys) == 1 else _slide_key(image)
         if key in groups:
             groups[key].append(image)
@@ -384,6 +421,8 @@ def find_slides(
     slides = []
     for key in sorted(groups):
         try:
+            if key in broken:
+                raise broken[key]
             slides.append(
                 Slide(
                     client,

@@ -66,3 +66,31 @@ def test_fail_on_error_false_skips_and_logs(tmp_path, caplog):
         slides = dicomslide.find_slides(tmp_path, fail_on_error=False)
     assert [s.container_id for s in slides] == [good.uids.container_identifier]
     assert "BAD" in caplog.text
+
+
+def test_a_series_split_over_frames_of_reference_is_not_a_slide(tmp_path, caplog):
+    truth = synthetic.write_slide(
+        tmp_path, "rgb_full", uids=synthetic.SlideUIDs.new("SPLIT")
+    )
+    level = pydicom.dcmread(truth.levels[1].files[0])
+    level.FrameOfReferenceUID = "1.2.3.4.5.6"
+    level.save_as(truth.levels[1].files[0])
+    with pytest.raises(MetadataError, match="disagree"):
+        dicomslide.find_slides(tmp_path)
+    with caplog.at_level("WARNING", logger="dicomslide"):
+        assert dicomslide.find_slides(tmp_path, fail_on_error=False) == []
+    assert "disagree" in caplog.text
+
+
+def test_derived_image_whose_references_are_missing(tmp_path, caplog):
+    import synthetic_derived
+
+    source = synthetic.write_slide(tmp_path / "src", "rgb_full")
+    synthetic_derived.write_segmentation(tmp_path / "seg", source.levels[0])
+    source.levels[0].files[0].unlink()  # the segmented image is gone
+    with pytest.raises(MetadataError, match="references none"):
+        dicomslide.find_slides(tmp_path)
+    with caplog.at_level("WARNING", logger="dicomslide"):
+        slides = dicomslide.find_slides(tmp_path, fail_on_error=False)
+    assert len(slides) == 1 and slides[0].num_channels == 1  # no segment attached
+    assert "references none" in caplog.text
