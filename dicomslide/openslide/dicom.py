@@ -894,19 +894,15 @@ def _paint_area(level: _Level, x: int, y: int, out: np.ndarray) -> None:
     offset_x = lx - start_x * advance_x
     offset_y = ly - start_y * advance_y
     tw, th = level.tile_width, level.tile_height
+    if lx == math.floor(lx) and ly == math.floor(ly):
+        # Whole-pixel translation: cairo copies the tiles side by side, which
+        # gives the level's pixels of the window itself (transparent past
+        # its edge): read just the window.
+        top, left = int(ly), int(lx)
+        out[ty : ty + h, tx : tx + w] = level.read((top, top + h), (left, left + w))
+        return
     block = level.read((start_y * th, end_y * th), (start_x * tw, end_x * tw))
     height, width = out.shape[:2]
-
-    if lx == math.floor(lx) and ly == math.floor(ly):
-        # Whole-pixel translation: cairo copies the tiles side by side.
-        top, left = int(offset_y), int(offset_x)
-        rows = min(h, block.shape[0] - top)
-        columns = min(w, block.shape[1] - left)
-        if rows > 0 and columns > 0:
-            out[ty : ty + rows, tx : tx + columns] = block[
-                top : top + rows, left : left + columns
-            ]
-        return
 
     for tile_y in range(end_y - 1, start_y - 1, -1):
         translate_y = ((tile_y - start_y) * advance_y) - offset_y
