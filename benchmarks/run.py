@@ -619,6 +619,9 @@ def ratio_rows(cells: list[Cell]) -> list[dict[str, Any]]:
                     if a is not None and b:
                         value = a / b
                 row[base] = value
+                row[f"{base}_noisy"] = value is not None and (
+                    _noisy(mine) or (other is not None and _noisy(other))
+                )
             row["pixels_differ"] = bad
             rows.append(row)
     return rows
@@ -641,6 +644,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 #: Other processes using more cores than this while a child ran mark its cell.
 NOISY_CORES = 0.3
+
+
+def _noisy(cell: Cell) -> bool:
+    return (cell.metrics().get("background_cores") or 0.0) > NOISY_CORES
 
 
 def _impl_text(cell: Cell, metrics: dict[str, Any]) -> str:
@@ -762,7 +769,9 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
     lines.append(
         "Reads workloads (a–d): total wall of all reads; open workloads (e, "
         "open-sparse): median path-to-first-pixel. For the open workloads the "
-        "`limit` columns use limit-1t (the three limits are the same for one read)."
+        "`limit` columns use limit-1t (the three limits are the same for one "
+        "read). `⚠bg`: one of the two cells ran while other processes kept the "
+        "machine busy."
     )
     lines.append("")
     lines.append(
@@ -774,11 +783,10 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
         values = []
         for base in RATIO_BASES:
             value = row[base]
-            values.append(
-                "✗ pixels"
-                if row["pixels_differ"]
-                else (f"{value:.2f}×" if value else "—")
-            )
+            text = f"{value:.2f}×" if value else "—"
+            if row.get(f"{base}_noisy"):
+                text += " ⚠bg"
+            values.append("✗ pixels" if row["pixels_differ"] else text)
         lines.append(
             f"| {_short(row['variant'])} | {row['workload']} | {row['impl']} | "
             + " | ".join(values)
