@@ -23,6 +23,7 @@ from dicomslide.utils import (
     does_segment_item_match,
     does_specimen_description_item_match,
     get_image_size,
+    image_flavor,
     is_label_image,
     is_overview_image,
     is_volume_image,
@@ -78,8 +79,7 @@ def _one_per_size(images: Sequence[TiledImage]) -> tuple[TiledImage, ...]:
 
 
 def _flavor(image: TiledImage) -> str:
-    image_type = image.metadata.get("ImageType") or []
-    return str(image_type[2]) if len(image_type) > 2 else ""
+    return image_flavor(image.metadata) or ""
 
 
 class ChannelKey(NamedTuple):

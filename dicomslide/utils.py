@@ -28,11 +28,31 @@ PARAMETRIC_MAP_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.30"
 _USING_SUBSTANCE = ("424361007", "SCT")
 
 
-def _image_flavor(dataset: Dataset) -> str | None:
+def image_flavor(dataset: Dataset) -> str | None:
+    """Get the flavor of an image: value 3 of Image Type (e.g. "VOLUME").
+
+    Parameters
+    ----------
+    dataset: pydicom.dataset.Dataset
+        Dataset
+
+    Returns
+    -------
+    Union[str, None]
+        Flavor, or None when Image Type has fewer than three values
+
+    """
     image_type = dataset.get("ImageType")
     if image_type is None or len(image_type) < 3:
         return None
     return str(image_type[2])
+
+
+def _is_wsi_of_flavor(dataset: Dataset, *flavors: str) -> bool:
+    return (
+        dataset.get("SOPClassUID") == VL_WSI_SOP_CLASS_UID
+        and image_flavor(dataset) in flavors
+    )
 
 
 def is_image(dataset: Dataset) -> bool:
@@ -90,9 +110,7 @@ def is_volume_image(dataset: Dataset) -> bool:
         Whether dataset is a VOLUME or THUMBNAIL image
 
     """
-    return dataset.get("SOPClassUID") == VL_WSI_SOP_CLASS_UID and _image_flavor(
-        dataset
-    ) in ("VOLUME", "THUMBNAIL")
+    return _is_wsi_of_flavor(dataset, "VOLUME", "THUMBNAIL")
 
 
 def is_label_image(dataset: Dataset) -> bool:
@@ -109,10 +127,7 @@ def is_label_image(dataset: Dataset) -> bool:
         Whether dataset is a LABEL image
 
     """
-    return (
-        dataset.get("SOPClassUID") == VL_WSI_SOP_CLASS_UID
-        and _image_flavor(dataset) == "LABEL"
-    )
+    return _is_wsi_of_flavor(dataset, "LABEL")
 
 
 def is_overview_image(dataset: Dataset) -> bool:
@@ -129,10 +144,7 @@ def is_overview_image(dataset: Dataset) -> bool:
         Whether dataset is an OVERVIEW image
 
     """
-    return (
-        dataset.get("SOPClassUID") == VL_WSI_SOP_CLASS_UID
-        and _image_flavor(dataset) == "OVERVIEW"
-    )
+    return _is_wsi_of_flavor(dataset, "OVERVIEW")
 
 
 def _codes_equal(item: Dataset, code: Code | hd.sr.CodedConcept) -> bool:
