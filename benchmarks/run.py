@@ -650,9 +650,10 @@ def _noisy(cell: Cell) -> bool:
     return (cell.metrics().get("background_cores") or 0.0) > NOISY_CORES
 
 
-def _impl_text(cell: Cell, metrics: dict[str, Any]) -> str:
-    noisy = (metrics.get("background_cores") or 0.0) > NOISY_CORES
-    return f"{cell.impl} ⚠bg" if noisy else cell.impl
+def _load_text(metrics: dict[str, Any]) -> str:
+    """The "other load" column: cores busy elsewhere, when above the limit."""
+    cores = metrics.get("background_cores") or 0.0
+    return f"⚠bg {cores:.1f}" if cores > NOISY_CORES else ""
 
 
 def _check_text(cell: Cell) -> str:
@@ -707,8 +708,8 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
             f"- Other processes on the machine during the run: "
             f"{background['cpu_s']:.0f} CPU s = {background['cores']:.2f} cores on "
             f"average (load average at start {background['loadavg_start']}, at end "
-            f"{background['loadavg_end']}); cells marked ⚠bg had more than "
-            f"{NOISY_CORES} cores busy elsewhere while they ran"
+            f"{background['loadavg_end']}); `other load` = cores busy elsewhere while "
+            f"a cell ran, shown as ⚠bg when above {NOISY_CORES}"
         )
     lines.append("")
     lines.append("## Implementations")
@@ -825,45 +826,46 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
         if group and group[0].kind == "reads":
             lines.append(
                 "| impl | reads | median ms/read | total s | MP/s | peak RSS MiB "
-                "| CPU reads s | CPU child s | open s | pixels vs limit |"
+                "| CPU reads s | CPU child s | open s | pixels vs limit | other load |"
             )
-            lines.append("|---|---|---|---|---|---|---|---|---|---|")
+            lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
             for cell in group:
                 mt = cell.metrics()
                 if not mt:
                     lines.append(
-                        f"| {cell.impl} | {cell.status}: {_clip(cell.error)} |||||||||"
+                        f"| {cell.impl} | {cell.status}: {_clip(cell.error)} ||||||||||"
                     )
                     continue
                 lines.append(
-                    f"| {_impl_text(cell, mt)} | {_count(mt)} "
+                    f"| {cell.impl} | {_count(mt)} "
                     f"| {_fmt(mt['median_ms'])} "
                     f"| {_fmt(mt['total_s'])} | {_fmt(mt['mp_per_s'])} "
                     f"| {mt['rss_peak_mib']:.0f} | {_fmt(mt['cpu_reads_s'])} "
                     f"| {_fmt(mt['cpu_child_s'])} | {_fmt(mt['open_s'])} "
-                    f"| {_check_text(cell)} |"
+                    f"| {_check_text(cell)} | {_load_text(mt)} |"
                 )
         else:
             lines.append(
                 "| impl | runs | path→pixel s (median) | import s | open s "
                 "| first read ms | process wall s | peak RSS MiB | CPU child s "
-                "| pixels vs limit |"
+                "| pixels vs limit | other load |"
             )
-            lines.append("|---|---|---|---|---|---|---|---|---|---|")
+            lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
             for cell in group:
                 mt = cell.metrics()
                 if not mt:
                     lines.append(
-                        f"| {cell.impl} | {cell.status}: {_clip(cell.error)} |||||||||"
+                        f"| {cell.impl} | {cell.status}: {_clip(cell.error)} ||||||||||"
                     )
                     continue
                 lines.append(
-                    f"| {_impl_text(cell, mt)} | {mt['runs']} "
+                    f"| {cell.impl} | {mt['runs']} "
                     f"| {_fmt(mt['path_to_pixel_s'])} | "
                     f"{_fmt(mt['import_s'])} | {_fmt(mt['open_s'])} | "
                     f"{_fmt(mt['first_read_ms'])} | "
                     f"{_fmt(mt['process_wall_s'])} | {mt['rss_peak_mib']:.0f} | "
-                    f"{_fmt(mt['cpu_child_s'])} | {_check_text(cell)} |"
+                    f"{_fmt(mt['cpu_child_s'])} | {_check_text(cell)} "
+                    f"| {_load_text(mt)} |"
                 )
         lines.append("")
 

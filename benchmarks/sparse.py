@@ -299,17 +299,16 @@ def ensure_sparse_slide(cache_dir: Path) -> SparseSlide:
     name = f"sparse-v{FORMAT_VERSION}-{GRID_ROWS}x{GRID_COLUMNS}x{TILE}-{frames}"
     folder = cache_dir / name
     path = folder / "sparse.dcm"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    ignore = cache_dir / ".gitignore"
+    if not ignore.exists():  # keeps the cache out of git even without a rule
+        ignore.write_text("# written by benchmarks/sparse.py\n*\n")
     if path.exists():
         return _describe(folder, path, frames, None)
     start = time.perf_counter()
     from pydicom.sequence import Sequence
 
     folder.mkdir(parents=True, exist_ok=True)
-    ignore = cache_dir / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text(
-            "# written by benchmarks/sparse.py: never commit the cache\n*\n"
-        )
     ds = _dataset(frames)
     ds.PerFrameFunctionalGroupsSequence = Sequence(_per_frame_items(mask))
     ds.PixelData = _tiles(mask)
