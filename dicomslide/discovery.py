@@ -27,6 +27,7 @@ from dicomslide.utils import (
     SEGMENTATION_SOP_CLASS_UIDS,
     VL_WSI_SOP_CLASS_UID,
     does_specimen_description_item_match,
+    get_referenced_instances,
 )
 
 if TYPE_CHECKING:
@@ -235,14 +236,6 @@ def _contradictions(
     return broken
 
 
-def _referenced_instances(image: Dataset) -> set[str]:
-    uids = set()
-    for series in image.get("ReferencedSeriesSequence", []):
-        for instance in series.get("ReferencedInstanceSequence", []):
-            uids.add(str(instance.ReferencedSOPInstanceUID))
-    return uids
-
-
 def _search(
     client: Any,
     identity: dict[str, str | None],
@@ -400,7 +393,12 @@ def find_slides(
     }
     broken = _contradictions(groups)
     for image in derived:
-        references = _referenced_instances(image)
+        own_study = str(image.get("StudyInstanceUID", ""))
+        references = {
+            uid
+            for study, _, uid in get_referenced_instances(image)
+            if study == own_study
+        }
         keys = {owner[uid] for uid in references if uid in owner}
         if references and not keys:
             reason = MetadataError(

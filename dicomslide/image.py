@@ -26,6 +26,7 @@ from dicomslide.tile import (
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,
+    get_referenced_instances,
     is_tiled_image,
 )
 
@@ -750,36 +751,4 @@ class TiledImage:
             Study, Series, and SOP Instance UID of each referenced image
 
         """
-        metadata = self._metadata
-        references: list[tuple[str, str, str]] = []
-        study = str(metadata.get("StudyInstanceUID", ""))
-        for series in metadata.get("ReferencedSeriesSequence", []):
-            for instance in series.get("ReferencedInstanceSequence", []):
-                if (
-                    sop_class_uid is None
-                    or instance.ReferencedSOPClassUID == sop_class_uid
-                ):
-                    references.append(
-                        (
-                            study,
-                            str(series.SeriesInstanceUID),
-                            str(instance.ReferencedSOPInstanceUID),
-                        )
-                    )
-        for study_item in metadata.get(
-            "StudiesContainingOtherReferencedInstancesSequence", []
-        ):
-            for series in study_item.get("ReferencedSeriesSequence", []):
-                for instance in series.get("ReferencedInstanceSequence", []):
-                    if (
-                        sop_class_uid is None
-                        or instance.ReferencedSOPClassUID == sop_class_uid
-                    ):
-                        references.append(
-                            (
-                                str(study_item.StudyInstanceUID),
-                                str(series.SeriesInstanceUID),
-                                str(instance.ReferencedSOPInstanceUID),
-                            )
-                        )
-        return list(dict.fromkeys(references))
+        return get_referenced_instances(self._metadata, sop_class_uid)

@@ -336,3 +336,38 @@ def get_image_size(image: Dataset) -> int:
 
     """
     return int(image.TotalPixelMatrixRows) * int(image.TotalPixelMatrixColumns)
+
+
+def get_referenced_instances(
+    image: Dataset, sop_class_uid: str | None = None
+) -> list[tuple[str, str, str]]:
+    """Get the instances an image references (e.g. a segmentation's sources).
+
+    Parameters
+    ----------
+    image: pydicom.dataset.Dataset
+        Metadata of an image
+    sop_class_uid: Union[str, None], optional
+        Only references to instances of this SOP class
+
+    Returns
+    -------
+    List[Tuple[str, str, str]]
+        Study, Series, and SOP Instance UID of each referenced instance, in
+        the order of the references, without repetitions
+
+    """
+    studies = [(str(image.get("StudyInstanceUID", "")), image)]
+    studies += [
+        (str(item.StudyInstanceUID), item)
+        for item in image.get("StudiesContainingOtherReferencedInstancesSequence", [])
+    ]
+    references = [
+        (study, str(series.SeriesInstanceUID), str(instance.ReferencedSOPInstanceUID))
+        for study, item in studies
+        for series in item.get("ReferencedSeriesSequence", [])
+        for instance in series.get("ReferencedInstanceSequence", [])
+        if sop_class_uid is None
+        or instance.get("ReferencedSOPClassUID") == sop_class_uid
+    ]
+    return list(dict.fromkeys(references))

@@ -61,6 +61,8 @@ def test_segment_masks_for_a_region(source, tmp_path, organization, segmentation
         expected = seg.masks[0][seg.segment_numbers.index(number)]
         np.testing.assert_array_equal(region[:, :, 0], expected)
     assert slide.find_segments(number=2)
+    references = slide.get_volume_images(channels[0])[0].get_references()
+    assert [uid for _, _, uid in references] == source.levels[0].sop_instance_uids
     assert slide.find_segments(label=seg.segment_labels[0])
 
 
