@@ -130,12 +130,17 @@ class _UnknownAssociatedImageError(KeyError, ValueError):
 # -- Handles ----------------------------------------------------------------
 
 
-class _OpenSlide:
-    """Handle of an open slide.
+class _Handle:
+    """A pointer handed out by the C library, valid until it is let go of.
 
-    Not intended for direct instantiation: use :func:`open` instead. The slide is
-    closed by :func:`close` or, failing that, when the handle is garbage-collected.
+    Subclasses name what they hold: the words of their argument errors and
+    the binding method that frees the pointer.
     """
+
+    _reference = ""  # "Not an ... reference"
+    _noun = ""  # "Passing undefined ... object"
+    _gone = ""  # "Passing ... <noun> object" once let go of
+    _destroy = ""  # the _Binding method that frees the pointer
 
     def __init__(self, ptr: _ct.c_void_p, owner: "_Binding | None" = None) -> None:
         self._as_parameter_ = ptr
@@ -145,26 +150,45 @@ class _OpenSlide:
     def __del__(self) -> None:
         if getattr(self, "_valid", False):
             self._valid = False
-            self._owner._destroy_slide(self._as_parameter_)
+            getattr(self._owner, self._destroy)(self._as_parameter_)
 
     def invalidate(self) -> None:
-        """Mark the slide closed: the handle is no longer accepted."""
+        """Mark the handle let go of: it is no longer accepted."""
         self._valid = False
+
+    @classmethod
+    def _checked(cls, obj: object) -> "_Handle":
+        if obj.__class__ is not cls:
+            raise ValueError(f"Not an {cls._reference} reference")
+        handle = _cast(_Handle, obj)
+        if not handle._as_parameter_:
+            raise ValueError(f"Passing undefined {cls._noun} object")
+        if not handle._valid:
+            raise ValueError(f"Passing {cls._gone} {cls._noun} object")
+        return handle
+
+
+class _OpenSlide(_Handle):
+    """Handle of an open slide.
+
+    Not intended for direct instantiation: use :func:`open` instead. The slide is
+    closed by :func:`close` or, failing that, when the handle is garbage-collected.
+    """
+
+    _reference, _noun, _gone, _destroy = (
+        "OpenSlide",
+        "slide",
+        "closed",
+        "_destroy_slide",
+    )
 
     @classmethod
     def from_param(cls, obj: object) -> "_OpenSlide":
         """Check that `obj` is an open slide handle (ctypes argument converter)."""
-        if obj.__class__ is not cls:
-            raise ValueError("Not an OpenSlide reference")
-        slide = _cast(_OpenSlide, obj)
-        if not slide._as_parameter_:
-            raise ValueError("Passing undefined slide object")
-        if not slide._valid:
-            raise ValueError("Passing closed slide object")
-        return slide
+        return _cast(_OpenSlide, cls._checked(obj))
 
 
-class _OpenSlideCache:
+class _OpenSlideCache(_Handle):
     """Handle of an OpenSlide tile cache.
 
     Not intended for direct instantiation: use :func:`cache_create` instead. The
@@ -172,31 +196,17 @@ class _OpenSlideCache:
     is garbage-collected; slides that use it keep it alive in the library.
     """
 
-    def __init__(self, ptr: _ct.c_void_p, owner: "_Binding | None" = None) -> None:
-        self._as_parameter_ = ptr
-        self._owner = owner if owner is not None else _API._binding
-        self._valid = True
-
-    def __del__(self) -> None:
-        if getattr(self, "_valid", False):
-            self._valid = False
-            self._owner._destroy_cache(self._as_parameter_)
-
-    def invalidate(self) -> None:
-        """Mark the cache released: the handle is no longer accepted."""
-        self._valid = False
+    _reference, _noun, _gone, _destroy = (
+        "OpenSlide cache",
+        "cache",
+        "released",
+        "_destroy_cache",
+    )
 
     @classmethod
     def from_param(cls, obj: object) -> "_OpenSlideCache":
         """Check that `obj` is a live cache handle (ctypes argument converter)."""
-        if obj.__class__ is not cls:
-            raise ValueError("Not an OpenSlide cache reference")
-        cache = _cast(_OpenSlideCache, obj)
-        if not cache._as_parameter_:
-            raise ValueError("Passing undefined cache object")
-        if not cache._valid:
-            raise ValueError("Passing released cache object")
-        return cache
+        return _cast(_OpenSlideCache, cls._checked(obj))
 
 
 # -- Argument converters (ctypes from_param) --------------------------------
