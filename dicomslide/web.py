@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from dicomslide.errors import FrameRetrievalError
+from dicomslide.fetch import ClientFrameSource, checked_frame_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -205,60 +206,25 @@ def transfer_syntax_of(content_type: str) -> str | None:
     return _MEDIA_TYPE_SYNTAXES.get(media_type)
 
 
-class WebFrameSource:
+class WebFrameSource(ClientFrameSource):
     """Fetches the frames of one instance from a DICOMweb server.
 
-    Parameters
-    ----------
-    client: dicomweb_client.DICOMwebClient
-        Client whose session (authentication, headers) is used
-    study_instance_uid: str
-        Study Instance UID
-    series_instance_uid: str
-        Series Instance UID
-    sop_instance_uid: str
-        SOP Instance UID
-    number_of_frames: int
-        Number of frames of the instance
-    transfer_syntax_uid: Union[str, None], optional
-        Transfer syntax of the stored frames, if the metadata say
-
+    Constructed like :class:`dicomslide.fetch.ClientFrameSource`, for a
+    ``dicomweb_client.DICOMwebClient`` whose session (authentication, headers)
+    is used; the transfer syntax becomes that of the frames last received.
     """
 
-    def __init__(
-        self,
-        client: Any,
-        study_instance_uid: str,
-        series_instance_uid: str,
-        sop_instance_uid: str,
-        number_of_frames: int,
-        transfer_syntax_uid: str | None = None,
-    ) -> None:
-        self.client = client
-        self.sop_instance_uid = sop_instance_uid
-        self._number_of_frames = number_of_frames
-        self._transfer_syntax_uid = transfer_syntax_uid
+    def __init__(self, client: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(client, *args, **kwargs)
         self._accept: int | None = None  # this instance's working Accept header
         root = str(client.base_url).rstrip("/")
         prefix = getattr(client, "wado_url_prefix", None)
         if prefix:
             root += "/" + str(prefix).strip("/")
         self._url = (
-            f"{root}/studies/{study_instance_uid}/series/{series_instance_uid}"
-            f"/instances/{sop_instance_uid}/frames/"
+            f"{root}/studies/{self.study_instance_uid}/series/"
+            f"{self.series_instance_uid}/instances/{self.sop_instance_uid}/frames/"
         )
-
-    def __getstate__(self) -> dict[str, Any]:
-        from dicomslide.client import portable
-
-        state = self.__dict__.copy()
-        state["client"] = portable(self.client)
-        return state
-
-    @property
-    def transfer_syntax_uid(self) -> str | None:
-        """Union[str, None]: transfer syntax of the frames last received"""
-        return self._transfer_syntax_uid
 
     def _error(self, message: str, frame_number: int) -> FrameRetrievalError:
         return FrameRetrievalError(message, self.sop_instance_uid, frame_number)
@@ -283,8 +249,6 @@ class WebFrameSource:
             server keeps failing, or the answer holds the wrong frames
 
         """
-        from dicomslide.fetch import checked_frame_numbers
-
         numbers = checked_frame_numbers(
             frame_numbers, self._number_of_frames, self.sop_instance_uid
         )
