@@ -340,7 +340,6 @@ class _Limit(Adapter):
     cache: ClassVar[bool] = False
 
     def load(self) -> None:
-        import PIL.Image  # noqa: F401
         import pydicom  # noqa: F401
 
     def open(self, folder: Path) -> None:
@@ -365,7 +364,7 @@ class _Limit(Adapter):
         from importlib.metadata import version
 
         out = {}
-        for package in ("pydicom", "pillow", "pylibjpeg-openjpeg", "numpy"):
+        for package in ("pydicom", "simplejpeg", "imagecodecs", "numpy"):
             try:
                 out[package] = version(package)
             except Exception:

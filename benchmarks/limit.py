@@ -3,9 +3,9 @@
 :class:`LimitReader` finds the VOLUME levels of a series with pydicom, loads
 the encoded frames a workload needs into memory up front (``open``/``load``
 are not part of the timed reads), and for each read decodes the frames it
-touches with the same codec libraries dicomslide uses (Pillow for JPEG
-baseline/extended, pylibjpeg-openjpeg ``openjpeg.decode`` for JPEG 2000 and
-HTJ2K, NumPy for native data) and pastes them into a preallocated array.
+touches with the same codec libraries dicomslide uses (simplejpeg for 8-bit
+JPEG, imagecodecs' OpenJPEG ``jpeg2k_decode`` for JPEG 2000 and HTJ2K, NumPy
+for native data) and pastes them into a preallocated array.
 
 Variants (see :mod:`benchmarks.impls`):
 
@@ -19,7 +19,6 @@ The reference pixels of the cross-check come from here, too.
 
 from __future__ import annotations
 
-import io
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ import numpy as np
 from benchmarks.workloads import Level
 
 VL_WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
-JPEG_PILLOW = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
+JPEG_8BIT = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
 JPEG_2000 = {
     "1.2.840.10008.1.2.4.90",
     "1.2.840.10008.1.2.4.91",
@@ -46,20 +45,16 @@ NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 Decoder = Callable[[bytes], np.ndarray]
 
 
-def _decode_pillow(data: bytes) -> np.ndarray:
-    from PIL import Image
+def _decode_jpeg(data: bytes) -> np.ndarray:
+    import simplejpeg
 
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        return np.asarray(image)
+    return simplejpeg.decode_jpeg(data, colorspace="RGB")
 
 
 def _decode_j2k(data: bytes) -> np.ndarray:
-    import openjpeg
+    import imagecodecs
 
-    return np.asarray(
-        openjpeg.decode(data, j2k_format=2 if data[4:8] == b"jP  " else 0)
-    )
+    return imagecodecs.jpeg2k_decode(data)
 
 
 def decoder_for(
@@ -73,8 +68,8 @@ def decoder_for(
         For transfer syntaxes the decode limit does not cover
 
     """
-    if transfer_syntax_uid in JPEG_PILLOW:
-        return _decode_pillow
+    if transfer_syntax_uid in JPEG_8BIT:
+        return _decode_jpeg
     if transfer_syntax_uid in JPEG_2000:
         return _decode_j2k
     if transfer_syntax_uid in NATIVE:

@@ -81,8 +81,9 @@ PACKAGES = [
     "openslide-bin",
     "wsidicom",
     "pydicom",
+    "simplejpeg",
+    "imagecodecs",
     "pillow",
-    "pylibjpeg-openjpeg",
     "numpy",
     "highdicom",
 ]

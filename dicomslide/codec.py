@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image, ImageCms, JpegImagePlugin
+from PIL import Image, ImageCms
 
 from dicomslide.errors import FrameDecodeError, UnsupportedTransferSyntaxError
 
@@ -38,7 +38,7 @@ NATIVE_TRANSFER_SYNTAXES = frozenset(
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
 _DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
-_JPEG_PILLOW = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
+_JPEG_8BIT = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
 _JPEG_LIBJPEG = frozenset(
     {
         "1.2.840.10008.1.2.4.51",  # JPEG Extended (12 bit)
@@ -67,10 +67,10 @@ _RLE = "1.2.840.10008.1.2.5"
 
 # Package that provides a decoder, per family; named in error messages.
 _PACKAGES = {
-    "jpeg": "Pillow",
+    "jpeg": "simplejpeg",
     "libjpeg": "pylibjpeg-libjpeg",
     "jpegls": "pyjpegls",
-    "j2k": "pylibjpeg-openjpeg",
+    "j2k": "imagecodecs",
     "jxl": "pillow-jxl-plugin",
     "rle": "pylibjpeg-rle",
 }
@@ -162,7 +162,7 @@ def _family(transfer_syntax_uid: str) -> str:
         return "native"
     if transfer_syntax_uid == _DEFLATED_IMAGE_FRAME:
         return "deflate"
-    if transfer_syntax_uid in _JPEG_PILLOW or transfer_syntax_uid in _JPEG_LIBJPEG:
+    if transfer_syntax_uid in _JPEG_8BIT or transfer_syntax_uid in _JPEG_LIBJPEG:
         return "jpeg"
     if transfer_syntax_uid in _JPEG_LS:
         return "jpegls"
@@ -203,9 +203,10 @@ def is_supported_transfer_syntax(transfer_syntax_uid: str) -> bool:
 @functools.cache
 def _decoder_available(family: str) -> bool:
     modules = {
+        "jpeg": "simplejpeg",
         "libjpeg": "libjpeg",
         "jpegls": "jpeg_ls",
-        "j2k": "openjpeg",
+        "j2k": "imagecodecs",
         "rle": "rle",
     }
     if family == "jxl":
@@ -260,12 +261,15 @@ def _pillow(data: bytes, desc: PixelDescription) -> np.ndarray:
 
 
 def _jpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
-    if desc.bits_stored <= 8 and desc.transfer_syntax_uid in _JPEG_PILLOW:
-        # The JPEG plugin's image class directly: Image.open would first load
-        # several other plugins, and does so inside the first decode.
-        with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as image:
-            image.load()
-            return np.asarray(image)
+    if desc.bits_stored <= 8 and desc.transfer_syntax_uid in _JPEG_8BIT:
+        # simplejpeg (libjpeg-turbo) decodes straight into a NumPy array and
+        # releases the GIL, so the frames of one read decode in parallel.
+        # strict: a stream libjpeg only warns about (corrupt entropy data,
+        # premature end) is an error, not a silently damaged tile.
+        import simplejpeg
+
+        colorspace = "GRAY" if desc.samples_per_pixel == 1 else "RGB"
+        return simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True)
     import libjpeg
 
     array = libjpeg.decode(data)
@@ -283,14 +287,12 @@ def _jpegls(data: bytes, desc: PixelDescription) -> np.ndarray:
 
 
 def _j2k(data: bytes, desc: PixelDescription) -> np.ndarray:
-    import openjpeg
+    # imagecodecs' OpenJPEG reads raw codestreams (what DICOM stores) and JP2
+    # files (seen in the wild), inverts a multiple component transform, and
+    # releases the GIL while decoding.
+    import imagecodecs
 
-    return np.asarray(openjpeg.decode(data, j2k_format=_j2k_format(data)))
-
-
-def _j2k_format(data: bytes) -> int:
-    # 0: raw codestream (what DICOM stores), 2: JP2 file (seen in the wild)
-    return 2 if data[4:8] == b"jP  " else 0
+    return imagecodecs.jpeg2k_decode(data)
 
 
 def _jxl(data: bytes, desc: PixelDescription) -> np.ndarray:

@@ -422,7 +422,12 @@ class TotalPixelMatrix:
             return transform(region)
         return region
 
-    def read_region(self, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    def read_region(
+        self,
+        offset: tuple[int, int],
+        size: tuple[int, int],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Read a region of the matrix.
 
         Parameters
@@ -431,23 +436,28 @@ class TotalPixelMatrix:
             Zero-based (row, column) offset; may be negative
         size: Tuple[int, int]
             Rows and columns of the region
+        out: Union[numpy.ndarray, None], optional
+            Array of shape (rows, columns, samples) and the matrix's data type
+            to write the pixels into, as NumPy's ``out`` arguments do; it may
+            be a view (e.g. the colour bands of an RGBA array)
 
         Returns
         -------
         numpy.ndarray
-            Pixels of shape (rows, columns, samples); pixels outside the
-            matrix have the fill value
+            Pixels of shape (rows, columns, samples), `out` when given; pixels
+            outside the matrix have the fill value
 
         Raises
         ------
         ValueError
-            When `size` is negative
+            When `size` is negative, or `out` has another shape
 
         """
         rows, columns = (int(v) for v in size)
         if rows < 0 or columns < 0:
             raise ValueError(f"region size must not be negative, got {size}")
         row, column = (int(v) for v in offset)
+        transform = self._color_transform()
         region = self._store.read_region(
             self._stored_channel,
             self._focal_plane_index,
@@ -456,8 +466,13 @@ class TotalPixelMatrix:
             self._fill,
             self._value_transform,
             self._dtype,
+            out=out if transform is None else None,
         )
-        return self._finish(region)
+        region = self._finish(region)
+        if out is not None and region is not out:
+            out[...] = region
+            return out
+        return region
 
     def _read_tiles(self, indices: Sequence[int]) -> np.ndarray:
         tile_rows, tile_columns, _ = self.tile_shape

@@ -444,6 +444,7 @@ class FrameStore:
         fill: float,
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         dtype: np.dtype | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Read a region of the total pixel matrix.
 
@@ -464,11 +465,14 @@ class FrameStore:
             segment's mask); pixels without a frame keep `fill`
         dtype: Union[numpy.dtype, None], optional
             Data type of the transformed pixels (default: the stored type)
+        out: Union[numpy.ndarray, None], optional
+            Array of shape (rows, columns, samples) to write the pixels into
+            (may be a view, e.g. the colour bands of an RGBA array)
 
         Returns
         -------
         numpy.ndarray
-            Pixels of shape (rows, columns, samples)
+            Pixels of shape (rows, columns, samples): `out` when given
 
         """
         r0, r1 = rows
@@ -480,12 +484,20 @@ class FrameStore:
         hits = grid.frames_in(v_r0, v_r1, v_c0, v_c1)
         shape = (max(r1 - r0, 0), max(c1 - c0, 0), self.samples_per_pixel)
         out_dtype = self.dtype if dtype is None else dtype
-        if (v_r0, v_r1, v_c0, v_c1) == (r0, r1, c0, c1) and len(hits) == grid.cells(
-            r0, r1, c0, c1
-        ):
-            out = np.empty(shape, out_dtype)  # frames cover every pixel
-        else:
-            out = np.full(shape, fill, out_dtype)
+        covered = (v_r0, v_r1, v_c0, v_c1) == (r0, r1, c0, c1) and len(
+            hits
+        ) == grid.cells(r0, r1, c0, c1)
+        if out is None:
+            # no fill where frames cover every pixel
+            out = (
+                np.empty(shape, out_dtype)
+                if covered
+                else np.full(shape, fill, out_dtype)
+            )
+        elif out.shape != shape:
+            raise ValueError(f"out has shape {out.shape}, the region {shape}")
+        elif not covered:
+            out[...] = fill
         if not hits:
             return out
         placement = {index: (row, column) for index, row, column in hits}

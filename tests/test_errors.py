@@ -105,6 +105,23 @@ def test_jpeg_frame_cut_short(tmp_path):
     assert info.value.frame_number == 3
 
 
+def test_jpeg_whose_scan_ends_early(tmp_path):
+    # Headers intact, the second half of the scan replaced by fill bytes up to
+    # EOI: libjpeg only warns ("premature end of data segment") and Pillow
+    # returns a partly grey tile. It must be an error instead.
+    image = _write(tmp_path, transfer_syntax=JPEG_BASELINE)
+    frame = _frame_bytes(image.files[0], 3, image.number_of_frames)
+    middle = (frame.index(b"\xff\xda") + len(frame)) // 2
+    damaged = frame[:middle] + b"\xff" * (len(frame) - middle - 2) + frame[-2:]
+    _overwrite(image.files[0], frame, damaged)
+    matrix = _matrix(image)
+    matrix[2]  # the neighbouring frame is fine
+    with pytest.raises(FrameDecodeError, match="premature end") as info:
+        matrix[3]
+    assert info.value.frame_number == 4
+    assert image.sop_instance_uids[0] in str(info.value)
+
+
 def test_frame_number_out_of_range(tmp_path):
     image = _write(tmp_path)
     metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
@@ -173,7 +190,7 @@ def test_missing_decoder_names_the_package(monkeypatch):
     desc = codec.PixelDescription(
         8, 8, 3, 8, 8, 0, "YBR_ICT", 0, "1.2.840.10008.1.2.4.91"
     )
-    with pytest.raises(UnsupportedTransferSyntaxError, match="pylibjpeg-openjpeg"):
+    with pytest.raises(UnsupportedTransferSyntaxError, match="imagecodecs"):
         codec.decode_frame(b"\xff\x4f", desc, "1.2.3", 7)
 
 

@@ -287,6 +287,41 @@ def test_negative_size_is_an_error(native_matrix):
         native_matrix.read_region((0, 0), (-1, 5))
 
 
+def test_read_region_into_out(native, native_matrix):
+    # into a view: the colour bands of an RGBA batch, across the edge tile
+    batch = np.zeros((2, 40, 50, 4), np.uint8)
+    got = native_matrix.read_region((280, 440), (40, 50), out=batch[1, ..., :3])
+    assert np.shares_memory(got, batch)
+    np.testing.assert_array_equal(
+        batch[1, :20, :30, :3], native.pixels[0, 0, 280:, 440:]
+    )
+    assert (batch[1, 20:, :, :3] == 255).all() and (batch[1, :, 30:, :3] == 255).all()
+    assert (batch[..., 3] == 0).all() and (batch[0] == 0).all()
+    # inside the matrix, where frames cover every pixel
+    out = np.zeros((64, 100, 3), np.uint8)
+    native_matrix.read_region((10, 20), (64, 100), out=out)
+    np.testing.assert_array_equal(out, native.pixels[0, 0, 10:74, 20:120])
+    with pytest.raises(ValueError, match="shape"):
+        native_matrix.read_region((0, 0), (5, 5), out=np.zeros((5, 6, 3), np.uint8))
+
+
+def test_read_region_into_out_with_colour_correction(tmp_path):
+    image = synthetic.write_wsi_image(
+        tmp_path,
+        total_rows=100,
+        total_cols=140,
+        tile_rows=64,
+        tile_cols=64,
+        icc_profile=synthetic.icc_profile("wide"),
+        seed=4,
+    )
+    matrix = _open(image, correct_color=True).get_total_pixel_matrix()
+    out = np.zeros((70, 90, 3), np.uint8)
+    assert matrix.read_region((20, 30), (70, 90), out=out) is out
+    np.testing.assert_array_equal(out, matrix.read_region((20, 30), (70, 90)))
+    assert np.abs(out.astype(int) - image.pixels[0, 0, 20:90, 30:120]).mean() > 1
+
+
 def test_colour_correction_applies_the_icc_profile(tmp_path):
     import io
 

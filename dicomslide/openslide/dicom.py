@@ -808,6 +808,8 @@ class _Level:
         if _coverage(matrix, (r0, r0 + h), (c0, c0 + w)) is not None:
             return None
         pixels = matrix.read_region((r0, c0), (h, w))
+        # Pillow widens RGB to its 4-byte pixels in C (NumPy would copy
+        # 3-byte elements one by one), then sets the alpha band.
         if self.grey:
             image = Image.fromarray(np.ascontiguousarray(pixels[..., 0]), "L")
             image = image.convert("RGB")
@@ -961,12 +963,24 @@ def _fixed(translation: float) -> int:
     return -round(-translation * 65536.0)
 
 
+def _rgba_image(rgba: np.ndarray) -> Image.Image:
+    """An RGBA image sharing the memory of an (h, w, 4) uint8 array.
+
+    Pillow copies the pixels before anything writes to such an image, so the
+    array stays as it is.
+    """
+    height, width = rgba.shape[:2]
+    data = np.ascontiguousarray(rgba)
+    return Image.frombuffer("RGBA", (width, height), data, "raw", "RGBA", 0, 1)
+
+
 def _premultiplied_to_image(pixels: np.ndarray) -> Image.Image:
     """Premultiplied RGBA to a straight-alpha RGBA image, as openslide-python."""
+    if pixels.size == 0 or bool(np.all(pixels[..., 3] == 255)):
+        return _rgba_image(pixels)
     height, width = pixels.shape[:2]
     data = np.ascontiguousarray(pixels)
-    mode = "RGBA" if data.size == 0 or bool(np.all(data[..., 3] == 255)) else "RGBa"
-    return Image.frombuffer("RGBA", (width, height), data.tobytes(), "raw", mode, 0, 1)
+    return Image.frombuffer("RGBA", (width, height), data, "raw", "RGBa", 0, 1)
 
 
 # -- The backend -----------------------------------------------------------------
@@ -1464,7 +1478,7 @@ class DicomBackend:
         rgba = np.empty((rows, columns, 4), dtype=np.uint8)
         rgba[..., :3] = pixels[..., :1] if grey else pixels[..., :3]
         rgba[..., 3] = 255
-        return Image.fromarray(rgba, "RGBA")
+        return _rgba_image(rgba)
 
     def associated_image_icc_profile(self, name: str) -> bytes | None:
         """ICC profile of an associated image, if it has one.
