@@ -498,7 +498,8 @@ class Slide:
         """Tuple[float, ...]: Downsampling factors of images at each pyramid
         level relative to the base level (mean of rows and columns)"""
         return tuple(
-            float(np.mean(level.downsampling_factors)) for level in self._pyramid
+            (float(rows) + float(columns)) / 2
+            for rows, columns in (level.downsampling_factors for level in self._pyramid)
         )
 
     @property

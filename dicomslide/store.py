@@ -27,6 +27,7 @@ from dicomslide.client import make_frame_source, portable
 from dicomslide.codec import PixelDescription, decode_frame
 from dicomslide.errors import MetadataError
 from dicomslide.fetch import FrameSource, describe_pixels
+from dicomslide.readahead import ScanPredictor
 from dicomslide.tile import FrameTable, compute_frame_table, rank_focal_planes
 
 logger = logging.getLogger(__name__)
@@ -288,18 +289,30 @@ class FrameStore:
         self._descs: list[PixelDescription | None] = [None] * len(self.parts)
         self._grids: dict[tuple[int, int], _FrameGrid] = {}
         self._lock = threading.Lock()
+        self._reset_pending()
+        self._readahead = ScanPredictor(self.total_shape)
         self.metrics = ReadMetrics()
+
+    def _reset_pending(self) -> None:
+        # Frames being loaded, by index. A forked child never sees the
+        # parent's loads complete, so it starts afresh (see _claim).
+        self._pending: dict[int, Future[np.ndarray]] = {}
+        self._pending_lock = threading.Lock()
+        self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_lock"] = None
         state["_grids"] = {}
+        for name in ("_pending", "_pending_lock", "_pid"):
+            del state[name]
         state["client"] = portable(self.client)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._reset_pending()
 
     @property
     def number_of_frames(self) -> int:
@@ -371,10 +384,103 @@ class FrameStore:
             self._descs[part] = desc
         return desc
 
+    def _key(self, index: int) -> tuple[str, int]:
+        part = int(self.part_of_frame[index])
+        return (self._sop_uids[part], int(self.local_numbers[index]))
+
+    def _claim(
+        self, indices: Sequence[int]
+    ) -> tuple[list[tuple[int, np.ndarray]], list[int], list[tuple[int, Future]]]:
+        """Sort frames into cached, to load here, and loading elsewhere.
+
+        Frames to load are registered as pending, so that a concurrent read
+        (another thread, or read-ahead) waits for them instead of fetching
+        and decoding them a second time.
+        """
+        cached: list[tuple[int, np.ndarray]] = []
+        claimed: list[int] = []
+        waiting: list[tuple[int, Future]] = []
+        if self._pid != os.getpid():
+            self._reset_pending()
+        with self._pending_lock:
+            for index in dict.fromkeys(int(i) for i in indices):
+                array = self.cache.get(self._key(index))
+                if array is not None:
+                    cached.append((index, array))
+                    continue
+                future = self._pending.get(index)
+                if future is None:
+                    self._pending[index] = Future()
+                    claimed.append(index)
+                else:
+                    waiting.append((index, future))
+        return cached, claimed, waiting
+
+    def _settle(self, index: int, outcome: np.ndarray | BaseException) -> None:
+        """Publish a claimed frame, or its error, to whoever waits for it."""
+        with self._pending_lock:
+            future = self._pending.pop(index)
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def _fetch(
+        self, claimed: Sequence[int]
+    ) -> list[tuple[int, bytes, PixelDescription, str, int]]:
+        """Fetch claimed frames: one call per instance. On failure every
+        claimed frame not yet fetched is settled with the error."""
+        by_part: dict[int, list[int]] = defaultdict(list)
+        for index in claimed:
+            by_part[int(self.part_of_frame[index])].append(index)
+        jobs: list[tuple[int, bytes, PixelDescription, str, int]] = []
+        try:
+            for part, missing in by_part.items():
+                source = self._source(part)
+                numbers = [int(self.local_numbers[i]) for i in missing]
+                encoded = source.read_frames(numbers)
+                self.metrics.add(
+                    requests=1,
+                    frames_fetched=len(encoded),
+                    bytes_fetched=sum(len(data) for data in encoded),
+                )
+                desc = self._description(part, source.transfer_syntax_uid)
+                sop = self._sop_uids[part]
+                jobs.extend(
+                    (index, data, desc, sop, number)
+                    for index, data, number in zip(
+                        missing, encoded, numbers, strict=True
+                    )
+                )
+        except BaseException as error:
+            for index in claimed:
+                self._settle(index, error)
+            raise
+        return jobs
+
+    def _decode(
+        self,
+        job: tuple[int, bytes, PixelDescription, str, int],
+        on_frame: Callable[[int, np.ndarray], None] | None,
+    ) -> None:
+        index, data, desc, sop, number = job
+        try:
+            array = decode_frame(data, desc, sop, number)
+            if desc.bits_allocated == 1:
+                array = array.astype(np.uint8)
+            self.cache.put((sop, number), array)
+        except BaseException as error:
+            self._settle(index, error)
+            raise
+        self._settle(index, array)
+        if on_frame is not None:
+            on_frame(index, array)
+
     def load_frames(
         self,
         indices: Sequence[int],
         on_frame: Callable[[int, np.ndarray], None],
+        prefetch: Sequence[int] = (),
     ) -> None:
         """Get decoded frames, fetching and decoding only those not cached.
 
@@ -385,55 +491,54 @@ class FrameStore:
         on_frame: Callable[[int, numpy.ndarray], None]
             Called once per distinct index with the decoded frame; may run in a
             decoder thread
+        prefetch: Sequence[int], optional
+            Indices of frames to load in the background after these, for a
+            read expected next (see :mod:`dicomslide.readahead`)
 
         """
-        wanted = list(dict.fromkeys(int(i) for i in indices))
-        missing_by_part: dict[int, list[int]] = defaultdict(list)
-        for index in wanted:
-            part = int(self.part_of_frame[index])
-            key = (self._sop_uids[part], int(self.local_numbers[index]))
-            array = self.cache.get(key)
-            if array is None:
-                missing_by_part[part].append(index)
-            else:
-                on_frame(index, array)
-        hits = len(wanted) - sum(len(missing) for missing in missing_by_part.values())
-        self.metrics.add(cache_hits=hits)
-        if not missing_by_part:
-            return
-        jobs: list[tuple[int, bytes, PixelDescription, str, int]] = []
-        for part, missing in missing_by_part.items():
-            source = self._source(part)
-            numbers = [int(self.local_numbers[i]) for i in missing]
-            encoded = source.read_frames(numbers)
-            self.metrics.add(
-                requests=1,
-                frames_fetched=len(encoded),
-                bytes_fetched=sum(len(data) for data in encoded),
-            )
-            desc = self._description(part, source.transfer_syntax_uid)
-            sop = self._sop_uids[part]
-            jobs.extend(
-                (index, data, desc, sop, number)
-                for index, data, number in zip(missing, encoded, numbers, strict=True)
-            )
-
-        def work(job: tuple[int, bytes, PixelDescription, str, int]) -> None:
-            index, data, desc, sop, number = job
-            array = decode_frame(data, desc, sop, number)
-            if desc.bits_allocated == 1:
-                array = array.astype(np.uint8)
-            self.cache.put((sop, number), array)
+        cached, claimed, waiting = self._claim(indices)
+        self.metrics.add(cache_hits=len(cached))
+        for index, array in cached:
             on_frame(index, array)
+        futures: list[Future[None]] = []
+        if claimed:
+            jobs = self._fetch(claimed)
+            pool = _decode_pool()
+            futures = [pool.submit(self._decode, job, on_frame) for job in jobs[1:]]
+            if prefetch:
+                self._prefetch(prefetch)
+            try:
+                self._decode(jobs[0], on_frame)  # one in this thread
+            finally:
+                errors = [f.exception() for f in futures]
+            for error in errors:
+                if error is not None:
+                    raise error
+        elif prefetch:
+            self._prefetch(prefetch)
+        for index, future in waiting:
+            on_frame(index, future.result())
 
-        if len(jobs) == 1:
-            work(jobs[0])
+    def _prefetch(self, indices: Sequence[int]) -> None:
+        """Load frames in the background, within a quarter of the cache."""
+        budget = self.cache.max_bytes // 4
+        frame_bytes = max(self._layout.frame_nbytes, 1)
+        limit = max(budget // frame_bytes, 0)
+        _, claimed, _ = self._claim(list(indices)[:limit])
+        if not claimed:
             return
-        futures: list[Future[None]] = [_decode_pool().submit(work, job) for job in jobs]
-        errors = [f.exception() for f in futures]
-        for error in errors:
-            if error is not None:
-                raise error
+
+        def run() -> None:
+            try:
+                jobs = self._fetch(claimed)
+            except Exception as error:  # the read that needs them will retry
+                logger.debug("read-ahead of %d frames failed: %s", len(claimed), error)
+                return
+            pool = _decode_pool()
+            for job in jobs:
+                pool.submit(self._decode, job, None)
+
+        _decode_pool().submit(run)
 
     def read_region(
         self,
@@ -515,5 +620,28 @@ class FrameStore:
                 part if transform is None else transform(part)
             )
 
-        self.load_frames(list(placement), paste)
+        self.load_frames(
+            list(placement), paste, self._read_ahead(channel, plane, rows, columns)
+        )
         return out
+
+    def _read_ahead(
+        self,
+        channel: int,
+        plane: int,
+        rows: tuple[int, int],
+        columns: tuple[int, int],
+    ) -> list[int]:
+        """Frames of the regions a scan would read next (none for other reads)."""
+        regions = self._readahead.observe((channel, plane), (*rows, *columns))
+        if not regions:
+            return []
+        grid = self.grid(channel, plane)
+        total_rows, total_columns = self.total_shape
+        frames: dict[int, None] = {}
+        for r0, r1, c0, c1 in regions:
+            r0, r1 = max(r0, 0), min(r1, total_rows)
+            c0, c1 = max(c0, 0), min(c1, total_columns)
+            for index, _, _ in grid.frames_in(r0, r1, c0, c1):
+                frames[index] = None
+        return list(frames)
