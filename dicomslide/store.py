@@ -16,7 +16,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from dicomslide.cache import FrameCache
 from dicomslide.client import make_frame_source, portable
 from dicomslide.codec import PixelDescription, decode_frame
-from dicomslide.errors import MetadataError
+from dicomslide.errors import FrameRetrievalError, MetadataError
 from dicomslide.fetch import FrameSource, describe_pixels
 from dicomslide.readahead import ScanPredictor
 from dicomslide.tile import FrameTable, compute_frame_table, rank_focal_planes
@@ -237,6 +237,18 @@ class _FrameGrid:
         return [(int(self.indices[i]), int(p[i, 0]), int(p[i, 1])) for i in hit]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One fetched frame to decode, and the future its readers wait on."""
+
+    index: int
+    future: Future
+    data: bytes
+    desc: PixelDescription
+    sop: str
+    number: int
+
+
 class FrameStore:
     """Frames of one logical tiled image.
 
@@ -390,15 +402,18 @@ class FrameStore:
 
     def _claim(
         self, indices: Sequence[int]
-    ) -> tuple[list[tuple[int, np.ndarray]], list[int], list[tuple[int, Future]]]:
+    ) -> tuple[
+        list[tuple[int, np.ndarray]], dict[int, Future], list[tuple[int, Future]]
+    ]:
         """Sort frames into cached, to load here, and loading elsewhere.
 
-        Frames to load are registered as pending, so that a concurrent read
-        (another thread, or read-ahead) waits for them instead of fetching
-        and decoding them a second time.
+        Frames to load here are registered as pending, so that a concurrent
+        read (another thread, or read-ahead) waits for them instead of
+        fetching and decoding them a second time. Every claimed frame must be
+        settled (:meth:`_settle`), with its array or its error.
         """
         cached: list[tuple[int, np.ndarray]] = []
-        claimed: list[int] = []
+        claimed: dict[int, Future] = {}
         waiting: list[tuple[int, Future]] = []
         if self._pid != os.getpid():
             self._reset_pending()
@@ -410,30 +425,48 @@ class FrameStore:
                     continue
                 future = self._pending.get(index)
                 if future is None:
-                    self._pending[index] = Future()
-                    claimed.append(index)
+                    future = self._pending[index] = Future()
+                    claimed[index] = future
                 else:
                     waiting.append((index, future))
         return cached, claimed, waiting
 
-    def _settle(self, index: int, outcome: np.ndarray | BaseException) -> None:
+    def _settle(
+        self, index: int, future: Future, outcome: np.ndarray | BaseException
+    ) -> None:
         """Publish a claimed frame, or its error, to whoever waits for it."""
         with self._pending_lock:
-            future = self._pending.pop(index)
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
+            if self._pending.get(index) is future:
+                del self._pending[index]
+            if future.done():
+                return
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
-    def _fetch(
-        self, claimed: Sequence[int]
-    ) -> list[tuple[int, bytes, PixelDescription, str, int]]:
-        """Fetch claimed frames: one call per instance. On failure every
-        claimed frame not yet fetched is settled with the error."""
+    def _settle_all(self, claimed: dict[int, Future], error: BaseException) -> None:
+        for index, future in claimed.items():
+            self._settle(index, future, error)
+
+    def _abandon(self, claimed: dict[int, Future]) -> None:
+        """Settle claimed frames a failed or interrupted read left unloaded,
+        so that nobody waits for them forever."""
+        for index, future in claimed.items():
+            if not future.done():
+                sop, number = self._key(index)
+                error = FrameRetrievalError(
+                    "the read that was loading this frame stopped first", sop, number
+                )
+                self._settle(index, future, error)
+
+    def _fetch(self, claimed: dict[int, Future]) -> list[_Job]:
+        """Fetch claimed frames, one call per instance; on failure every
+        claimed frame is settled with the error."""
         by_part: dict[int, list[int]] = defaultdict(list)
         for index in claimed:
             by_part[int(self.part_of_frame[index])].append(index)
-        jobs: list[tuple[int, bytes, PixelDescription, str, int]] = []
+        jobs: list[_Job] = []
         try:
             for part, missing in by_part.items():
                 source = self._source(part)
@@ -447,34 +480,30 @@ class FrameStore:
                 desc = self._description(part, source.transfer_syntax_uid)
                 sop = self._sop_uids[part]
                 jobs.extend(
-                    (index, data, desc, sop, number)
+                    _Job(index, claimed[index], data, desc, sop, number)
                     for index, data, number in zip(
                         missing, encoded, numbers, strict=True
                     )
                 )
         except BaseException as error:
-            for index in claimed:
-                self._settle(index, error)
+            self._settle_all(claimed, error)
             raise
         return jobs
 
     def _decode(
-        self,
-        job: tuple[int, bytes, PixelDescription, str, int],
-        on_frame: Callable[[int, np.ndarray], None] | None,
+        self, job: _Job, on_frame: Callable[[int, np.ndarray], None] | None
     ) -> None:
-        index, data, desc, sop, number = job
         try:
-            array = decode_frame(data, desc, sop, number)
-            if desc.bits_allocated == 1:
+            array = decode_frame(job.data, job.desc, job.sop, job.number)
+            if job.desc.bits_allocated == 1:
                 array = array.astype(np.uint8)
-            self.cache.put((sop, number), array)
+            self.cache.put((job.sop, job.number), array)
         except BaseException as error:
-            self._settle(index, error)
+            self._settle(job.index, job.future, error)
             raise
-        self._settle(index, array)
+        self._settle(job.index, job.future, array)
         if on_frame is not None:
-            on_frame(index, array)
+            on_frame(job.index, array)
 
     def load_frames(
         self,
@@ -498,24 +527,23 @@ class FrameStore:
         """
         cached, claimed, waiting = self._claim(indices)
         self.metrics.add(cache_hits=len(cached))
-        for index, array in cached:
-            on_frame(index, array)
         futures: list[Future[None]] = []
-        if claimed:
-            jobs = self._fetch(claimed)
+        try:
+            jobs = self._fetch(claimed) if claimed else []
             pool = _decode_pool()
             futures = [pool.submit(self._decode, job, on_frame) for job in jobs[1:]]
             if prefetch:
                 self._prefetch(prefetch)
-            try:
+            for index, array in cached:
+                on_frame(index, array)
+            if jobs:
                 self._decode(jobs[0], on_frame)  # one in this thread
-            finally:
-                errors = [f.exception() for f in futures]
-            for error in errors:
-                if error is not None:
-                    raise error
-        elif prefetch:
-            self._prefetch(prefetch)
+        finally:
+            errors = [f.exception() for f in futures]
+            self._abandon(claimed)
+        for error in errors:
+            if error is not None:
+                raise error
         for index, future in waiting:
             on_frame(index, future.result())
 
@@ -531,12 +559,15 @@ class FrameStore:
         def run() -> None:
             try:
                 jobs = self._fetch(claimed)
-            except Exception as error:  # the read that needs them will retry
+            except Exception as error:  # readers waiting for them get the error
                 logger.debug("read-ahead of %d frames failed: %s", len(claimed), error)
                 return
             pool = _decode_pool()
-            for job in jobs:
-                pool.submit(self._decode, job, None)
+            try:
+                for job in jobs:
+                    pool.submit(self._decode, job, None)
+            except RuntimeError as error:  # the pool is shut down (exit)
+                self._settle_all(claimed, error)
 
         _decode_pool().submit(run)
 
