@@ -36,12 +36,15 @@ _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
 
+_WORKERS = os.cpu_count() or 2
+
+
 def _decode_pool() -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(
-                max_workers=os.cpu_count() or 2, thread_name_prefix="dicomslide-decode"
+                max_workers=_WORKERS, thread_name_prefix="dicomslide-decode"
             )
         return _executor
 
@@ -505,6 +508,18 @@ class FrameStore:
         if on_frame is not None:
             on_frame(job.index, array)
 
+    def _decode_batch(
+        self, jobs: Sequence[_Job], on_frame: Callable[[int, np.ndarray], None]
+    ) -> None:
+        errors = []
+        for job in jobs:
+            try:
+                self._decode(job, on_frame)
+            except Exception as error:  # the others still settle
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
     def load_frames(
         self,
         indices: Sequence[int],
@@ -530,14 +545,20 @@ class FrameStore:
         futures: list[Future[None]] = []
         try:
             jobs = self._fetch(claimed) if claimed else []
+            # One batch of frames per core, so that each thread decodes a run
+            # of frames: one batch here, the others in the pool.
+            batches = [jobs[i::_WORKERS] for i in range(min(len(jobs), _WORKERS))]
             pool = _decode_pool()
-            futures = [pool.submit(self._decode, job, on_frame) for job in jobs[1:]]
+            futures = [
+                pool.submit(self._decode_batch, batch, on_frame)
+                for batch in batches[1:]
+            ]
             if prefetch:
                 self._prefetch(prefetch)
             for index, array in cached:
                 on_frame(index, array)
-            if jobs:
-                self._decode(jobs[0], on_frame)  # one in this thread
+            if batches:
+                self._decode_batch(batches[0], on_frame)
         finally:
             errors = [f.exception() for f in futures]
             self._abandon(claimed)
