@@ -5,7 +5,9 @@ the instances of a concatenation. It knows where every frame lies, fetches
 the encoded frames a read needs (one batched request per instance for the
 frames not cached), decodes them in a thread pool straight into the output
 array, and keeps decoded frames in a byte-bounded cache shared by every
-total pixel matrix of the image.
+total pixel matrix of the image. A frame is loaded once however many readers
+want it at the same time, and the frames of a scan's next regions are loaded
+ahead (:mod:`dicomslide.readahead`).
 """
 
 from __future__ import annotations
