@@ -308,7 +308,38 @@ class FrameStore:
         self._lock = threading.Lock()
         self._reset_pending()
         self._readahead = ScanPredictor(self.total_shape)
+        self._rgba = False
         self.metrics = ReadMetrics()
+
+    def as_rgba(self) -> FrameStore:
+        """The same frames, decoded to opaque RGBA.
+
+        Grey or RGB frames of 8 bits gain an alpha channel of 255; 8-bit
+        JPEG frames are decoded to RGBA directly. The frames are cached apart
+        from the plain ones. Reads have 4 samples per pixel, and ``fill=0``
+        makes absent tiles and pixels outside the matrix transparent: what
+        the OpenSlide facade shows.
+
+        Returns
+        -------
+        dicomslide.store.FrameStore
+            A store that shares this one's frame tables, sources and metrics
+
+        Raises
+        ------
+        ValueError
+            When the frames are not 8-bit grey or RGB
+
+        """
+        layout = self._layout
+        if layout.bits_allocated != 8 or layout.samples_per_pixel not in (1, 3):
+            raise ValueError("only 8-bit grey or RGB frames can be shown as RGBA")
+        view = object.__new__(FrameStore)
+        view.__dict__.update(self.__dict__)
+        view._rgba = True
+        view._reset_pending()
+        view._readahead = ScanPredictor(self.total_shape)
+        return view
 
     def _reset_pending(self) -> None:
         # Frames being loaded, by index. A forked child never sees the
@@ -338,8 +369,8 @@ class FrameStore:
 
     @property
     def samples_per_pixel(self) -> int:
-        """int: samples per pixel"""
-        return self._layout.samples_per_pixel
+        """int: samples per pixel of decoded frames (4 for :meth:`as_rgba`)"""
+        return 4 if self._rgba else self._layout.samples_per_pixel
 
     @property
     def dtype(self) -> np.dtype:
@@ -401,9 +432,15 @@ class FrameStore:
             self._descs[part] = desc
         return desc
 
-    def _key(self, index: int) -> tuple[str, int]:
+    def _frame_id(self, index: int) -> tuple[str, int]:
+        """SOP Instance UID and frame number of a frame."""
         part = int(self.part_of_frame[index])
         return (self._sop_uids[part], int(self.local_numbers[index]))
+
+    def _key(self, index: int) -> tuple[str, int] | tuple[str, int, str]:
+        """Cache key of a decoded frame."""
+        sop, number = self._frame_id(index)
+        return (sop, number, "RGBA") if self._rgba else (sop, number)
 
     def _claim(
         self, indices: Sequence[int]
@@ -459,7 +496,7 @@ class FrameStore:
         so that nobody waits for them forever."""
         for index, future in claimed.items():
             if not future.done():
-                sop, number = self._key(index)
+                sop, number = self._frame_id(index)
                 error = FrameRetrievalError(
                     "the read that was loading this frame stopped first", sop, number
                 )
@@ -499,10 +536,12 @@ class FrameStore:
         self, job: _Job, on_frame: Callable[[int, np.ndarray], None] | None
     ) -> None:
         try:
-            array = decode_frame(job.data, job.desc, job.sop, job.number)
+            array = decode_frame(
+                job.data, job.desc, job.sop, job.number, rgba=self._rgba
+            )
             if job.desc.bits_allocated == 1:
                 array = array.astype(np.uint8)
-            self.cache.put((job.sop, job.number), array)
+            self.cache.put(self._key(job.index), array)
         except BaseException as error:
             self._settle(job.index, job.future, error)
             raise
@@ -573,7 +612,10 @@ class FrameStore:
     def _prefetch(self, indices: Sequence[int]) -> None:
         """Load frames in the background, within a quarter of the cache."""
         budget = self.cache.max_bytes // 4
-        frame_bytes = max(self._layout.frame_nbytes, 1)
+        layout = self._layout
+        frame_bytes = max(
+            layout.frame_nbytes * self.samples_per_pixel // layout.samples_per_pixel, 1
+        )
         limit = max(budget // frame_bytes, 0)
         _, claimed, _ = self._claim(list(indices)[:limit])
         if not claimed:

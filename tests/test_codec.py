@@ -106,3 +106,82 @@ def test_planar_configuration():
     desc = codec.PixelDescription(2, 4, 3, 8, 8, 0, "RGB", 1, "1.2.840.10008.1.2.1")
     planar = pixels.transpose(2, 0, 1).tobytes()
     np.testing.assert_array_equal(codec.decode_frame(planar, desc, "1.2.3", 1), pixels)
+
+
+def _tiled(image: synthetic.SyntheticImage, cache: FrameCache) -> dicomslide.TiledImage:
+    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    return dicomslide.TiledImage(
+        image.files[0].parent, metadata, correct_color=False, cache=cache
+    )
+
+
+@pytest.mark.parametrize(
+    ("transfer_syntax", "samples", "options"),
+    [
+        (JPEG_BASELINE, 3, {"jpeg_subsampling": "4:2:2"}),  # decoded to RGBA
+        (JPEG_BASELINE, 3, {"jpeg_rgb": True, "jpeg_subsampling": "4:4:4"}),
+        (JPEG_BASELINE, 1, {}),
+        ("1.2.840.10008.1.2.4.90", 3, {}),  # widened after decoding
+        ("1.2.840.10008.1.2.1", 3, {}),
+        ("1.2.840.10008.1.2.1", 1, {}),
+    ],
+)
+def test_rgba_store_adds_opaque_alpha(tmp_path, transfer_syntax, samples, options):
+    image = synthetic.write_wsi_image(
+        tmp_path,
+        total_rows=130,
+        total_cols=200,
+        tile_rows=64,
+        tile_cols=64,
+        samples=samples,
+        transfer_syntax=transfer_syntax,
+        organization="TILED_SPARSE",
+        omitted_tiles=[(0, 1)],
+        seed=5,
+        **options,
+    )
+    cache = FrameCache(1 << 26)
+    store = _tiled(image, cache)._store
+    rgba_store = store.as_rgba()
+    rows, columns = (-3, 140), (10, 205)  # past the edges, over the omitted tile
+    rgb = store.read_region(0, 0, rows, columns, fill=0)
+    rgba = rgba_store.read_region(0, 0, rows, columns, fill=0)
+    assert rgba.shape == (143, 195, 4) and rgba.dtype == np.uint8
+    assert rgba_store.samples_per_pixel == 4
+    # the colours are the plain read's, a grey sample in all three bands
+    np.testing.assert_array_equal(rgba[..., :3], np.broadcast_to(rgb, (143, 195, 3)))
+    # alpha: 255 on stored pixels, 0 past the edges and on the omitted tile
+    inside = np.zeros((143, 195), dtype=bool)
+    inside[3:133, :190] = True
+    inside[3:67, 54:118] = False  # tile (0, 1): columns 64-127, rows 0-63
+    np.testing.assert_array_equal(rgba[..., 3], np.where(inside, 255, 0))
+    assert not rgba[~inside].any()
+    assert rgb[inside].std() > 10  # content, not a constant
+
+
+def test_rgba_frames_are_cached_apart_and_counted_together(tmp_path):
+    image = _jpeg(tmp_path, jpeg_subsampling="4:2:2")
+    cache = FrameCache(1 << 26)
+    store = _tiled(image, cache)._store
+    rgba_store = store.as_rgba()
+    store.read_region(0, 0, (0, 64), (0, 64), fill=0)
+    assert len(cache) == 1
+    rgba_store.read_region(0, 0, (0, 64), (0, 64), fill=0)
+    assert len(cache) == 2  # the RGBA frame does not replace the RGB one
+    assert store.read_region(0, 0, (0, 64), (0, 64), fill=0).shape[-1] == 3
+    assert store.metrics.as_dict()["frames_fetched"] == 2
+    assert store.metrics.as_dict()["cache_hits"] == 1
+
+
+def test_rgba_needs_eight_bit_grey_or_rgb(tmp_path):
+    image = synthetic.write_wsi_image(
+        tmp_path,
+        total_rows=40,
+        total_cols=40,
+        tile_rows=32,
+        tile_cols=32,
+        samples=1,
+        bits=16,
+    )
+    with pytest.raises(ValueError, match="8-bit grey or RGB"):
+        _tiled(image, FrameCache(1 << 20))._store.as_rgba()

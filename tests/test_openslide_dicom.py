@@ -571,6 +571,31 @@ def test_sparse_tiles_are_transparent(synthetic_slides):
     assert np.all(region[64:, :, 3] == 255)
 
 
+def test_numpy_reads_a_region_without_a_copy(corpus):
+    backend = DicomBackend.open(corpus / "V13-wsidicomizer-jpeg422")
+    image = backend.read_region((1000, 700), 0, (300, 200))
+    view = np.asarray(image)
+    assert view.shape == (200, 300, 4) and not view.flags.writeable
+    assert (
+        np.asarray(image).__array_interface__["data"][0]
+        == (view.__array_interface__["data"][0])
+    )  # the same memory, no copy per call
+    np.testing.assert_array_equal(
+        view, np.frombuffer(image.tobytes(), np.uint8).reshape(view.shape)
+    )
+    before = view.copy()
+    image.paste((1, 2, 3, 4), (0, 0, 10, 10))  # Pillow copies, then writes
+    assert np.array_equal(view, before)
+    after = np.asarray(image)
+    assert tuple(after[5, 5]) == (1, 2, 3, 4)
+    assert np.array_equal(after[10:], before[10:])
+    copy = pickle.loads(pickle.dumps(image))
+    assert np.array_equal(np.asarray(copy), after)
+    image.close()
+    with pytest.raises(ValueError, match="closed"):
+        np.asarray(image)
+
+
 # -- opening -----------------------------------------------------------------
 
 
