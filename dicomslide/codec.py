@@ -9,6 +9,7 @@ decoder), not only Photometric Interpretation.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -25,6 +26,11 @@ from PIL import Image, ImageCms
 from dicomslide.errors import FrameDecodeError, UnsupportedTransferSyntaxError
 
 logger = logging.getLogger(__name__)
+
+# The decoder of most slides loads with dicomslide, not in the first read; a
+# missing one is reported per frame (_decoder_available).
+with contextlib.suppress(ImportError):
+    import simplejpeg  # noqa: F401
 
 # Transfer syntaxes whose frames are stored without compression.
 NATIVE_TRANSFER_SYNTAXES = frozenset(
