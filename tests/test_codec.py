@@ -14,16 +14,26 @@ from dicomslide.cache import FrameCache
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
 
-def _read(
-    image: synthetic.SyntheticImage, photometric: str | None = None
-) -> np.ndarray:
+def _tiled(
+    image: synthetic.SyntheticImage,
+    cache: FrameCache | None = None,
+    photometric: str | None = None,
+) -> dicomslide.TiledImage:
     metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
     if photometric is not None:
         metadata.PhotometricInterpretation = photometric
-    tiled = dicomslide.TiledImage(
-        image.files[0].parent, metadata, correct_color=False, cache=FrameCache(1 << 26)
+    return dicomslide.TiledImage(
+        image.files[0].parent,
+        metadata,
+        correct_color=False,
+        cache=FrameCache(1 << 26) if cache is None else cache,
     )
-    return tiled.get_total_pixel_matrix()[:, :]
+
+
+def _read(
+    image: synthetic.SyntheticImage, photometric: str | None = None
+) -> np.ndarray:
+    return _tiled(image, photometric=photometric).get_total_pixel_matrix()[:, :]
 
 
 def _jpeg(tmp_path, **kwargs) -> synthetic.SyntheticImage:
@@ -106,13 +116,6 @@ def test_planar_configuration():
     desc = codec.PixelDescription(2, 4, 3, 8, 8, 0, "RGB", 1, "1.2.840.10008.1.2.1")
     planar = pixels.transpose(2, 0, 1).tobytes()
     np.testing.assert_array_equal(codec.decode_frame(planar, desc, "1.2.3", 1), pixels)
-
-
-def _tiled(image: synthetic.SyntheticImage, cache: FrameCache) -> dicomslide.TiledImage:
-    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
-    return dicomslide.TiledImage(
-        image.files[0].parent, metadata, correct_color=False, cache=cache
-    )
 
 
 @pytest.mark.parametrize(
