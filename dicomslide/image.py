@@ -154,7 +154,7 @@ class TiledImage:
         metadata = self._store.metadata
         self._metadata = metadata
         self._correct_color = correct_color
-        self._cache.reserve(max_frame_cache_size * self._frame_nbytes())
+        self._cache.reserve(max_frame_cache_size * self._store.frame_nbytes)
         self._channel_identifiers = get_channel_identifiers(metadata)
         sop_class_uid = metadata.get("SOPClassUID")
         if sop_class_uid in SEGMENTATION_SOP_CLASS_UIDS:
@@ -204,12 +204,6 @@ class TiledImage:
         if self._affine_matrix is None:
             self._affine_matrix = get_pixel_to_slide_affine(self._metadata)
         return self._affine_matrix
-
-    def _frame_nbytes(self) -> int:
-        rows, columns = self._store.tile_shape
-        return (
-            rows * columns * self._store.samples_per_pixel * self._store.dtype.itemsize
-        )
 
     def __repr__(self) -> str:
         return (

@@ -373,6 +373,12 @@ class FrameStore:
         return 4 if self._rgba else self._layout.samples_per_pixel
 
     @property
+    def frame_nbytes(self) -> int:
+        """int: number of bytes of a decoded frame, as cached"""
+        rows, columns = self.tile_shape
+        return rows * columns * self.samples_per_pixel * self.dtype.itemsize
+
+    @property
     def dtype(self) -> np.dtype:
         """numpy.dtype: data type of decoded pixels"""
         if self._layout.bits_allocated == 1:
@@ -612,10 +618,7 @@ class FrameStore:
     def _prefetch(self, indices: Sequence[int]) -> None:
         """Load frames in the background, within a quarter of the cache."""
         budget = self.cache.max_bytes // 4
-        layout = self._layout
-        frame_bytes = max(
-            layout.frame_nbytes * self.samples_per_pixel // layout.samples_per_pixel, 1
-        )
+        frame_bytes = max(self.frame_nbytes, 1)
         limit = max(budget // frame_bytes, 0)
         _, claimed, _ = self._claim(list(indices)[:limit])
         if not claimed:
