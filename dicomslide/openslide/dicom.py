@@ -1306,9 +1306,11 @@ class DicomBackend:
             name: intern(image.icc_profile) for name, image in associated.items()
         }
 
-        self._properties = types.MappingProxyType(self._build_properties(slide))
+        # built on first use: flattening the metadata into ``dicom.*``
+        # properties parses every sequence of the header
+        self._properties: Mapping[str, str] | None = None
 
-    def _build_properties(self, slide: Slide) -> dict[str, str]:
+    def _build_properties(self) -> dict[str, str]:
         level0 = self._levels[0].image
         metadata = level0.metadata
         # the first instance of a level-0 concatenation, whichever file was
@@ -1407,6 +1409,8 @@ class DicomBackend:
     def properties(self) -> Mapping[str, str]:
         """Mapping[str, str]: OpenSlide properties (``openslide.*``, ``dicom.*``)"""
         self._check()
+        if self._properties is None:
+            self._properties = types.MappingProxyType(self._build_properties())
         return self._properties
 
     @property
