@@ -78,11 +78,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         result["open_and_prepare_s"] = time.perf_counter() - start
         result["rss_after_open_kib"] = _maxrss_kib()
         result["phase"] = "read"
-        # Settle the garbage collector's debt from import and open, so that a
-        # full collection of the import's objects (10-30 ms, depending on the
-        # libraries imported) does not land in one implementation's timed
-        # reads and not in another's.
-        gc.collect()
+        if job.get("collect_garbage"):
+            # Settle the garbage collector's debt from import and open, so
+            # that a full collection of the import's objects (10-30 ms,
+            # depending on the libraries imported) does not land in one
+            # implementation's timed reads and not in another's.
+            gc.collect()
         cpu_reads = _cpu()
         result["cpu_open_s"] = cpu_reads - cpu_open
         for index, (level, row, col, h, w) in enumerate(reads):

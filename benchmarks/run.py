@@ -329,6 +329,9 @@ class Runner:
             "levels": shapes,
             "reads": [r.as_list() for r in workload.reads],
             "check": workload.check if keep else [],
+            # reads workloads time the reads alone; open workloads time the
+            # path to the first pixel as a user meets it, collections included
+            "collect_garbage": workload.kind == "reads",
             "samples_path": str(stem) + ".npz" if keep else None,
             "result_path": str(stem) + ".result.json",
             "timeout": self.timeout,
