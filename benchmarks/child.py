@@ -2,8 +2,9 @@
 
 Run by :mod:`benchmarks.run` as ``python -m benchmarks.child JOB.json``.  The
 job names the implementation, the folder, the canonical level shapes, the
-reads, which reads to keep for the pixel cross-check, and where to write the
-result (JSON) and the kept pixels (``.npz``).  Running each implementation in
+reads, which reads to keep for the pixel cross-check, whether to collect
+garbage before the timed reads, and where to write the result (JSON) and the
+kept pixels (``.npz``).  Running each implementation in
 its own process makes peak RSS and CPU time (user + system, all threads)
 attributable to it.  Peak RSS is ``VmHWM`` on Linux (see :func:`_maxrss_kib`
 for why not ``ru_maxrss``, which is reported alongside).
