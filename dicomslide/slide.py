@@ -178,18 +178,22 @@ class Slide:
         # A channel is an optical path, or a segment or parameter of one
         # derived series (segment numbers repeat across segmentations).
         volume: dict[tuple[ChannelKey, float], list[TiledImage]] = defaultdict(list)
-        labels: list[TiledImage] = []
-        overviews: list[TiledImage] = []
-        images = [
-            TiledImage(
-                self._client,
-                parts,
-                max_frame_cache_size,
-                correct_color=correct_color,
-                cache=cache,
-            )
-            for parts in group_concatenations(image_metadata)
-        ]
+        self._image_options = (max_frame_cache_size, correct_color, cache)
+        # LABEL and OVERVIEW images become TiledImages on first use: reading
+        # the slide's pixels doesn't need them.
+        self._associated_parts: dict[str, list[list[Dataset]]] = {
+            "LABEL": [],
+            "OVERVIEW": [],
+        }
+        self._associated_images: dict[str, tuple[TiledImage, ...]] = {}
+        images = []
+        for parts in group_concatenations(image_metadata):
+            if is_label_image(parts[0]):
+                self._associated_parts["LABEL"].append(parts)
+            elif is_overview_image(parts[0]):
+                self._associated_parts["OVERVIEW"].append(parts)
+            else:
+                images.append(self._make_image(parts))
         # Several pyramids (Pyramid UIDs) may image the slide: the one with
         # the largest image gives the levels, the others are kept aside.
         by_pyramid: dict[str, list[TiledImage]] = defaultdict(list)
@@ -215,11 +219,7 @@ class Slide:
                 metadata
             ):
                 continue
-            if is_label_image(metadata):
-                labels.append(image)
-            elif is_overview_image(metadata):
-                overviews.append(image)
-            elif (
+            if (
                 is_volume_image(metadata)
                 or image.channel_type != ChannelTypes.OPTICAL_PATH
             ):
@@ -246,8 +246,6 @@ class Slide:
                 "a slide needs at least one VOLUME or THUMBNAIL image",
                 str(first.get("SOPInstanceUID")),
             )
-        self._label_images = tuple(labels)
-        self._overview_images = tuple(overviews)
         self._thumbnail_images = tuple(
             image for image in images if _flavor(image) == "THUMBNAIL"
         )
@@ -324,6 +322,27 @@ class Slide:
             for uid in (str(part.SOPInstanceUID) for part in group)
         )
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
+
+    def _make_image(self, parts: Sequence[Dataset]) -> TiledImage:
+        max_frame_cache_size, correct_color, cache = self._image_options
+        return TiledImage(
+            self._client,
+            parts,
+            max_frame_cache_size,
+            correct_color=correct_color,
+            cache=cache,
+        )
+
+    def _associated(self, flavor: str) -> tuple[TiledImage, ...]:
+        """The LABEL or OVERVIEW images, made on first use."""
+        images = self._associated_images.get(flavor)
+        if images is None:
+            made = tuple(
+                self._make_image(parts) for parts in self._associated_parts[flavor]
+            )
+            # of two threads that made them at once, both get the first's
+            images = self._associated_images.setdefault(flavor, made)
+        return images
 
     def _assign_to_channels(
         self, images: Sequence[TiledImage]
@@ -403,8 +422,7 @@ class Slide:
             id(image): image
             for group in (
                 *self._volume_images.values(),
-                self._label_images,
-                self._overview_images,
+                *self._associated_images.values(),
                 *(images for other in self._secondary for images in other.values()),
             )
             for image in group
@@ -467,7 +485,7 @@ class Slide:
     @property
     def label_images(self) -> tuple[TiledImage, ...]:
         """Tuple[dicomslide.TiledImage, ...]: LABEL images of the slide"""
-        return self._label_images
+        return self._associated("LABEL")
 
     @property
     def thumbnail_images(self) -> tuple[TiledImage, ...]:
@@ -479,7 +497,7 @@ class Slide:
     @property
     def overview_images(self) -> tuple[TiledImage, ...]:
         """Tuple[dicomslide.TiledImage, ...]: OVERVIEW images of the slide"""
-        return self._overview_images
+        return self._associated("OVERVIEW")
 
     @property
     def total_pixel_matrix_dimensions(self) -> tuple[tuple[int, int], ...]:

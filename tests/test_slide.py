@@ -217,3 +217,23 @@ def test_thumbnail_as_large_as_a_level_is_not_a_second_level(tmp_path):
     assert slide.get_volume_images()[0].metadata.ImageType[2] == "VOLUME"
     # the thumbnail is still there, as a thumbnail image
     assert [i.metadata.ImageType[2] for i in slide.thumbnail_images] == ["THUMBNAIL"]
+
+
+def test_label_and_overview_images_are_made_on_first_use(rgb_slide):
+    # A damaged LABEL image doesn't stop the slide from opening or reading;
+    # its error comes when the label is asked for, naming the instance.
+    from dicomslide.client import LocalFolderClient
+
+    client = LocalFolderClient(rgb_slide.folder)
+    headers = client.headers()
+    label = next(h for h in headers if h.ImageType[2] == "LABEL")
+    del label.TotalPixelMatrixRows
+    slide = dicomslide.Slide(client, headers, correct_color=False)
+    region = slide.get_image_region((5, 7), 0, (30, 40))
+    expected = rgb_slide.levels[0].redecode("pillow-direct")[0, 0, 5:35, 7:47]
+    np.testing.assert_array_equal(region, expected)
+    assert len(slide.overview_images) == 1
+    assert slide.overview_images is slide.overview_images
+    with pytest.raises(dicomslide.errors.MetadataError) as caught:
+        _ = slide.label_images
+    assert caught.value.sop_instance_uid == label.SOPInstanceUID
