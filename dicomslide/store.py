@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -252,6 +252,65 @@ class _Job:
     desc: PixelDescription
     sop: str
     number: int
+
+
+class _DecodeRun:
+    """The frames of one read, decoded by the reading thread and pool workers.
+
+    Each thread takes the next frame until none is left, largest encoding
+    first: a thread that starts late or draws quick frames takes more, and
+    the reader never waits for a worker that found nothing to do.
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[_Job],
+        decode: Callable[[_Job, Callable[[int, np.ndarray], None]], None],
+        on_frame: Callable[[int, np.ndarray], None],
+    ) -> None:
+        self._jobs = deque(sorted(jobs, key=lambda job: len(job.data), reverse=True))
+        self._decode = decode
+        self._on_frame = on_frame
+        self._unfinished = len(jobs)
+        self._finished = threading.Condition()
+        self._errors: list[BaseException] = []
+
+    def work(self) -> None:
+        """Decode frames until none is left to take."""
+        while True:
+            try:
+                job = self._jobs.popleft()
+            except IndexError:
+                return
+            try:
+                self._decode(job, self._on_frame)
+            except BaseException as error:  # the others still settle
+                self._errors.append(error)
+            finally:
+                with self._finished:
+                    self._unfinished -= 1
+                    if self._unfinished == 0:
+                        self._finished.notify_all()
+
+    def wait(self) -> None:
+        """Wait until every frame taken has been decoded (or has failed)."""
+        with self._finished:
+            self._finished.wait_for(lambda: self._unfinished == 0)
+
+    def cancel(self) -> None:
+        """Drop the frames nobody took yet (a read that stops early)."""
+        while True:
+            try:
+                self._jobs.popleft()
+            except IndexError:
+                return
+            with self._finished:
+                self._unfinished -= 1
+
+    def raise_first_error(self) -> None:
+        """Raise the error of the first frame that failed, if any."""
+        if self._errors:
+            raise self._errors[0]
 
 
 class FrameStore:
@@ -555,18 +614,6 @@ class FrameStore:
         if on_frame is not None:
             on_frame(job.index, array)
 
-    def _decode_batch(
-        self, jobs: Sequence[_Job], on_frame: Callable[[int, np.ndarray], None]
-    ) -> None:
-        errors = []
-        for job in jobs:
-            try:
-                self._decode(job, on_frame)
-            except Exception as error:  # the others still settle
-                errors.append(error)
-        if errors:
-            raise errors[0]
-
     def load_frames(
         self,
         indices: Sequence[int],
@@ -589,29 +636,27 @@ class FrameStore:
         """
         cached, claimed, waiting = self._claim(indices)
         self.metrics.add(cache_hits=len(cached))
-        futures: list[Future[None]] = []
+        run: _DecodeRun | None = None
         try:
             jobs = self._fetch(claimed) if claimed else []
-            # One batch of frames per core, so that each thread decodes a run
-            # of frames: one batch here, the others in the pool.
-            batches = [jobs[i::_WORKERS] for i in range(min(len(jobs), _WORKERS))]
-            pool = _decode_pool()
-            futures = [
-                pool.submit(self._decode_batch, batch, on_frame)
-                for batch in batches[1:]
-            ]
+            if jobs:
+                run = _DecodeRun(jobs, self._decode, on_frame)
+                pool = _decode_pool()
+                for _ in range(min(len(jobs), _WORKERS) - 1):
+                    pool.submit(run.work)
             if prefetch:
                 self._prefetch(prefetch)
             for index, array in cached:
                 on_frame(index, array)
-            if batches:
-                self._decode_batch(batches[0], on_frame)
+            if run is not None:
+                run.work()
+                run.wait()
         finally:
-            errors = [f.exception() for f in futures]
+            if run is not None:
+                run.cancel()
             self._abandon(claimed)
-        for error in errors:
-            if error is not None:
-                raise error
+        if run is not None:
+            run.raise_first_error()
         for index, future in waiting:
             on_frame(index, future.result())
 

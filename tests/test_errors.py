@@ -94,6 +94,30 @@ def test_corrupt_jpeg_frame(tmp_path):
     assert image.sop_instance_uids[0] in str(info.value)
 
 
+def test_corrupt_frame_among_many_of_one_read(tmp_path):
+    # The frames of one read are decoded by several threads; the bad one is
+    # reported, the others are decoded and cached, and reading again fails
+    # the same way instead of waiting for a frame that never comes.
+    image = _write(tmp_path, transfer_syntax=JPEG_BASELINE)
+    truth = image.redecode("pillow-direct")[0, 0]
+    frame = _frame_bytes(image.files[0], 4, image.number_of_frames)
+    garbage = np.random.default_rng(1).integers(0, 256, len(frame), np.uint8).tobytes()
+    _overwrite(image.files[0], frame, garbage)
+    client = LocalFolderClient(image.files[0].parent)
+    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    tiled = dicomslide.TiledImage(
+        client, metadata, correct_color=False, cache=FrameCache(1 << 26)
+    )
+    matrix = tiled.get_total_pixel_matrix()
+    for _ in range(2):
+        with pytest.raises(FrameDecodeError) as info:
+            matrix[:, :]
+        assert info.value.frame_number == 5
+    assert tiled.metrics["frames_fetched"] == 9 + 1
+    np.testing.assert_array_equal(matrix[:64, :], truth[:64])
+    assert tiled.metrics["frames_fetched"] == 10
+
+
 def test_jpeg_frame_cut_short(tmp_path):
     image = _write(tmp_path, transfer_syntax=JPEG_BASELINE)
     frame = _frame_bytes(image.files[0], 2, image.number_of_frames)
