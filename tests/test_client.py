@@ -206,3 +206,22 @@ def test_embedded_client_index_is_built_once_from_any_thread(image):
     other = LocalFolderClient(image.files[0].parent)
     with client_lock(other):  # building the index under the lock does not deadlock
         assert len(other.search_for_instances()) == 1
+
+
+def test_files_under_lists_what_rglob_lists(tmp_path):
+    from dicomslide.client import files_under
+
+    for name in ["b.dcm", "a/x.dcm", "a/b/y", "a-b/z.dcm", "a b/w", "c/.hidden"]:
+        path = tmp_path / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(name.encode())
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "v.dcm").write_bytes(b"v")
+    (tmp_path / "data" / "link-to-folder").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "data" / "link-to-file").symlink_to(tmp_path / "data" / "b.dcm")
+    folder = tmp_path / "data"
+    expected = sorted(p for p in folder.rglob("*") if p.is_file())
+    listed = files_under(folder)
+    assert listed == expected
+    assert folder / "link-to-file" in listed
+    assert not any("elsewhere" in str(p) or "link-to-folder" in str(p) for p in listed)
