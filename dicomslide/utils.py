@@ -69,7 +69,7 @@ def is_image(dataset: Dataset) -> bool:
         Whether dataset is an image
 
     """
-    return all(hasattr(dataset, kw) for kw in ("Rows", "Columns", "SamplesPerPixel"))
+    return all(kw in dataset for kw in ("Rows", "Columns", "SamplesPerPixel"))
 
 
 def is_tiled_image(dataset: Dataset) -> bool:
@@ -91,8 +91,8 @@ def is_tiled_image(dataset: Dataset) -> bool:
     """
     return (
         is_image(dataset)
-        and hasattr(dataset, "TotalPixelMatrixRows")
-        and hasattr(dataset, "TotalPixelMatrixColumns")
+        and "TotalPixelMatrixRows" in dataset
+        and "TotalPixelMatrixColumns" in dataset
     )
 
 
