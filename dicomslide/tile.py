@@ -444,7 +444,7 @@ def rank_focal_planes(z_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     rounded = np.round(z_offsets, 6)
     if rounded.size and (rounded == rounded[0]).all():  # one plane: no sort
-        return rounded[:1], np.zeros(rounded.size, dtype=np.intp)
+        return rounded[:1].copy(), np.zeros(rounded.size, dtype=np.intp)
     planes, indices = np.unique(rounded, return_inverse=True)
     return planes, indices.reshape(-1)
 
