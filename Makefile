@@ -25,6 +25,7 @@ install-test: $(VENV)/.test
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check dicomslide tests data benchmarks
+	$(BIN)/ruff format --check dicomslide tests data benchmarks
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy

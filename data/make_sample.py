@@ -83,10 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         Exit status.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE / "sample",
-                        help="output folder (replaced)")
-    parser.add_argument("--preview", type=Path, default=None,
-                        help="also save PNG renderings into this folder")
+    parser.add_argument(
+        "--out", type=Path, default=HERE / "sample", help="output folder (replaced)"
+    )
+    parser.add_argument(
+        "--preview",
+        type=Path,
+        default=None,
+        help="also save PNG renderings into this folder",
+    )
     args = parser.parse_args(argv)
 
     synthetic = load_synthetic()
@@ -98,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(f.stat().st_size for f in slide.files)
     for image in slide.images:
         for path in image.files:
-            print(f"{path.name:16s} {image.flavor:9s} "
-                  f"{image.total_cols:5d} x {image.total_rows:<5d} "
-                  f"tiles {image.tile_cols}x{image.tile_rows} "
-                  f"frames {len(image.frames):4d} "
-                  f"{path.stat().st_size / 1e6:6.2f} MB")
+            print(
+                f"{path.name:16s} {image.flavor:9s} "
+                f"{image.total_cols:5d} x {image.total_rows:<5d} "
+                f"tiles {image.tile_cols}x{image.tile_rows} "
+                f"frames {len(image.frames):4d} "
+                f"{path.stat().st_size / 1e6:6.2f} MB"
+            )
     print(f"total {total / 1e6:.2f} MB in {elapsed:.1f} s -> {args.out}")
     if args.preview is not None:
         write_preview(slide, args.preview)

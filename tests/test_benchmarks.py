@@ -1,4 +1,5 @@
 """The benchmark suite runs (a smoke test; speed is measured, never asserted)."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,22 @@ from conftest import ROOT
 def test_quick_benchmark_runs_and_cross_checks_pixels(corpus, tmp_path):
     result = subprocess.run(
         [
-            sys.executable, "-m", "benchmarks.run", "--quick",
-            "--workloads", "a", "--variants", "V13", "--impls", "dicomslide,limit",
-            "--corpus", str(corpus), "--out", str(tmp_path), "--name", "smoke",
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--workloads",
+            "a",
+            "--variants",
+            "V13",
+            "--impls",
+            "dicomslide,limit",
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(tmp_path),
+            "--name",
+            "smoke",
         ],
         cwd=ROOT,
         capture_output=True,

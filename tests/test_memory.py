@@ -1,4 +1,5 @@
 """A whole-level scan keeps memory within the cache budget (issue 6 §4)."""
+
 from __future__ import annotations
 
 import json
