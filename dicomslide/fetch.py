@@ -184,26 +184,32 @@ class FileFrameSource:
             f"{message} (file {self.path})", self.sop_instance_uid, frame_number
         )
 
-    def _file_descriptor(self) -> int:
+    def _file_descriptor(self, frame_number: int) -> int:
         if self._fd is None or self._pid != os.getpid():
             # after fork() the child opens its own descriptor
             try:
                 self._fd = os.open(self.path, os.O_RDONLY)
             except OSError as error:
-                raise self._error(f"cannot open file: {error}") from error
+                raise self._error(f"cannot open file: {error}", frame_number) from error
             self._pid = os.getpid()
         return self._fd
 
-    def _get_index(self) -> _FrameIndex:
+    def _get_index(self, frame_number: int | None = None) -> _FrameIndex:
+        """The file's frame index, built on first use (a read of `frame_number`)."""
         if self._index is None:
             if self._lock is None or self._pid != os.getpid():
                 self._lock = threading.Lock()
             with self._lock:
                 if self._index is None:
-                    self._index = self._build_index()
+                    self._index = self._build_index(frame_number)
         return self._index
 
-    def _build_index(self) -> _FrameIndex:
+    def _build_index(self, frame_number: int | None) -> _FrameIndex:
+        """Index the file's frames; errors name the frame being read."""
+
+        def error(message: str) -> FrameRetrievalError:
+            return self._error(message, frame_number)
+
         try:
             with open(self.path, "rb") as fp:
                 offset = getattr(self._header, PIXEL_DATA_OFFSET, None)
@@ -221,7 +227,7 @@ class FileFrameSource:
                     return self._deflated_index(transfer_syntax_uid)
                 start = _pixel_data_value_start(fp, transfer_syntax_uid)
                 if start is None:
-                    raise self._error("file has no pixel data")
+                    raise error("file has no pixel data")
                 if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
                     return _NativeFrameIndex(start, self._desc)
                 extended = None
@@ -235,12 +241,12 @@ class FileFrameSource:
                     )
                 file_size = os.fstat(fp.fileno()).st_size
                 return _encapsulated_index(
-                    fp, start, self._number_of_frames, extended, file_size, self._error
+                    fp, start, self._number_of_frames, extended, file_size, error
                 )
         except FrameRetrievalError:
             raise
-        except Exception as error:
-            raise self._error(f"cannot read file: {error}") from error
+        except Exception as cause:
+            raise error(f"cannot read file: {cause}") from cause
 
     def _deflated_index(self, transfer_syntax_uid: str) -> _FrameIndex:
         # A deflated data set can't be addressed in the file: keep the
@@ -276,7 +282,7 @@ class FileFrameSource:
         numbers = checked_frame_numbers(
             frame_numbers, self._number_of_frames, self.sop_instance_uid
         )
-        return self._get_index().read(self, numbers)
+        return self._get_index(numbers[0]).read(self, numbers)
 
     def pread(self, length: int, offset: int, frame_number: int) -> bytes:
         """Read bytes at an offset of the file; fail if the file ends early."""
@@ -290,7 +296,7 @@ class FileFrameSource:
     def pread_available(self, length: int, offset: int, frame_number: int) -> bytes:
         """Read up to `length` bytes at an offset of the file."""
         try:
-            return os.pread(self._file_descriptor(), length, offset)
+            return os.pread(self._file_descriptor(frame_number), length, offset)
         except OSError as error:
             raise self._error(f"cannot read file: {error}", frame_number) from error
 

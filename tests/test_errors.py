@@ -13,7 +13,7 @@ from pydicom.encaps import generate_frames
 import dicomslide
 from dicomslide import codec
 from dicomslide.cache import FrameCache
-from dicomslide.client import LocalFolderClient
+from dicomslide.client import LocalFolderClient, read_header
 from dicomslide.errors import (
     DicomSlideError,
     FrameDecodeError,
@@ -21,6 +21,7 @@ from dicomslide.errors import (
     MetadataError,
     UnsupportedTransferSyntaxError,
 )
+from dicomslide.fetch import PIXEL_DATA_OFFSET
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
@@ -66,6 +67,32 @@ def test_truncated_file(tmp_path, transfer_syntax):
     assert image.sop_instance_uids[0] in str(error)
     assert f"frame {image.number_of_frames}" in str(error)
     assert "truncated" in str(error)
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        0,  # the file ends where Pixel Data would begin
+        6,  # inside the Pixel Data element's header
+        16,  # inside the header of the offset table item
+        24,  # after the offset table item's header
+    ],
+)
+def test_file_cut_at_its_pixel_data_names_the_frame_read(tmp_path, cut):
+    # The frame index is built by the first read: its failure names the
+    # instance and the frame that read asked for.
+    image = _write(tmp_path, transfer_syntax=JPEG_BASELINE)
+    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    path = image.files[0]
+    offset = getattr(read_header(path), PIXEL_DATA_OFFSET)
+    path.write_bytes(path.read_bytes()[: offset + cut])
+    matrix = _matrix(image, metadata)
+    for _ in range(2):  # the index is not kept broken: a second read says the same
+        with pytest.raises(FrameRetrievalError) as info:
+            matrix[3]
+        assert info.value.sop_instance_uid == image.sop_instance_uids[0]
+        assert info.value.frame_number == 4
+        assert f"{image.sop_instance_uids[0]}, frame 4:" in str(info.value)
 
 
 def _frame_bytes(path, index: int, number_of_frames: int) -> bytes:
