@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,6 +39,11 @@ _executor_lock = threading.Lock()
 
 
 _WORKERS = os.cpu_count() or 2
+
+# Neighbouring frames come with a read's request while at least this share of
+# those fetched so far were read later, judged once this many were fetched.
+_NEIGHBOURS_MIN_USE = 0.25
+_NEIGHBOURS_PROBATION = 64
 
 
 def _decode_pool() -> ThreadPoolExecutor:
@@ -406,12 +411,22 @@ class FrameStore:
         self._pending: dict[int, Future[np.ndarray]] = {}
         self._pending_lock = threading.Lock()
         self._pid = os.getpid()
+        # Neighbouring frames fetched with a read and not read yet, and how
+        # many were fetched and read so far (see _neighbours).
+        self._unread_neighbours: set[int] = set()
+        self._neighbour_counts = [0, 0]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_lock"] = None
         state["_grids"] = {}
-        for name in ("_pending", "_pending_lock", "_pid"):
+        for name in (
+            "_pending",
+            "_pending_lock",
+            "_pid",
+            "_unread_neighbours",
+            "_neighbour_counts",
+        ):
             del state[name]
         state["client"] = portable(self.client)
         return state
@@ -619,6 +634,7 @@ class FrameStore:
         indices: Sequence[int],
         on_frame: Callable[[int, np.ndarray], None],
         prefetch: Sequence[int] = (),
+        neighbours: Sequence[int] = (),
     ) -> None:
         """Get decoded frames, fetching and decoding only those not cached.
 
@@ -632,18 +648,29 @@ class FrameStore:
         prefetch: Sequence[int], optional
             Indices of frames to load in the background after these, for a
             read expected next (see :mod:`dicomslide.readahead`)
+        neighbours: Sequence[int], optional
+            Indices of frames to ask for in the same requests as these, if
+            any are fetched, and to decode in the background
 
         """
+        self._note_read(indices)
         cached, claimed, waiting = self._claim(indices)
         self.metrics.add(cache_hits=len(cached))
         run: _DecodeRun | None = None
+        extra: dict[int, Future] = {}
         try:
-            jobs = self._fetch(claimed) if claimed else []
+            extra = self._claim_neighbours(neighbours, claimed) if claimed else {}
+            jobs = self._fetch({**claimed, **extra}) if claimed else []
+            later = [job for job in jobs if job.index in extra]
+            jobs = [job for job in jobs if job.index not in extra]
             if jobs:
                 run = _DecodeRun(jobs, self._decode, on_frame)
                 pool = _decode_pool()
                 for _ in range(min(len(jobs), _WORKERS) - 1):
                     pool.submit(run.work)
+            if later:  # after the read's own frames
+                self._decode_later(later)
+            extra = {}  # handed over
             if prefetch:
                 self._prefetch(prefetch)
             for index, array in cached:
@@ -655,6 +682,7 @@ class FrameStore:
             if run is not None:
                 run.cancel()
             self._abandon(claimed)
+            self._abandon(extra)
         if run is not None:
             run.raise_first_error()
         for index, future in waiting:
@@ -675,14 +703,74 @@ class FrameStore:
             except Exception as error:  # readers waiting for them get the error
                 logger.debug("read-ahead of %d frames failed: %s", len(claimed), error)
                 return
-            pool = _decode_pool()
-            try:
-                for job in jobs:
-                    pool.submit(self._decode, job, None)
-            except RuntimeError as error:  # the pool is shut down (exit)
-                self._settle_all(claimed, error)
+            self._decode_later(jobs)
 
         _decode_pool().submit(run)
+
+    def _decode_later(self, jobs: Sequence[_Job]) -> None:
+        """Decode fetched frames in the background, into the cache."""
+        pool = _decode_pool()
+        try:
+            for job in jobs:
+                pool.submit(self._decode, job, None)
+        except RuntimeError as error:  # the pool is shut down (exit)
+            for job in jobs:
+                self._settle(job.index, job.future, error)
+
+    def _neighbours(
+        self,
+        grid: _FrameGrid,
+        rows: tuple[int, int],
+        columns: tuple[int, int],
+        own: Collection[int],
+    ) -> list[int]:
+        """Frames of the ring of tiles around a read, to fetch with its frames.
+
+        A request over DICOMweb costs a round trip however many frames it
+        holds. Reads that go on near earlier ones then find their frames
+        cached, while at least a quarter of the neighbours fetched so far
+        were read (judged once 64 were fetched); otherwise none are asked for.
+        """
+        if not getattr(self._source(0), "fetches_neighbours", False):
+            return []
+        fetched, read = self._neighbour_counts
+        if fetched >= _NEIGHBOURS_PROBATION and read < _NEIGHBOURS_MIN_USE * fetched:
+            return []
+        (r0, r1), (c0, c1) = rows, columns
+        tile_rows, tile_columns = self.tile_shape
+        total_rows, total_columns = self.total_shape
+        ring = grid.frames_in(
+            max(r0 - tile_rows, 0),
+            min(r1 + tile_rows, total_rows),
+            max(c0 - tile_columns, 0),
+            min(c1 + tile_columns, total_columns),
+        )
+        return [index for index, _, _ in ring if index not in own]
+
+    def _claim_neighbours(
+        self, neighbours: Sequence[int], claimed: dict[int, Future]
+    ) -> dict[int, Future]:
+        """Claim the neighbours that a read's requests can carry, within a
+        quarter of the cache."""
+        if not neighbours:
+            return {}
+        parts = {int(self.part_of_frame[index]) for index in claimed}
+        limit = self.cache.max_bytes // 4 // max(self.frame_nbytes, 1)
+        wanted = [i for i in neighbours if int(self.part_of_frame[i]) in parts]
+        _, extra, _ = self._claim(wanted[:limit])
+        with self._pending_lock:
+            self._unread_neighbours.update(extra)
+            self._neighbour_counts[0] += len(extra)
+        return extra
+
+    def _note_read(self, indices: Sequence[int]) -> None:
+        """Count the neighbours fetched earlier that a read asks for."""
+        if not self._unread_neighbours:
+            return
+        with self._pending_lock:
+            read = self._unread_neighbours.intersection(int(i) for i in indices)
+            self._unread_neighbours -= read
+            self._neighbour_counts[1] += len(read)
 
     def read_region(
         self,
@@ -764,8 +852,12 @@ class FrameStore:
                 part if transform is None else transform(part)
             )
 
+        ahead = self._read_ahead(channel, plane, rows, columns)
         self.load_frames(
-            list(placement), paste, self._read_ahead(channel, plane, rows, columns)
+            list(placement),
+            paste,
+            ahead,
+            [] if ahead else self._neighbours(grid, rows, columns, placement),
         )
         return out
 

@@ -69,6 +69,10 @@ class WebSettings:
         chunks that are fetched concurrently
     workers: int
         Largest number of chunks fetched at once
+    neighbours: bool
+        Whether a read that fetches frames also asks, in the same request, for
+        the ring of tiles around it, while at least a quarter of the tiles so
+        fetched are read later
 
     """
 
@@ -77,6 +81,7 @@ class WebSettings:
     backoff: float = 0.1
     chunk_frames: int = 512
     workers: int = 4
+    neighbours: bool = True
 
 
 #: Settings used by every :class:`WebFrameSource`
@@ -228,6 +233,12 @@ class WebFrameSource(ClientFrameSource):
 
     def _error(self, message: str, frame_number: int) -> FrameRetrievalError:
         return FrameRetrievalError(message, self.sop_instance_uid, frame_number)
+
+    @property
+    def fetches_neighbours(self) -> bool:
+        """bool: whether reads ask for neighbouring frames too
+        (:attr:`WebSettings.neighbours`)"""
+        return settings.neighbours
 
     def read_frames(self, frame_numbers: Sequence[int]) -> list[bytes]:
         """Fetch encoded frames: one request, or concurrent chunks if many.

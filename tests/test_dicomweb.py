@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pydicom
 import pytest
 import requests
 import synthetic
@@ -15,6 +16,7 @@ from orthanc import FaultProxy, OrthancServer
 
 import dicomslide
 from dicomslide import web
+from dicomslide.cache import FrameCache
 from dicomslide.client import resolve_bulk_data_uri
 from dicomslide.errors import FrameRetrievalError, ServerError
 
@@ -101,7 +103,8 @@ def test_concatenation_over_dicomweb(orthanc, tmp_path):
     )
 
 
-def test_one_request_per_instance_and_read(orthanc, tmp_path):
+def test_one_request_per_instance_and_read(orthanc, tmp_path, monkeypatch):
+    monkeypatch.setattr(web.settings, "neighbours", False)
     truth = _upload_slide(orthanc, tmp_path, "sparse", "WEB-COUNT")
     session = CountingSession()
     slide = _web_slide(orthanc.dicomweb_url, truth, session=session)
@@ -115,6 +118,87 @@ def test_one_request_per_instance_and_read(orthanc, tmp_path):
     assert session.count("/frames/") - before == 1  # the repeat read is cached
     image.get_image_region((10, 20), (250, 300))  # one more row of tiles
     assert session.count("/frames/") - before == 2
+
+
+def _frames_asked(session: CountingSession) -> list[list[int]]:
+    """Frame numbers of each frames request, in order."""
+    return [
+        [int(n) for n in url.rsplit("/frames/", 1)[1].split(",")]
+        for _, url in session.sent
+        if "/frames/" in url
+    ]
+
+
+def test_neighbouring_tiles_come_with_a_read(orthanc, tmp_path):
+    truth = _upload_slide(orthanc, tmp_path, "sparse", "WEB-RING")
+    session = CountingSession()
+    image = _web_slide(
+        orthanc.dicomweb_url, truth, session=session
+    ).get_volume_images()[0]
+    image._cache.clear()
+    pixels = truth.levels[0].pixels[0, 0]  # 300 x 470, tiles 64 x 96: 5 x 5
+    region = image.get_image_region((70, 100), (100, 150))  # tile rows 1-2, cols 1-2
+    np.testing.assert_array_equal(region, pixels[70:170, 100:250])
+    asked = _frames_asked(session)
+    assert len(asked) == 1  # still one request
+    # the read's 4 tiles and the ring of 12 around them, less omitted (0, 0)
+    # and (2, 3), come in it; the ring is decoded in the background
+    assert len(asked[0]) == 4 + 12 - 2
+    assert image.metrics["frames_fetched"] == 14
+    for offset, size in (((0, 0), (64, 300)), ((130, 200), (100, 180))):
+        np.testing.assert_array_equal(
+            image.get_image_region(offset, size),
+            pixels[offset[0] : offset[0] + size[0], offset[1] : offset[1] + size[1]],
+        )
+    assert len(_frames_asked(session)) == 1  # reads next to it need no request
+    assert image.metrics["frames_fetched"] == 14
+
+
+def test_neighbours_stop_while_reads_leave_them_unread(orthanc, tmp_path, monkeypatch):
+    monkeypatch.setenv("DICOMSLIDE_READAHEAD", "0")  # no scan read-ahead here
+    image = synthetic.write_wsi_image(
+        tmp_path,
+        total_rows=32 * 32,
+        total_cols=32 * 32,
+        tile_rows=32,
+        tile_cols=32,
+        transfer_syntax=synthetic.JPEG_BASELINE,
+        uids=synthetic.SlideUIDs.new("WEB-STOP"),
+        seed=7,
+    )
+    orthanc.upload(image.files)
+    session = CountingSession()
+    client = DICOMwebClient(orthanc.dicomweb_url, session=session)
+    metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
+    tiled = dicomslide.TiledImage(
+        client, metadata, correct_color=False, cache=FrameCache(1 << 26)
+    )
+    matrix = tiled.get_total_pixel_matrix()
+    truth = image.redecode("pillow-direct")[0, 0]
+
+    def read_tile(row: int, column: int) -> None:
+        top, left = 32 * row, 32 * column
+        np.testing.assert_array_equal(
+            matrix[top : top + 32, left : left + 32],
+            truth[top : top + 32, left : left + 32],
+        )
+
+    # Single tiles 4 apart: 8 neighbours each, none of them read later.
+    far = [(row, column) for row in range(2, 32, 4) for column in range(2, 32, 4)]
+    for row, column in far[:12]:
+        read_tile(row, column)
+    sizes = [len(frames) for frames in _frames_asked(session)]
+    assert sizes[:8] == [9] * 8  # 64 neighbours on probation, none read
+    assert sizes[8:] == [1] * 4  # then only what reads need
+    # Reads that come back to them: a quarter of the 64 read (all cached)...
+    before = len(sizes)
+    for row, column in far[:4]:
+        for d_row, d_column in ((-1, -1), (-1, 0), (-1, 1), (0, -1)):
+            read_tile(row + d_row, column + d_column)
+    assert len(_frames_asked(session)) == before
+    # ...and neighbours come with reads again.
+    read_tile(*far[20])
+    assert len(_frames_asked(session)[-1]) == 9
 
 
 def test_large_reads_are_split_into_concurrent_chunks(orthanc, tmp_path, monkeypatch):
@@ -179,7 +263,9 @@ def test_bulk_data_uri_on_another_host_is_not_followed():
 
 
 @pytest.fixture()
-def proxied(orthanc, tmp_path):
+def proxied(orthanc, tmp_path, monkeypatch):
+    # each read asks for its own tiles only: the faults hit the reads
+    monkeypatch.setattr(web.settings, "neighbours", False)
     truth = _upload_slide(orthanc, tmp_path, "sparse", "WEB-FAULTS")
     proxy = FaultProxy(orthanc.base_url)
     yield truth, proxy
