@@ -634,7 +634,7 @@ class FrameStore:
         indices: Sequence[int],
         on_frame: Callable[[int, np.ndarray], None],
         prefetch: Sequence[int] = (),
-        neighbours: Sequence[int] = (),
+        neighbours: Callable[[], Sequence[int]] | None = None,
     ) -> None:
         """Get decoded frames, fetching and decoding only those not cached.
 
@@ -648,9 +648,10 @@ class FrameStore:
         prefetch: Sequence[int], optional
             Indices of frames to load in the background after these, for a
             read expected next (see :mod:`dicomslide.readahead`)
-        neighbours: Sequence[int], optional
-            Indices of frames to ask for in the same requests as these, if
-            any are fetched, and to decode in the background
+        neighbours: Union[Callable[[], Sequence[int]], None], optional
+            Gives the indices of frames to ask for in the same requests as
+            these, called only if any are fetched; they are decoded in the
+            background
 
         """
         self._note_read(indices)
@@ -659,7 +660,8 @@ class FrameStore:
         run: _DecodeRun | None = None
         extra: dict[int, Future] = {}
         try:
-            extra = self._claim_neighbours(neighbours, claimed) if claimed else {}
+            if claimed and neighbours is not None:
+                extra = self._claim_neighbours(neighbours(), claimed)
             jobs = self._fetch({**claimed, **extra}) if claimed else []
             later = [job for job in jobs if job.index in extra]
             jobs = [job for job in jobs if job.index not in extra]
@@ -857,7 +859,7 @@ class FrameStore:
             list(placement),
             paste,
             ahead,
-            [] if ahead else self._neighbours(grid, rows, columns, placement),
+            None if ahead else lambda: self._neighbours(grid, rows, columns, placement),
         )
         return out
 
