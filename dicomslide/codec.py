@@ -266,19 +266,15 @@ def _pillow(data: bytes, desc: PixelDescription) -> np.ndarray:
         return np.asarray(image)
 
 
-def _jpeg(data: bytes, desc: PixelDescription, rgba: bool = False) -> np.ndarray:
+def _jpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
     if desc.bits_stored <= 8 and desc.transfer_syntax_uid in _JPEG_8BIT:
         # simplejpeg (libjpeg-turbo) decodes straight into a NumPy array and
         # releases the GIL, so the frames of one read decode in parallel.
         # strict: a stream libjpeg only warns about (corrupt entropy data,
         # premature end) is an error, not a silently damaged tile.
-        # libjpeg-turbo also writes RGBA itself, with alpha 255.
         import simplejpeg
 
-        if desc.samples_per_pixel == 1:
-            colorspace = "GRAY"
-        else:
-            colorspace = "RGBA" if rgba else "RGB"
+        colorspace = "GRAY" if desc.samples_per_pixel == 1 else "RGB"
         return simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True)
     import libjpeg
 
@@ -402,8 +398,6 @@ def decode_frame(
     desc: PixelDescription,
     sop_instance_uid: str,
     frame_number: int,
-    *,
-    rgba: bool = False,
 ) -> np.ndarray:
     """Decode one encoded frame.
 
@@ -417,14 +411,11 @@ def decode_frame(
         SOP Instance UID of the image, for error messages
     frame_number: int
         One-based frame number within the instance, for error messages
-    rgba: bool, optional
-        Whether to return 8-bit grey or RGB pixels as opaque RGBA (alpha 255)
 
     Returns
     -------
     numpy.ndarray
-        Decoded frame of shape (rows, columns, samples) and type ``desc.dtype``;
-        (rows, columns, 4) when `rgba` is true
+        Decoded frame of shape (rows, columns, samples) and type ``desc.dtype``
 
     Raises
     ------
@@ -466,10 +457,7 @@ def decode_frame(
             frame_number,
         )
     try:
-        if rgba and family == "jpeg":
-            array = _jpeg(data, desc, rgba=True)
-        else:
-            array = _DECODERS[family](data, desc)
+        array = _DECODERS[family](data, desc)
     except Exception as error:
         raise FrameDecodeError(
             f"cannot decode {_transfer_syntax_name(uid)} frame "
@@ -480,8 +468,6 @@ def decode_frame(
     if array.ndim == 2:
         array = array[:, :, np.newaxis]
     expected = desc.shape
-    if rgba and array.shape[-1] == 4:  # decoded to RGBA already
-        expected = (*expected[:2], 4)
     if array.shape != expected:
         raise FrameDecodeError(
             f"decoded frame has shape {array.shape}, expected {expected}",
@@ -490,24 +476,7 @@ def decode_frame(
         )
     if array.dtype != desc.dtype:
         array = array.astype(desc.dtype)
-    if rgba and array.shape[-1] != 4:
-        return _opaque_rgba(array)
     return array
-
-
-def _opaque_rgba(array: np.ndarray) -> np.ndarray:
-    """8-bit grey or RGB pixels with an alpha channel of 255.
-
-    Pillow widens the pixels in one pass (about 6× faster than NumPy's
-    strided copy into three of four bands).
-    """
-    rows, columns, samples = array.shape
-    data = np.ascontiguousarray(array)
-    if samples == 3:  # Pillow's RGB unpacker sets the fourth byte to 255
-        image = Image.frombytes("RGBX", (columns, rows), data, "raw", "RGB")
-    else:
-        image = Image.frombytes("L", (columns, rows), data).convert("RGBA")
-    return np.asarray(image)
 
 
 class ColorTransform:

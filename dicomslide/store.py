@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache
@@ -247,6 +248,72 @@ class _FrameGrid:
         return [(int(self.indices[i]), int(p[i, 0]), int(p[i, 1])) for i in hit]
 
 
+class _OpaqueRGBA:
+    """An RGBA array that 8-bit grey or RGB frames are pasted into, alpha 255.
+
+    RGB pixels go through Pillow's RGB unpacker, which writes each pixel as its
+    three samples and an alpha of 255 in one pass, without the GIL: about
+    three times the cost of a plain copy, and ten times faster than NumPy's
+    copy into three of four bands.
+
+    Parameters
+    ----------
+    out: numpy.ndarray
+        uint8 array of shape (rows, columns, 4)
+
+    """
+
+    def __init__(self, out: np.ndarray) -> None:
+        self.out = out
+        self._image: Any = None
+        if out.dtype == np.uint8 and out.flags.c_contiguous and out.size:
+            rows, columns = out.shape[:2]
+            self._image = Image.core.map_buffer(
+                out, (columns, rows), "raw", 0, ("RGBX", 0, 1)
+            )
+
+    def paste(
+        self,
+        frame: np.ndarray,
+        rows: tuple[int, int],
+        columns: tuple[int, int],
+        origin: tuple[int, int],
+    ) -> None:
+        """Paste rows [r0, r1) and columns [c0, c1) of a frame at `origin`.
+
+        Parameters
+        ----------
+        frame: numpy.ndarray
+            uint8 array of shape (rows, columns, 1) or (rows, columns, 3)
+        rows: Tuple[int, int]
+            First and one-past-last row of the frame to paste
+        columns: Tuple[int, int]
+            First and one-past-last column of the frame to paste
+        origin: Tuple[int, int]
+            Row and column of the array where the part goes
+
+        """
+        (f_r0, f_r1), (f_c0, f_c1) = rows, columns
+        row, column = origin
+        height, width = f_r1 - f_r0, f_c1 - f_c0
+        if self._image is not None and frame.shape[2] == 3 and frame.flags.c_contiguous:
+            line = frame.strides[0]
+            decoder = Image.core.raw_decoder("RGBX", "RGB", line, 1)
+            decoder.setimage(self._image, (column, row, column + width, row + height))
+            decoder.decode(frame.data.cast("B")[f_r0 * line + f_c0 * 3 :])
+            return
+        dest = self.out[row : row + height, column : column + width]
+        pixels = frame[f_r0:f_r1, f_c0:f_c1]
+        if pixels.shape[2] == 1 and dest.strides[1:] == (4, 1):
+            # a grey pixel times 0x010101 is a word of three equal samples
+            words = dest.view("<u4")[..., 0]
+            np.multiply(pixels[..., 0], np.uint32(0x010101), out=words)
+            words |= np.uint32(0xFF000000)
+            return
+        dest[..., :3] = pixels
+        dest[..., 3] = 255
+
+
 @dataclass(frozen=True)
 class _Job:
     """One fetched frame to decode, and the future its readers wait on."""
@@ -376,13 +443,13 @@ class FrameStore:
         self.metrics = ReadMetrics()
 
     def as_rgba(self) -> FrameStore:
-        """The same frames, decoded to opaque RGBA.
+        """The same frames, read as opaque RGBA.
 
-        Grey or RGB frames of 8 bits gain an alpha channel of 255; 8-bit
-        JPEG frames are decoded to RGBA directly. The frames are cached apart
-        from the plain ones. Reads have 4 samples per pixel, and ``fill=0``
-        makes absent tiles and pixels outside the matrix transparent: what
-        the OpenSlide facade shows.
+        Grey or RGB pixels of 8 bits gain an alpha channel of 255 as they are
+        pasted; the frames and their cache entries are the plain ones. Reads
+        have 4 samples per pixel, and ``fill=0`` makes absent tiles and
+        pixels outside the matrix transparent: what the OpenSlide facade
+        shows.
 
         Returns
         -------
@@ -443,14 +510,14 @@ class FrameStore:
 
     @property
     def samples_per_pixel(self) -> int:
-        """int: samples per pixel of decoded frames (4 for :meth:`as_rgba`)"""
+        """int: samples per pixel of reads (4 for :meth:`as_rgba`)"""
         return 4 if self._rgba else self._layout.samples_per_pixel
 
     @property
     def frame_nbytes(self) -> int:
         """int: number of bytes of a decoded frame, as cached"""
         rows, columns = self.tile_shape
-        return rows * columns * self.samples_per_pixel * self.dtype.itemsize
+        return rows * columns * self._layout.samples_per_pixel * self.dtype.itemsize
 
     @property
     def dtype(self) -> np.dtype:
@@ -517,10 +584,9 @@ class FrameStore:
         part = int(self.part_of_frame[index])
         return (self._sop_uids[part], int(self.local_numbers[index]))
 
-    def _key(self, index: int) -> tuple[str, int] | tuple[str, int, str]:
+    def _key(self, index: int) -> tuple[str, int]:
         """Cache key of a decoded frame."""
-        sop, number = self._frame_id(index)
-        return (sop, number, "RGBA") if self._rgba else (sop, number)
+        return self._frame_id(index)
 
     def _claim(
         self, indices: Sequence[int]
@@ -616,9 +682,7 @@ class FrameStore:
         self, job: _Job, on_frame: Callable[[int, np.ndarray], None] | None
     ) -> None:
         try:
-            array = decode_frame(
-                job.data, job.desc, job.sop, job.number, rgba=self._rgba
-            )
+            array = decode_frame(job.data, job.desc, job.sop, job.number)
             if job.desc.bits_allocated == 1:
                 array = array.astype(np.uint8)
             self.cache.put(self._key(job.index), array)
@@ -801,7 +865,8 @@ class FrameStore:
             Value of pixels outside the matrix and of absent tiles
         transform: Union[Callable[[numpy.ndarray], numpy.ndarray], None], optional
             Applied to every frame before it is pasted (e.g. label values to a
-            segment's mask); pixels without a frame keep `fill`
+            segment's mask); pixels without a frame keep `fill`. Not for the
+            reads of an :meth:`as_rgba` store
         dtype: Union[numpy.dtype, None], optional
             Data type of the transformed pixels (default: the stored type)
         out: Union[numpy.ndarray, None], optional
@@ -814,6 +879,8 @@ class FrameStore:
             Pixels of shape (rows, columns, samples): `out` when given
 
         """
+        if transform is not None and self._rgba:
+            raise ValueError("reads of RGBA frames take no transform")
         r0, r1 = rows
         c0, c1 = columns
         total_rows, total_columns = self.total_shape
@@ -841,6 +908,7 @@ class FrameStore:
             return out
         placement = {index: (row, column) for index, row, column in hits}
         tile_rows, tile_columns = self.tile_shape
+        opaque = _OpaqueRGBA(out) if self._rgba else None
 
         def paste(index: int, frame: np.ndarray) -> None:
             row, column = placement[index]
@@ -848,6 +916,14 @@ class FrameStore:
             a_r0, a_r1 = max(row, v_r0), min(row + tile_rows, v_r1)
             a_c0, a_c1 = max(column, v_c0), min(column + tile_columns, v_c1)
             if a_r1 <= a_r0 or a_c1 <= a_c0:
+                return
+            if opaque is not None:
+                opaque.paste(
+                    frame,
+                    (a_r0 - row, a_r1 - row),
+                    (a_c0 - column, a_c1 - column),
+                    (a_r0 - r0, a_c0 - c0),
+                )
                 return
             part = frame[a_r0 - row : a_r1 - row, a_c0 - column : a_c1 - column]
             out[a_r0 - r0 : a_r1 - r0, a_c0 - c0 : a_c1 - c0] = (

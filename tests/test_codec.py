@@ -10,6 +10,7 @@ import synthetic
 import dicomslide
 from dicomslide import codec
 from dicomslide.cache import FrameCache
+from dicomslide.store import _OpaqueRGBA
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
@@ -121,10 +122,10 @@ def test_planar_configuration():
 @pytest.mark.parametrize(
     ("transfer_syntax", "samples", "options"),
     [
-        (JPEG_BASELINE, 3, {"jpeg_subsampling": "4:2:2"}),  # decoded to RGBA
+        (JPEG_BASELINE, 3, {"jpeg_subsampling": "4:2:2"}),
         (JPEG_BASELINE, 3, {"jpeg_rgb": True, "jpeg_subsampling": "4:4:4"}),
         (JPEG_BASELINE, 1, {}),
-        ("1.2.840.10008.1.2.4.90", 3, {}),  # widened after decoding
+        ("1.2.840.10008.1.2.4.90", 3, {}),
         ("1.2.840.10008.1.2.1", 3, {}),
         ("1.2.840.10008.1.2.1", 1, {}),
     ],
@@ -162,18 +163,54 @@ def test_rgba_store_adds_opaque_alpha(tmp_path, transfer_syntax, samples, option
     assert rgb[inside].std() > 10  # content, not a constant
 
 
-def test_rgba_frames_are_cached_apart_and_counted_together(tmp_path):
+def test_rgba_reads_share_the_plain_frames(tmp_path):
     image = _jpeg(tmp_path, jpeg_subsampling="4:2:2")
     cache = FrameCache(1 << 26)
     store = _tiled(image, cache)._store
     rgba_store = store.as_rgba()
-    store.read_region(0, 0, (0, 64), (0, 64), fill=0)
+    rgb = store.read_region(0, 0, (0, 64), (0, 64), fill=0)
     assert len(cache) == 1
-    rgba_store.read_region(0, 0, (0, 64), (0, 64), fill=0)
-    assert len(cache) == 2  # the RGBA frame does not replace the RGB one
-    assert store.read_region(0, 0, (0, 64), (0, 64), fill=0).shape[-1] == 3
-    assert store.metrics.as_dict()["frames_fetched"] == 2
+    rgba = rgba_store.read_region(0, 0, (0, 64), (0, 64), fill=0)
+    assert len(cache) == 1 and cache.nbytes == 64 * 64 * 3  # one RGB frame
+    assert store.metrics.as_dict()["frames_fetched"] == 1
     assert store.metrics.as_dict()["cache_hits"] == 1
+    np.testing.assert_array_equal(rgba[..., :3], rgb)
+    assert (rgba[..., 3] == 255).all() and rgb.std() > 10
+    # and the other way round: an RGBA read's frames serve plain reads
+    rgba_store.read_region(0, 0, (64, 128), (64, 128), fill=0)
+    store.read_region(0, 0, (64, 128), (64, 128), fill=0)
+    assert store.metrics.as_dict()["frames_fetched"] == 2
+    assert store.metrics.as_dict()["cache_hits"] == 2
+    with pytest.raises(ValueError, match="no transform"):
+        rgba_store.read_region(0, 0, (0, 8), (0, 8), fill=0, transform=np.negative)
+
+
+@pytest.mark.parametrize("samples", [1, 3])
+@pytest.mark.parametrize("contiguous", [True, False])
+@pytest.mark.parametrize(
+    ("rows", "columns"),
+    [
+        ((0, 7), (0, 9)),  # the whole frame
+        ((2, 7), (3, 9)),  # ends at the frame's last byte
+        ((0, 3), (1, 4)),  # inside: rows that do not follow on in memory
+        ((6, 7), (0, 9)),  # a single row
+    ],
+)
+def test_opaque_rgba_pastes_any_part_of_a_frame(samples, contiguous, rows, columns):
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (7, 9, samples), dtype=np.uint8)
+    frame.flags.writeable = False  # as cached
+    out = rng.integers(0, 256, (9, 12, 4), dtype=np.uint8)
+    target = out if contiguous else np.zeros((9, 12, 8), dtype=np.uint8)[..., ::2]
+    target[...] = out
+    before = out.copy()
+    _OpaqueRGBA(target).paste(frame, rows, columns, (1, 2))
+    height, width = rows[1] - rows[0], columns[1] - columns[0]
+    expected = before.copy()
+    inside = expected[1 : 1 + height, 2 : 2 + width]
+    inside[..., :3] = frame[rows[0] : rows[1], columns[0] : columns[1]]
+    inside[..., 3] = 255
+    np.testing.assert_array_equal(target, expected)
 
 
 def test_rgba_needs_eight_bit_grey_or_rgb(tmp_path):
