@@ -516,8 +516,7 @@ class FrameStore:
     @property
     def frame_nbytes(self) -> int:
         """int: number of bytes of a decoded frame, as cached"""
-        rows, columns = self.tile_shape
-        return rows * columns * self._layout.samples_per_pixel * self.dtype.itemsize
+        return self._layout.frame_nbytes
 
     @property
     def dtype(self) -> np.dtype:
