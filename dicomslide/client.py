@@ -7,6 +7,7 @@ one thread and holds one shared cursor).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import sqlite3
@@ -207,11 +208,16 @@ def read_header(path: Path) -> Dataset | None:
 
     try:
         with open(path, "rb") as fp:
-            if fp.read(132)[128:] != b"DICM":
+            head = fp.read(_HEAD_BYTES)
+            if head[128:132] != b"DICM":
                 return None
-            fp.seek(0)
-            header = dcmread(fp, stop_before_pixels=True)
-            offset = fp.tell()  # pydicom stops in front of the pixel data
+            parsed = _header_in(head)
+            if parsed is None:  # the header goes on past the first bytes
+                fp.seek(0)
+                header = dcmread(fp, stop_before_pixels=True)
+                offset = fp.tell()  # pydicom stops in front of the pixel data
+            else:
+                header, offset = parsed
     except Exception as error:  # a broken file must not stop discovery
         logger.warning("cannot read %s: %s", path, error)
         return None
@@ -220,6 +226,35 @@ def read_header(path: Path) -> Dataset | None:
     header.filename = str(path)
     setattr(header, PIXEL_DATA_OFFSET, offset)
     return header
+
+
+#: Bytes read at the start of a file: most headers end within them
+_HEAD_BYTES = 64 * 1024
+
+# (7FE0,0010) Pixel Data, (7FE0,0008) Float and (7FE0,0009) Double Float
+# Pixel Data, little endian
+_PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
+
+
+def _header_in(head: bytes) -> tuple[Dataset, int] | None:
+    """Parse a header from a file's first bytes, if it ends within them.
+
+    Returns the header and the offset of the pixel data, or None when the
+    bytes hold only part of the header (or pydicom fails on them).
+    """
+    from pydicom import dcmread
+
+    buffer = io.BytesIO(head)
+    try:
+        header = dcmread(buffer, stop_before_pixels=True)
+    except Exception:
+        return None
+    offset = buffer.tell()
+    whole_file = len(head) < _HEAD_BYTES
+    if not whole_file and head[offset : offset + 4] not in _PIXEL_DATA_TAGS:
+        return None
+    header.buffer = None  # the bytes are not needed again
+    return header, offset
 
 
 class _QuietIndexing(logging.Filter):

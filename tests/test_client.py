@@ -13,7 +13,8 @@ from recording import RecordingClient
 
 import dicomslide
 from dicomslide.cache import FrameCache
-from dicomslide.client import LocalFolderClient, open_client
+from dicomslide.client import LocalFolderClient, open_client, read_header
+from dicomslide.fetch import PIXEL_DATA_OFFSET
 
 IMPLICIT_VR = "1.2.840.10008.1.2"
 RLE = "1.2.840.10008.1.2.5"
@@ -225,3 +226,56 @@ def test_files_under_lists_what_rglob_lists(tmp_path):
     assert listed == expected
     assert folder / "link-to-file" in listed
     assert not any("elsewhere" in str(p) or "link-to-folder" in str(p) for p in listed)
+
+
+@pytest.mark.parametrize("icc_bytes", [0, 200_000])
+def test_headers_equal_what_pydicom_reads_from_the_file(tmp_path, icc_bytes):
+    # A header within the first bytes read is parsed from memory; a longer one
+    # (here a large ICC profile) from the file. Either way: pydicom's dataset,
+    # and the offset where the pixel data element begins.
+    profile = np.random.default_rng(4).integers(0, 256, icc_bytes, np.uint8).tobytes()
+    image = synthetic.write_wsi_image(
+        tmp_path,
+        total_rows=150,
+        total_cols=230,
+        tile_rows=64,
+        tile_cols=96,
+        icc_profile=profile or None,
+    )
+    path = image.files[0]
+    header = read_header(path)
+    assert header is not None
+    expected = pydicom.dcmread(path, stop_before_pixels=True)
+    assert header == expected
+    assert header.filename == str(path)
+    assert header.buffer is None  # the bytes read are not kept alive with it
+    offset = getattr(header, PIXEL_DATA_OFFSET)
+    assert (offset > 64 * 1024) == bool(icc_bytes)
+    with open(path, "rb") as fp:
+        fp.seek(offset)
+        assert fp.read(4) == b"\xe0\x7f\x10\x00"  # (7FE0,0010) Pixel Data
+    if icc_bytes:
+        assert header.OpticalPathSequence[0].ICCProfile == profile
+
+
+def test_headers_of_files_shorter_than_the_first_read(tmp_path):
+    # A DICOM file without pixel data, shorter than the bytes read at once,
+    # and a file cut inside its header: what pydicom reads of them.
+    image = synthetic.write_wsi_image(
+        tmp_path, total_rows=150, total_cols=230, tile_rows=64, tile_cols=96
+    )
+    path = image.files[0]
+    dataset = pydicom.dcmread(path)
+    del dataset.PixelData
+    bare = tmp_path / "bare.dcm"
+    dataset.save_as(bare)
+    header = read_header(bare)
+    assert header is not None and header.SOPInstanceUID == dataset.SOPInstanceUID
+    assert getattr(header, PIXEL_DATA_OFFSET) == bare.stat().st_size
+    offset = getattr(read_header(path), PIXEL_DATA_OFFSET)
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(path.read_bytes()[: offset - 100])
+    header = read_header(cut)
+    assert header is not None
+    assert header == pydicom.dcmread(cut, stop_before_pixels=True)
+    assert "Rows" in header
