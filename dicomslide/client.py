@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import requests
 from dicomweb_client import DICOMfileClient, DICOMwebClient
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileDataset
 
 from dicomslide.codec import PixelDescription
 from dicomslide.errors import DicomSlideError, ServerError
@@ -236,7 +236,7 @@ _HEAD_BYTES = 64 * 1024
 _PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
 
 
-def _header_in(head: bytes) -> tuple[Dataset, int] | None:
+def _header_in(head: bytes) -> tuple[FileDataset, int] | None:
     """Parse a header from a file's first bytes, if it ends within them.
 
     Returns the header and the offset of the pixel data, or None when the
