@@ -258,12 +258,9 @@ def test_headers_equal_what_pydicom_reads_from_the_file(tmp_path, icc_bytes):
         assert header.OpticalPathSequence[0].ICCProfile == profile
 
 
-def test_headers_of_files_shorter_than_the_first_read(tmp_path):
+def test_headers_of_files_shorter_than_the_first_read(image, tmp_path):
     # A DICOM file without pixel data, shorter than the bytes read at once,
     # and a file cut inside its header: what pydicom reads of them.
-    image = synthetic.write_wsi_image(
-        tmp_path, total_rows=150, total_cols=230, tile_rows=64, tile_cols=96
-    )
     path = image.files[0]
     dataset = pydicom.dcmread(path)
     del dataset.PixelData
