@@ -642,8 +642,10 @@ def test_openslide_3_library():
     assert report["set_cache"] == ["OpenSlideVersionError", "4.0.0"]
 
 
-def test_imports_without_the_openslide_library():
+def test_imports_without_the_openslide_library(tmp_path):
     """DICOM slides and images need no OpenSlide library."""
+    empty = tmp_path / "no-slide"
+    empty.mkdir()
     result = run_python(
         f"""
         import json, sys
@@ -667,6 +669,10 @@ def test_imports_without_the_openslide_library():
             openslide.OpenSlide({str(SMALL)!r})
         except openslide.OpenSlideUnsupportedFormatError as error:
             report["open"] = str(error)
+        try:  # the DICOM backend raises the package's exceptions too
+            openslide.OpenSlide({str(empty)!r})
+        except openslide.OpenSlideUnsupportedFormatError as error:
+            report["open_dicom"] = str(error)
         slide = openslide.open_slide({str(BOXES_PNG)!r})
         report["fallback"] = [type(slide).__name__,
                               DeepZoomGenerator(slide).level_count]
@@ -680,6 +686,7 @@ def test_imports_without_the_openslide_library():
     assert report["detect"] == [None, "dicom"]
     assert report["cache"] == 1000
     assert "no OpenSlide library" in report["open"]
+    assert "no DICOM whole slide image" in report["open_dicom"]
     assert report["fallback"] == ["ImageSlide", 10]
 
 

@@ -189,8 +189,6 @@ def _open_backend(filename: Filename | Slide) -> SlideBackend:
     """
     if not _is_dicom_source(filename):
         return _open_native(filename)  # type: ignore[arg-type]
-    from dicomslide.openslide.dicom import DicomBackend
-
     try:
         return DicomBackend.open(filename)
     except OpenSlideUnsupportedFormatError as error:
@@ -858,4 +856,6 @@ def open_slide(filename: Filename) -> OpenSlide | ImageSlide:
         return ImageSlide(filename)
 
 
+# The backend and Deep Zoom use the names above.
 from dicomslide.openslide import deepzoom as deepzoom  # noqa: E402
+from dicomslide.openslide.dicom import DicomBackend  # noqa: E402

@@ -112,24 +112,11 @@ from dicomslide.discovery import find_slides, series_metadata
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import DicomSlideError
 from dicomslide.image import TiledImage
+
+# the package's exceptions, defined whether or not the OpenSlide library loads
+from dicomslide.openslide import OpenSlideError, OpenSlideUnsupportedFormatError
 from dicomslide.slide import Slide
 from dicomslide.store import FrameStore
-
-try:
-    from dicomslide.openslide.lowlevel import (
-        OpenSlideError,
-        OpenSlideUnsupportedFormatError,
-    )
-except ImportError:  # pragma: no cover - libopenslide is not installed
-    # The lowlevel module binds libopenslide on import. Without the library the
-    # DICOM backend still works; its exceptions are then defined here.
-
-    class OpenSlideError(Exception):  # type: ignore[no-redef]
-        """An error produced by the OpenSlide library."""
-
-    class OpenSlideUnsupportedFormatError(OpenSlideError):  # type: ignore[no-redef]
-        """OpenSlide does not support the requested file."""
-
 
 __all__ = ["DicomBackend"]
 
