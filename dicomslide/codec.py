@@ -266,16 +266,26 @@ def _pillow(data: bytes, desc: PixelDescription) -> np.ndarray:
         return np.asarray(image)
 
 
-def _jpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
-    if desc.bits_stored <= 8 and desc.transfer_syntax_uid in _JPEG_8BIT:
-        # simplejpeg (libjpeg-turbo) decodes straight into a NumPy array and
-        # releases the GIL, so the frames of one read decode in parallel.
-        # strict: a stream libjpeg only warns about (corrupt entropy data,
-        # premature end) is an error, not a silently damaged tile.
-        import simplejpeg
+def _by_simplejpeg(desc: PixelDescription) -> bool:
+    return desc.bits_stored <= 8 and desc.transfer_syntax_uid in _JPEG_8BIT
 
-        colorspace = "GRAY" if desc.samples_per_pixel == 1 else "RGB"
-        return simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True)
+
+def _simplejpeg(
+    data: bytes, desc: PixelDescription, out: np.ndarray | None = None
+) -> np.ndarray:
+    # simplejpeg (libjpeg-turbo) decodes straight into a NumPy array, or into
+    # `out`, and releases the GIL, so the frames of one read decode in
+    # parallel. strict: a stream libjpeg only warns about (corrupt entropy
+    # data, premature end) is an error, not a silently damaged tile.
+    import simplejpeg
+
+    colorspace = "GRAY" if desc.samples_per_pixel == 1 else "RGB"
+    return simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True, buffer=out)
+
+
+def _jpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
+    if _by_simplejpeg(desc):
+        return _simplejpeg(data, desc)
     import libjpeg
 
     array = libjpeg.decode(data)
@@ -393,11 +403,29 @@ def _jpeg_syntax(data: bytes) -> str:
     return "1.2.840.10008.1.2.4.50"
 
 
+def decodes_into(desc: PixelDescription) -> bool:
+    """Tell whether :func:`decode_frame` writes these frames into given memory.
+
+    Parameters
+    ----------
+    desc: dicomslide.codec.PixelDescription
+        Layout of the frames' pixels and their transfer syntax
+
+    Returns
+    -------
+    bool
+        Whether an `out` array is used (8-bit JPEG, decoded by simplejpeg)
+
+    """
+    return _by_simplejpeg(desc) and _decoder_available("jpeg")
+
+
 def decode_frame(
     data: bytes,
     desc: PixelDescription,
     sop_instance_uid: str,
     frame_number: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode one encoded frame.
 
@@ -411,11 +439,15 @@ def decode_frame(
         SOP Instance UID of the image, for error messages
     frame_number: int
         One-based frame number within the instance, for error messages
+    out: Union[numpy.ndarray, None], optional
+        C-contiguous array of shape ``desc.shape`` and type ``desc.dtype`` to
+        decode into, where :func:`decodes_into` says so (else it is not used)
 
     Returns
     -------
     numpy.ndarray
         Decoded frame of shape (rows, columns, samples) and type ``desc.dtype``
+        (a view of `out` when it was decoded into)
 
     Raises
     ------
@@ -457,7 +489,10 @@ def decode_frame(
             frame_number,
         )
     try:
-        array = _DECODERS[family](data, desc)
+        if out is not None and family == "jpeg" and _by_simplejpeg(desc):
+            array = _simplejpeg(data, desc, out)
+        else:
+            array = _DECODERS[family](data, desc)
     except Exception as error:
         raise FrameDecodeError(
             f"cannot decode {_transfer_syntax_name(uid)} frame "

@@ -25,9 +25,10 @@ import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
 
+from dicomslide import pages
 from dicomslide.cache import FrameCache
 from dicomslide.client import make_frame_source, portable
-from dicomslide.codec import PixelDescription, decode_frame
+from dicomslide.codec import PixelDescription, decode_frame, decodes_into
 from dicomslide.errors import FrameRetrievalError, MetadataError
 from dicomslide.fetch import FrameSource, describe_pixels
 from dicomslide.readahead import ScanPredictor
@@ -57,11 +58,42 @@ def _decode_pool() -> ThreadPoolExecutor:
         return _executor
 
 
+class _Busy:
+    """Counts the threads at work for dicomslide now: readers decoding their
+    frames and tasks of the decode pool, of all stores."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+_busy = _Busy()
+
+
+def _counted(task: Callable[..., object], *args: Any) -> None:
+    with _busy:
+        task(*args)
+
+
+def _submit(task: Callable[..., object], *args: Any) -> None:
+    """Run a task in the decode pool."""
+    _decode_pool().submit(_counted, task, *args)
+
+
 def _forget_pool_after_fork() -> None:
     # Threads do not survive fork(): the child builds its own pool when needed.
-    global _executor, _executor_lock
+    global _executor, _executor_lock, _busy
     _executor = None
     _executor_lock = threading.Lock()
+    _busy = _Busy()
 
 
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
@@ -326,6 +358,8 @@ class _Job:
     desc: PixelDescription
     sop: str
     number: int
+    #: memory to decode into (see :meth:`FrameStore._fault_in_ahead`)
+    out: np.ndarray | None = None
 
 
 class _DecodeRun:
@@ -683,7 +717,7 @@ class FrameStore:
         self, job: _Job, on_frame: Callable[[int, np.ndarray], None] | None
     ) -> None:
         try:
-            array = decode_frame(job.data, job.desc, job.sop, job.number)
+            array = decode_frame(job.data, job.desc, job.sop, job.number, job.out)
             if job.desc.bits_allocated == 1:
                 array = array.astype(np.uint8)
             self.cache.put(self._key(job.index), array)
@@ -731,10 +765,12 @@ class FrameStore:
             later = [job for job in jobs if job.index in extra]
             jobs = [job for job in jobs if job.index not in extra]
             if jobs:
+                helpers = min(len(jobs), _WORKERS) - 1
+                idle = _WORKERS - _busy.count - 1 - helpers  # 1: this thread
+                jobs = self._fault_in_ahead(jobs, idle)
                 run = _DecodeRun(jobs, self._decode, on_frame)
-                pool = _decode_pool()
-                for _ in range(min(len(jobs), _WORKERS) - 1):
-                    pool.submit(run.work)
+                for _ in range(helpers):
+                    _submit(run.work)
             if later:  # after the read's own frames
                 self._decode_later(later)
             extra = {}  # handed over
@@ -743,7 +779,8 @@ class FrameStore:
             for index, array in cached:
                 on_frame(index, array)
             if run is not None:
-                run.work()
+                with _busy:
+                    run.work()
                 run.wait()
         finally:
             if run is not None:
@@ -754,6 +791,30 @@ class FrameStore:
             run.raise_first_error()
         for index, future in waiting:
             on_frame(index, future.result())
+
+    def _fault_in_ahead(self, jobs: list[_Job], idle: int) -> list[_Job]:
+        """Give the frames of a read their memory now, and have up to `idle`
+        pool threads fault it in while the frames are decoded.
+
+        A frame decoded into fresh memory waits for a page fault every 4 KiB
+        (see :mod:`dicomslide.pages`). Memory used before needs no faulting;
+        frames that no codec writes into given memory are left alone.
+        """
+        ready = []
+        for job in jobs:
+            desc = job.desc
+            if (
+                idle > 0
+                and pages.worth_faulting(desc.frame_nbytes)
+                and decodes_into(desc)
+            ):
+                out = np.empty(desc.shape, desc.dtype)
+                if pages.needs_faulting(out):
+                    _submit(pages.fault_in, out)
+                    idle -= 1
+                job = replace(job, out=out)
+            ready.append(job)
+        return ready
 
     def _prefetch(self, indices: Sequence[int]) -> None:
         """Load frames in the background, within a quarter of the cache."""
@@ -772,14 +833,13 @@ class FrameStore:
                 return
             self._decode_later(jobs)
 
-        _decode_pool().submit(run)
+        _submit(run)
 
     def _decode_later(self, jobs: Sequence[_Job]) -> None:
         """Decode fetched frames in the background, into the cache."""
-        pool = _decode_pool()
         try:
             for job in jobs:
-                pool.submit(self._decode, job, None)
+                _submit(self._decode, job, None)
         except RuntimeError as error:  # the pool is shut down (exit)
             for job in jobs:
                 self._settle(job.index, job.future, error)
