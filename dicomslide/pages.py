@@ -19,8 +19,10 @@ decode as before.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import mmap
+import os
 import sys
 
 import numpy as np
@@ -119,6 +121,7 @@ def fault_in(array: np.ndarray) -> None:
         return
     start, length = _whole_pages(array)
     if length and libc.madvise(start, length, _MADV_POPULATE_WRITE) != 0:
-        errno = ctypes.get_errno()
-        logger.debug("madvise(MADV_POPULATE_WRITE) failed (errno %d): off", errno)
-        _libc = None  # e.g. a kernel older than 5.14 (EINVAL)
+        code = ctypes.get_errno()
+        logger.debug("madvise(MADV_POPULATE_WRITE): %s", os.strerror(code))
+        if code == errno.EINVAL:  # a kernel older than 5.14
+            _libc = None

@@ -53,29 +53,34 @@ def test_what_is_worth_faulting_in():
     assert not pages.needs_faulting(np.ones(64 * PAGE, np.uint8))
 
 
-def _jpeg_frame(rows: int, columns: int) -> tuple[bytes, np.ndarray]:
-    pixels = np.random.default_rng(rows).integers(0, 256, (rows, columns, 3), np.uint8)
-    data = simplejpeg.encode_jpeg(pixels, quality=95, colorsubsampling="422")
-    return data, simplejpeg.decode_jpeg(data, colorspace="RGB")
+def _jpeg_frame(rows: int, columns: int, samples: int = 3) -> tuple[bytes, np.ndarray]:
+    rng = np.random.default_rng(rows)
+    pixels = rng.integers(0, 256, (rows, columns, samples), np.uint8)
+    colorspace = "GRAY" if samples == 1 else "RGB"
+    data = simplejpeg.encode_jpeg(
+        pixels, quality=95, colorspace=colorspace, colorsubsampling="422"
+    )
+    return data, simplejpeg.decode_jpeg(data, colorspace=colorspace)
 
 
-def _desc(rows: int, columns: int) -> codec.PixelDescription:
+def _desc(rows: int, columns: int, samples: int = 3) -> codec.PixelDescription:
     return codec.PixelDescription(
         rows=rows,
         columns=columns,
-        samples_per_pixel=3,
+        samples_per_pixel=samples,
         bits_allocated=8,
         bits_stored=8,
         pixel_representation=0,
-        photometric_interpretation="YBR_FULL_422",
+        photometric_interpretation="MONOCHROME2" if samples == 1 else "YBR_FULL_422",
         planar_configuration=0,
         transfer_syntax_uid=JPEG_BASELINE,
     )
 
 
-def test_jpeg_frames_decode_into_given_memory():
-    data, expected = _jpeg_frame(512, 384)
-    desc = _desc(512, 384)
+@pytest.mark.parametrize("samples", [1, 3])
+def test_jpeg_frames_decode_into_given_memory(samples):
+    data, expected = _jpeg_frame(512, 384, samples)
+    desc = _desc(512, 384, samples)
     assert codec.decodes_into(desc)
     out = np.empty(desc.shape, desc.dtype)
     frame = codec.decode_frame(data, desc, "1.2.3", 7, out)
