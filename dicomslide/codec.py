@@ -489,7 +489,7 @@ def decode_frame(
             frame_number,
         )
     try:
-        if out is not None and family == "jpeg" and _by_simplejpeg(desc):
+        if out is not None and decodes_into(desc):
             array = _simplejpeg(data, desc, out)
         else:
             array = _DECODERS[family](data, desc)
