@@ -313,7 +313,10 @@ def _make_thread_safe(client: DICOMfileClient) -> threading.RLock:
     if lock is not None:
         return lock
     if isinstance(client, LocalFolderClient):
-        client._db_manager  # noqa: B018 (building its index makes it thread-safe)
+        # Building its index makes it thread-safe. The index is set before it
+        # is complete: the build's lock tells when another thread is done.
+        with client._index_lock:
+            client._db_manager  # noqa: B018
         return getattr(client, _LOCK_ATTRIBUTE)
     return _adopt(client)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -207,6 +208,26 @@ def test_embedded_client_index_is_built_once_from_any_thread(image):
     other = LocalFolderClient(image.files[0].parent)
     with client_lock(other):  # building the index under the lock does not deadlock
         assert len(other.search_for_instances()) == 1
+
+
+def test_callers_wait_for_an_index_another_thread_is_building(image, monkeypatch):
+    # The index is set before the build is complete; a slow build widens the
+    # window in which a second thread finds it.
+    from dicomslide.client import call
+
+    index_skipped_images = LocalFolderClient._index_skipped_images
+
+    def slowly(self):
+        time.sleep(0.2)
+        index_skipped_images(self)
+
+    monkeypatch.setattr(LocalFolderClient, "_index_skipped_images", slowly)
+    client = LocalFolderClient(image.files[0].parent)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(call, client, "search_for_series")
+        time.sleep(0.05)
+        second = pool.submit(call, client, "search_for_series")
+        assert len(first.result()) == len(second.result()) == 1
 
 
 def test_files_under_lists_what_rglob_lists(tmp_path):
