@@ -816,12 +816,14 @@ class FrameStore:
             ready.append(job)
         return ready
 
+    def _background_limit(self) -> int:
+        """How many frames may be loaded ahead of reads: a quarter of the
+        cache's worth."""
+        return self.cache.max_bytes // 4 // max(self.frame_nbytes, 1)
+
     def _prefetch(self, indices: Sequence[int]) -> None:
         """Load frames in the background, within a quarter of the cache."""
-        budget = self.cache.max_bytes // 4
-        frame_bytes = max(self.frame_nbytes, 1)
-        limit = max(budget // frame_bytes, 0)
-        _, claimed, _ = self._claim(list(indices)[:limit])
+        _, claimed, _ = self._claim(list(indices)[: self._background_limit()])
         if not claimed:
             return
 
@@ -882,9 +884,8 @@ class FrameStore:
         if not neighbours:
             return {}
         parts = {int(self.part_of_frame[index]) for index in claimed}
-        limit = self.cache.max_bytes // 4 // max(self.frame_nbytes, 1)
         wanted = [i for i in neighbours if int(self.part_of_frame[i]) in parts]
-        _, extra, _ = self._claim(wanted[:limit])
+        _, extra, _ = self._claim(wanted[: self._background_limit()])
         with self._pending_lock:
             self._unread_neighbours.update(extra)
             self._neighbour_counts[0] += len(extra)
