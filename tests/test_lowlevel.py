@@ -12,13 +12,12 @@ import gc
 import json
 import os
 import shutil
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from subprocesses import run_python
 
 lowlevel = pytest.importorskip(
     "dicomslide.openslide.lowlevel",
@@ -851,17 +850,6 @@ def test_search_order(lib3):
     assert failed_override.get_version() == lowlevel.get_version()
     api = lowlevel._search(environ={}, package=None, names=["nope.so", OPENSLIDE_3])
     assert api.get_version() == "3.4.1"
-
-
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
 
 
 def test_environment_override_when_imported(lib3):

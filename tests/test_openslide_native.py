@@ -19,9 +19,6 @@ import operator
 import os
 import pickle
 import shutil
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from subprocesses import run_python
 
 lowlevel = pytest.importorskip(
     "dicomslide.openslide.lowlevel",
@@ -212,17 +210,6 @@ def regions(slide) -> list[tuple[tuple[int, int], int, tuple[int, int]]]:
             ((full[0] + 100, -50), level, (10, 10)),
         ]
     return found
-
-
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
 
 
 def read_in_spawned_process(slides: list, args: tuple) -> list[Image.Image]:
