@@ -8,6 +8,8 @@ Usage (from the repository root)::
 Every (variant, workload, implementation) cell runs in a subprocess of its own
 (:mod:`benchmarks.child`), implementations interleaved (the order rotates from
 one cell to the next; the repeated runs of the open workloads go round-robin).
+The open workloads of a variant run first; then the reads workloads (a–d) run
+round by round: round 1 of every cell, then round 2, and so on.
 The results go to ``benchmarks/results/latest.md`` and ``latest.json``
 (``latest-quick.*`` with ``--quick``), the Markdown table is also printed.
 
@@ -305,7 +307,9 @@ class Runner:
         return True
 
     def record(self, cell: Cell, run: dict[str, Any]) -> None:
-        """Keep a run; remember a timeout."""
+        """Keep a run (numbered in the order the children ran); remember a
+        timeout."""
+        run["child"] = self.counter
         cell.runs.append(run)
         if run.get("status") == "timeout":
             self.timed_out.setdefault(cell.impl, f"{cell.variant} ({cell.workload})")
@@ -512,7 +516,20 @@ def available_impls(names: list[str]) -> tuple[list[str], dict[str, str]]:
     return runnable, skipped
 
 
-def run_reads(
+@dataclass
+class ReadsPlan:
+    """The cells of one reads workload (a–d) of one variant, run round by round."""
+
+    folder: Path
+    levels: list[Level]
+    workload: Workload
+    refs: dict[int, np.ndarray]
+    cells: dict[str, Cell]
+    offset: int
+    """Where the rotation of implementations starts."""
+
+
+def plan_reads(
     runner: Runner,
     variant: str,
     folder: Path,
@@ -520,21 +537,35 @@ def run_reads(
     workload: Workload,
     impls: list[str],
     refs: dict[int, np.ndarray],
-) -> None:
-    """One child per implementation and round, in rotated order."""
+) -> ReadsPlan:
+    """Register the cells of a reads workload; :func:`run_round` runs them."""
     cells = {i: Cell(variant, workload.key, i, "reads", workload.pixels) for i in impls}
-    for round_ in range(runner.args.rounds):
-        for impl in rotated(impls, len(runner.cells) + round_):
-            cell = cells[impl]
-            if cell.runs and cell.runs[-1].get("status") != "ok":
-                continue  # do not repeat a failure
-            if not cell.runs and runner.should_skip(cell):
-                continue
-            run = runner.child(impl, folder, levels, workload, keep=round_ == 0)
-            runner.record(cell, run)
-            if run.get("status") == "ok" and round_ == 0:
-                cell.check = compare(run.get("samples_path"), refs, impl)
+    plan = ReadsPlan(folder, levels, workload, refs, cells, len(runner.cells))
     runner.cells.extend(cells.values())
+    return plan
+
+
+def run_round(runner: Runner, plan: ReadsPlan, round_: int) -> None:
+    """One child per implementation of a planned reads workload, in rotated
+    order.
+
+    The rounds of a cell are spread over the whole run (round 1 of every cell,
+    then round 2, ...), so that a slow minute of the machine touches one round
+    of a cell rather than all of them.
+    """
+    for impl in rotated(list(plan.cells), plan.offset + round_):
+        cell = plan.cells[impl]
+        if cell.runs and (
+            cell.runs[-1].get("status") != "ok" or impl in runner.timed_out
+        ):
+            continue  # do not repeat a failure, nor an implementation that hung
+        if not cell.runs and runner.should_skip(cell):
+            continue
+        first = not cell.runs
+        run = runner.child(impl, plan.folder, plan.levels, plan.workload, keep=first)
+        runner.record(cell, run)
+        if run.get("status") == "ok" and first:
+            cell.check = compare(run.get("samples_path"), plan.refs, impl)
 
 
 def run_open(
@@ -584,7 +615,7 @@ def run_dicomweb_workload(runner: Runner, variant: str, folder: Path) -> None:
     variant's files, give each adapter an ``open(url)`` path (dicomslide:
     ``find_slides("http://127.0.0.1:8042/dicom-web")``; wsidicom:
     ``WsiDicom.open_web``), register a builder for ``SPECS["f"]`` in
-    :mod:`benchmarks.workloads` and schedule it here like :func:`run_reads`.
+    :mod:`benchmarks.workloads` and schedule it here like :func:`run_round`.
 
     Raises
     ------
@@ -943,7 +974,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        help="runs of every reads cell (a-d), interleaved; the median total is "
+        help="runs of every reads cell (a-d), interleaved and spread over the run "
+        "(round 1 of every cell, then round 2, ...); the median total is "
         "reported (default 3, quick 1)",
     )
     parser.add_argument(
@@ -1087,6 +1119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="dicomslide-bench-") as scratch:
         runner = Runner(args, Path(scratch))
+        plans: list[ReadsPlan] = []
         for folder in variants:
             try:
                 reader = LimitReader(cache=True)
@@ -1113,8 +1146,16 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 refs = references(reader, workload)
                 if workload.kind == "reads":
-                    run_reads(
-                        runner, folder.name, folder, levels, workload, impl_names, refs
+                    plans.append(
+                        plan_reads(
+                            runner,
+                            folder.name,
+                            folder,
+                            levels,
+                            workload,
+                            impl_names,
+                            refs,
+                        )
                     )
                 else:
                     chosen = [i for i in impl_names if i in OPEN_IMPLS]
@@ -1129,6 +1170,9 @@ def main(argv: list[str] | None = None) -> int:
                         sizes.open_repeats,
                     )
             reader.close()
+        for round_ in range(args.rounds):
+            for plan in plans:
+                run_round(runner, plan, round_)
 
         if "open-sparse" in workload_keys:
             print(

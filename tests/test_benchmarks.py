@@ -9,33 +9,63 @@ import sys
 from conftest import ROOT
 
 
-def test_quick_benchmark_runs_and_cross_checks_pixels(corpus, tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.run",
-            "--quick",
-            "--workloads",
-            "a",
-            "--variants",
-            "V13",
-            "--impls",
-            "dicomslide,limit",
-            "--corpus",
-            str(corpus),
-            "--out",
-            str(tmp_path),
-            "--name",
-            "smoke",
-        ],
+def run_benchmark(*options: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", *options],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
+    )
+
+
+def test_quick_benchmark_runs_and_cross_checks_pixels(corpus, tmp_path):
+    result = run_benchmark(
+        "--workloads",
+        "a",
+        "--variants",
+        "V13",
+        "--impls",
+        "dicomslide,limit",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(tmp_path),
+        "--name",
+        "smoke",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     table = (tmp_path / "smoke.md").read_text()
     assert "| dicomslide |" in table and "limit-cache" in table
     report = json.loads((tmp_path / "smoke.json").read_text())
     assert report  # results were written
+
+
+def test_rounds_of_reads_cells_are_spread_over_the_run(corpus, tmp_path):
+    result = run_benchmark(
+        "--rounds",
+        "2",
+        "--workloads",
+        "a,c",
+        "--variants",
+        "V13,V05",
+        "--impls",
+        "limit-1t,limit-cache",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(tmp_path),
+        "--name",
+        "rounds",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    cells = json.loads((tmp_path / "rounds.json").read_text())["cells"]
+    assert len(cells) == 8
+    for cell in cells:
+        assert len(cell["runs"]) == 2
+        assert cell["check"]["verdict"] == "equal"  # from its first round
+    first = [cell["runs"][0]["child"] for cell in cells]
+    second = [cell["runs"][1]["child"] for cell in cells]
+    # round 1 of every cell, then round 2: 8 children each
+    assert sorted(first) == list(range(1, 9))
+    assert sorted(second) == list(range(9, 17))
