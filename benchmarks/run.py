@@ -608,26 +608,6 @@ def run_open(
     runner.cells.extend(cells.values())
 
 
-def run_dicomweb_workload(runner: Runner, variant: str, folder: Path) -> None:
-    """Hook for workload (f): DICOMweb reads against an Orthanc server.
-
-    To implement: start Orthanc on 127.0.0.1 (bounded lifetime), upload the
-    variant's files, give each adapter an ``open(url)`` path (dicomslide:
-    ``find_slides("http://127.0.0.1:8042/dicom-web")``; wsidicom:
-    ``WsiDicom.open_web``), register a builder for ``SPECS["f"]`` in
-    :mod:`benchmarks.workloads` and schedule it here like :func:`run_round`.
-
-    Raises
-    ------
-    NotImplementedError
-        Always, for now
-
-    """
-    raise NotImplementedError(
-        "workload f (DICOMweb against Orthanc) is not implemented yet"
-    )
-
-
 # --------------------------------------------------------------------------- report
 
 
@@ -1231,14 +1211,11 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         if "f" in workload_keys:
-            try:
-                run_dicomweb_workload(runner, "", corpus)
-            except NotImplementedError as error:
-                notes.append(
-                    f"workload f skipped: {error} "
-                    "(hook: benchmarks.run.run_dicomweb_workload)"
-                )
-                print(f"skipping workload f: {error}", file=sys.stderr)
+            notes.append(
+                "workload f (DICOMweb against Orthanc) has its own runner: "
+                "`python -m benchmarks.web`"
+            )
+            print("workload f runs in python -m benchmarks.web", file=sys.stderr)
         cells = runner.cells
         children = runner.counter
         for impl, where in runner.timed_out.items():
