@@ -8,8 +8,9 @@ Usage (from the repository root)::
 Every (variant, workload, implementation) cell runs in a subprocess of its own
 (:mod:`benchmarks.child`), implementations interleaved (the order rotates from
 one cell to the next; the repeated runs of the open workloads go round-robin).
-The open workloads of a variant run first; then the reads workloads (a–d) run
-round by round: round 1 of every cell, then round 2, and so on.
+Workload (e) of every variant runs first; then the reads workloads (a–d) run
+round by round (round 1 of every cell, then round 2, and so on); open-sparse
+runs last.
 The results go to ``benchmarks/results/latest.md`` and ``latest.json``
 (``latest-quick.*`` with ``--quick``), the Markdown table is also printed.
 
