@@ -47,6 +47,10 @@ _WORKERS = os.cpu_count() or 2
 _NEIGHBOURS_MIN_USE = 0.25
 _NEIGHBOURS_PROBATION = 64
 
+# Reads of at least this many bytes share the pasting of cached frames with
+# an idle pool thread: below it, waking one costs more than it saves.
+_SHARED_PASTES_MIN_BYTES = 2 << 20
+
 
 def _decode_pool() -> ThreadPoolExecutor:
     global _executor
@@ -362,10 +366,11 @@ class _Job:
     out: np.ndarray | None = None
 
 
-class _DecodeRun:
-    """The frames of one read, decoded by the reading thread and pool workers.
+class _ReadRun:
+    """The work of one read, shared by the reading thread and pool workers:
+    frames to decode, then cached frames to paste.
 
-    Each thread takes the next frame until none is left, largest encoding
+    Each thread takes the next step until none is left, the largest encoding
     first: a thread that starts late or draws quick frames takes more, and
     the reader never waits for a worker that found nothing to do.
     """
@@ -373,25 +378,34 @@ class _DecodeRun:
     def __init__(
         self,
         jobs: Sequence[_Job],
+        cached: Sequence[tuple[int, np.ndarray]],
         decode: Callable[[_Job, Callable[[int, np.ndarray], None]], None],
         on_frame: Callable[[int, np.ndarray], None],
     ) -> None:
-        self._jobs = deque(sorted(jobs, key=lambda job: len(job.data), reverse=True))
+        largest_first = sorted(jobs, key=lambda job: len(job.data), reverse=True)
+        self._steps: deque[_Job | tuple[int, np.ndarray]] = deque(largest_first)
+        self._steps.extend(cached)
         self._decode = decode
         self._on_frame = on_frame
-        self._unfinished = len(jobs)
+        self._unfinished = len(self._steps)
         self._finished = threading.Condition()
         self._errors: list[BaseException] = []
 
+    def __len__(self) -> int:
+        return len(self._steps)
+
     def work(self) -> None:
-        """Decode frames until none is left to take."""
+        """Decode or paste frames until none is left to take."""
         while True:
             try:
-                job = self._jobs.popleft()
+                step = self._steps.popleft()
             except IndexError:
                 return
             try:
-                self._decode(job, self._on_frame)
+                if isinstance(step, _Job):
+                    self._decode(step, self._on_frame)
+                else:
+                    self._on_frame(*step)
             except BaseException as error:  # the others still settle
                 self._errors.append(error)
             finally:
@@ -401,22 +415,22 @@ class _DecodeRun:
                         self._finished.notify_all()
 
     def wait(self) -> None:
-        """Wait until every frame taken has been decoded (or has failed)."""
+        """Wait until every step taken is done (or has failed)."""
         with self._finished:
             self._finished.wait_for(lambda: self._unfinished == 0)
 
     def cancel(self) -> None:
-        """Drop the frames nobody took yet (a read that stops early)."""
+        """Drop the steps nobody took yet (a read that stops early)."""
         while True:
             try:
-                self._jobs.popleft()
+                self._steps.popleft()
             except IndexError:
                 return
             with self._finished:
                 self._unfinished -= 1
 
     def raise_first_error(self) -> None:
-        """Raise the error of the first frame that failed, if any."""
+        """Raise the error of the first step that failed, if any."""
         if self._errors:
             raise self._errors[0]
 
@@ -734,6 +748,7 @@ class FrameStore:
         on_frame: Callable[[int, np.ndarray], None],
         prefetch: Sequence[int] = (),
         neighbours: Callable[[], Sequence[int]] | None = None,
+        share_pastes: bool = False,
     ) -> None:
         """Get decoded frames, fetching and decoding only those not cached.
 
@@ -751,12 +766,16 @@ class FrameStore:
             Gives the indices of frames to ask for in the same requests as
             these, called only if any are fetched; they are decoded in the
             background
+        share_pastes: bool, optional
+            Whether idle pool threads may also hand cached frames to
+            `on_frame`, for reads that paste enough pixels to be worth
+            sharing; otherwise this thread does, while frames are decoded
 
         """
         self._note_read(indices)
         cached, claimed, waiting = self._claim(indices)
         self.metrics.add(cache_hits=len(cached))
-        run: _DecodeRun | None = None
+        run: _ReadRun | None = None
         extra: dict[int, Future] = {}
         try:
             if claimed and neighbours is not None:
@@ -764,11 +783,12 @@ class FrameStore:
             jobs = self._fetch({**claimed, **extra}) if claimed else []
             later = [job for job in jobs if job.index in extra]
             jobs = [job for job in jobs if job.index not in extra]
-            if jobs:
-                helpers = min(len(jobs), _WORKERS) - 1
+            shared = cached if share_pastes and _busy.count < _WORKERS - 1 else []
+            if jobs or shared:
+                helpers = min(len(jobs) + len(shared), _WORKERS) - 1
                 idle = _WORKERS - _busy.count - 1 - helpers  # 1: this thread
                 jobs = self._fault_in_ahead(jobs, idle)
-                run = _DecodeRun(jobs, self._decode, on_frame)
+                run = _ReadRun(jobs, shared, self._decode, on_frame)
                 for _ in range(helpers):
                     _submit(run.work)
             if later:  # after the read's own frames
@@ -776,8 +796,9 @@ class FrameStore:
             extra = {}  # handed over
             if prefetch:
                 self._prefetch(prefetch)
-            for index, array in cached:
-                on_frame(index, array)
+            if not shared:
+                for index, array in cached:
+                    on_frame(index, array)
             if run is not None:
                 with _busy:
                     run.work()
@@ -998,6 +1019,7 @@ class FrameStore:
             paste,
             ahead,
             None if ahead else lambda: self._neighbours(grid, rows, columns, placement),
+            share_pastes=out.nbytes >= _SHARED_PASTES_MIN_BYTES,
         )
         return out
 
