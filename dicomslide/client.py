@@ -22,6 +22,7 @@ from dicomweb_client import DICOMfileClient, DICOMwebClient
 from pydicom.dataset import Dataset, FileDataset
 
 from dicomslide.codec import PixelDescription
+from dicomslide.elements import DISCOVERY_ELEMENTS, convert_elements
 from dicomslide.errors import DicomSlideError, ServerError
 from dicomslide.fetch import (
     PIXEL_DATA_OFFSET,
@@ -223,6 +224,7 @@ def read_header(path: Path) -> Dataset | None:
         return None
     if "SOPClassUID" not in header or "Rows" not in header:
         return None
+    convert_elements(header, DISCOVERY_ELEMENTS)
     header.filename = str(path)
     setattr(header, PIXEL_DATA_OFFSET, offset)
     return header

@@ -29,6 +29,7 @@ from dicomslide import pages
 from dicomslide.cache import FrameCache
 from dicomslide.client import make_frame_source, portable
 from dicomslide.codec import PixelDescription, decode_frame, decodes_into
+from dicomslide.elements import IMAGE_ELEMENTS, convert_elements
 from dicomslide.errors import FrameRetrievalError, MetadataError
 from dicomslide.fetch import FrameSource, describe_pixels
 from dicomslide.readahead import ScanPredictor
@@ -454,6 +455,8 @@ class FrameStore:
     ) -> None:
         self.client = client
         self.parts = sort_concatenation_parts(parts)
+        for part in self.parts:
+            convert_elements(part, IMAGE_ELEMENTS)
         self.metadata = self.parts[0]
         self.cache = cache
         first = self.metadata
