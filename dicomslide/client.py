@@ -22,7 +22,7 @@ from dicomweb_client import DICOMfileClient, DICOMwebClient
 from pydicom.dataset import Dataset, FileDataset
 
 from dicomslide.codec import PixelDescription
-from dicomslide.elements import DISCOVERY_ELEMENTS, convert_elements
+from dicomslide.elements import DISCOVERY_ELEMENTS, convert_elements, has_element
 from dicomslide.errors import DicomSlideError, ServerError
 from dicomslide.fetch import (
     PIXEL_DATA_OFFSET,
@@ -222,7 +222,7 @@ def read_header(path: Path) -> Dataset | None:
     except Exception as error:  # a broken file must not stop discovery
         logger.warning("cannot read %s: %s", path, error)
         return None
-    if "SOPClassUID" not in header or "Rows" not in header:
+    if not has_element(header, "SOPClassUID") or not has_element(header, "Rows"):
         return None
     convert_elements(header, DISCOVERY_ELEMENTS)
     header.filename = str(path)

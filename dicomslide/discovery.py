@@ -19,6 +19,7 @@ from dicomslide.client import (
     client_lock,
     open_client,
 )
+from dicomslide.elements import element_value
 from dicomslide.errors import DicomSlideError, MetadataError
 from dicomslide.slide import Slide
 from dicomslide.tile import FRAME_TABLE_ATTRIBUTE, frame_table_from_json
@@ -198,8 +199,8 @@ def _wanted(
 
 
 def _slide_key(image: Dataset) -> tuple[str, str]:
-    container = image.get("ContainerIdentifier")
-    frame_of_reference = image.get("FrameOfReferenceUID")
+    container = element_value(image, "ContainerIdentifier")
+    frame_of_reference = element_value(image, "FrameOfReferenceUID")
     if container is None or frame_of_reference is None:
         logger.debug(
             "instance %s lacks %s; grouping by what is present",
@@ -220,7 +221,7 @@ def _contradictions(
     for key, members in groups.items():
         for image in members:
             for keyword in ("SeriesInstanceUID", "PyramidUID"):
-                value = image.get(keyword)
+                value = element_value(image, keyword)
                 if value:
                     keys_of[f"{keyword} {value}"].add(key)
     broken: dict[tuple[str, str], MetadataError] = {}

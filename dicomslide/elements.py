@@ -112,6 +112,55 @@ IMAGE_ELEMENTS: ElementTree = _tree(
 )
 
 
+def element_value(dataset: Dataset, keyword: str, default: Any = None) -> Any:
+    """Get the value of an element: ``dataset.get(keyword, default)``, faster.
+
+    pydicom's attribute access takes 2 to 4 microseconds; this takes a tenth
+    of that for converted elements and converts raw ones through pydicom.
+
+    Parameters
+    ----------
+    dataset: pydicom.dataset.Dataset
+        Dataset
+    keyword: str
+        Keyword of a standard element
+    default: Any, optional
+        Returned when the dataset lacks the element
+
+    Returns
+    -------
+    Any
+        Value of the element, or `default`
+
+    """
+    tag = tag_for_keyword(keyword)
+    element = dataset._dict.get(tag)  # type: ignore[call-overload]
+    if element is None:
+        return default
+    if type(element) is not DataElement:
+        element = dataset[tag]  # type: ignore[index]
+    return element.value
+
+
+def has_element(dataset: Dataset, keyword: str) -> bool:
+    """Whether a dataset has an element: ``keyword in dataset``, faster.
+
+    Parameters
+    ----------
+    dataset: pydicom.dataset.Dataset
+        Dataset
+    keyword: str
+        Keyword of a standard element
+
+    Returns
+    -------
+    bool
+        Whether the dataset has the element (empty or not)
+
+    """
+    return tag_for_keyword(keyword) in dataset._dict
+
+
 def convert_elements(dataset: Dataset, elements: ElementTree) -> None:
     """Convert raw elements of a dataset now, as their first access would.
 

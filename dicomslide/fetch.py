@@ -31,6 +31,7 @@ import requests
 from pydicom.dataset import Dataset
 
 from dicomslide.codec import NATIVE_TRANSFER_SYNTAXES, PixelDescription
+from dicomslide.elements import element_value, has_element
 from dicomslide.errors import FrameRetrievalError
 
 logger = logging.getLogger(__name__)
@@ -704,16 +705,20 @@ def describe_pixels(image: Dataset, transfer_syntax_uid: str) -> PixelDescriptio
         Pixel layout
 
     """
-    bits_allocated = int(image.get("BitsAllocated", 8))
+    bits_allocated = int(element_value(image, "BitsAllocated", 8))
+    bits_stored = element_value(image, "BitsStored")
     return PixelDescription(
         rows=int(image.Rows),
         columns=int(image.Columns),
-        samples_per_pixel=int(image.get("SamplesPerPixel", 1)),
+        samples_per_pixel=int(element_value(image, "SamplesPerPixel", 1)),
         bits_allocated=bits_allocated,
-        bits_stored=int(image.get("BitsStored", bits_allocated) or bits_allocated),
-        pixel_representation=int(image.get("PixelRepresentation", 0) or 0),
-        photometric_interpretation=str(image.get("PhotometricInterpretation", "")),
-        planar_configuration=int(image.get("PlanarConfiguration", 0) or 0),
+        bits_stored=int(bits_stored or bits_allocated),
+        pixel_representation=int(element_value(image, "PixelRepresentation") or 0),
+        photometric_interpretation=str(
+            element_value(image, "PhotometricInterpretation", "")
+        ),
+        planar_configuration=int(element_value(image, "PlanarConfiguration") or 0),
         transfer_syntax_uid=transfer_syntax_uid,
-        float_pixels="BitsStored" not in image and bits_allocated in (32, 64),
+        float_pixels=not has_element(image, "BitsStored")
+        and bits_allocated in (32, 64),
     )

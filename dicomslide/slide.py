@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache
 from dicomslide.client import portable
+from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import MetadataError
 from dicomslide.image import TiledImage
@@ -109,7 +110,10 @@ def group_concatenations(image_metadata: Sequence[Dataset]) -> list[list[Dataset
     """
     groups: dict[str, list[Dataset]] = {}
     for metadata in image_metadata:
-        key = str(metadata.get("ConcatenationUID") or metadata.SOPInstanceUID)
+        key = str(
+            element_value(metadata, "ConcatenationUID")
+            or element_value(metadata, "SOPInstanceUID")
+        )
         groups.setdefault(key, []).append(metadata)
     return list(groups.values())
 
@@ -383,15 +387,17 @@ class Slide:
         for metadata in image_metadata:
             if not isinstance(metadata, Dataset):
                 raise TypeError("image_metadata must be a sequence of datasets")
-            uid = str(metadata.get("SOPInstanceUID"))
+            uid = str(element_value(metadata, "SOPInstanceUID"))
             if uid in seen:
                 raise MetadataError("SOP Instance UID occurs twice in the slide", uid)
             seen.add(uid)
             for keyword in ("FrameOfReferenceUID", "ContainerIdentifier"):
-                if metadata.get(keyword) != first.get(keyword):
+                value = element_value(metadata, keyword)
+                if value != element_value(first, keyword):
                     raise MetadataError(
-                        f"{keyword} {metadata.get(keyword)!r} differs from "
-                        f"{first.get(keyword)!r} of the slide's other images",
+                        f"{keyword} {value!r} differs from "
+                        f"{element_value(first, keyword)!r} of the slide's other "
+                        "images",
                         uid,
                     )
 

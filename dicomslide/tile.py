@@ -13,6 +13,7 @@ import numpy as np
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
+from dicomslide.elements import element_value, has_element
 from dicomslide.errors import MetadataError
 from dicomslide.utils import SEGMENTATION_SOP_CLASS_UIDS, VL_WSI_SOP_CLASS_UID
 
@@ -40,9 +41,9 @@ def get_channel_identifiers(image: Dataset) -> list[str]:
         Channel identifiers
 
     """
-    sop_class_uid = image.get("SOPClassUID")
+    sop_class_uid = element_value(image, "SOPClassUID")
     if sop_class_uid == VL_WSI_SOP_CLASS_UID:
-        paths = image.get("OpticalPathSequence") or []
+        paths = element_value(image, "OpticalPathSequence") or []
         identifiers = [str(item.OpticalPathIdentifier) for item in paths]
         return identifiers or ["1"]
     if sop_class_uid in SEGMENTATION_SOP_CLASS_UIDS:
@@ -56,15 +57,14 @@ def _is_label_map(image: Dataset) -> bool:
 
 
 def _organization(image: Dataset) -> str | None:
-    value = image.get("DimensionOrganizationType")
+    value = element_value(image, "DimensionOrganizationType")
     return str(value) if value else None
 
 
 def _shared_item(image: Dataset, keyword: str) -> Dataset | None:
-    groups = image.get("SharedFunctionalGroupsSequence")
-    if groups and keyword in groups[0] and groups[0][keyword].value:
-        return groups[0][keyword].value[0]
-    return None
+    groups = element_value(image, "SharedFunctionalGroupsSequence")
+    items = element_value(groups[0], keyword) if groups else None
+    return items[0] if items else None
 
 
 def get_image_orientation(image: Dataset) -> tuple[float, ...]:
@@ -81,7 +81,7 @@ def get_image_orientation(image: Dataset) -> tuple[float, ...]:
         Direction cosines of the row and of the column direction
 
     """
-    value = image.get("ImageOrientationSlide")
+    value = element_value(image, "ImageOrientationSlide")
     if value is None or len(value) != 6:
         return _DEFAULT_ORIENTATION
     return tuple(float(v) for v in value)
@@ -105,10 +105,10 @@ def get_pixel_to_slide_affine(image: Dataset) -> np.ndarray:
 
     row_spacing, column_spacing = get_image_pixel_spacing(image)
     orientation = get_image_orientation(image)
-    origin = image.get("TotalPixelMatrixOriginSequence")
+    origin = element_value(image, "TotalPixelMatrixOriginSequence")
     if origin:
-        x0 = float(origin[0].get("XOffsetInSlideCoordinateSystem", 0.0))
-        y0 = float(origin[0].get("YOffsetInSlideCoordinateSystem", 0.0))
+        x0 = float(element_value(origin[0], "XOffsetInSlideCoordinateSystem", 0.0))
+        y0 = float(element_value(origin[0], "YOffsetInSlideCoordinateSystem", 0.0))
     else:
         x0 = y0 = 0.0
     # Moving along a row (increasing column index) follows the first three
@@ -162,9 +162,9 @@ def compute_frame_table(image: Dataset) -> FrameTable:
         When the metadata do not say where frames are
 
     """
-    uid = image.get("SOPInstanceUID")
+    uid = element_value(image, "SOPInstanceUID")
     try:
-        number_of_frames = int(image.get("NumberOfFrames", 1) or 1)
+        number_of_frames = int(element_value(image, "NumberOfFrames") or 1)
         rows = int(image.Rows)
         columns = int(image.Columns)
         total_rows = int(image.TotalPixelMatrixRows)
@@ -175,7 +175,7 @@ def compute_frame_table(image: Dataset) -> FrameTable:
     precomputed = getattr(image, FRAME_TABLE_ATTRIBUTE, None)
     if precomputed is not None and organization != "TILED_FULL":
         return precomputed
-    has_per_frame = "PerFrameFunctionalGroupsSequence" in image
+    has_per_frame = has_element(image, "PerFrameFunctionalGroupsSequence")
     if organization == "TILED_FULL" or not has_per_frame:
         if organization != "TILED_FULL" and number_of_frames > 1:
             logger.debug(
@@ -356,8 +356,8 @@ def _tiled_full_table(
 ) -> FrameTable:
     grid_rows = -(-total_rows // rows)
     grid_columns = -(-total_columns // columns)
-    planes = int(image.get("TotalPixelMatrixFocalPlanes", 1) or 1)
-    offset = int(image.get("ConcatenationFrameOffsetNumber", 0) or 0)
+    planes = int(element_value(image, "TotalPixelMatrixFocalPlanes") or 1)
+    offset = int(element_value(image, "ConcatenationFrameOffsetNumber") or 0)
     index = np.arange(offset, offset + number_of_frames, dtype=np.int64)
     tile_column = index % grid_columns
     tile_row = (index // grid_columns) % grid_rows
@@ -367,14 +367,13 @@ def _tiled_full_table(
     z0 = 0.0
     spacing_um = 0.0
     plane_position = _shared_item(image, "PlanePositionSlideSequence")
-    if (
-        plane_position is not None
-        and "ZOffsetInSlideCoordinateSystem" in plane_position
-    ):
-        z0 = float(plane_position.ZOffsetInSlideCoordinateSystem)
+    if plane_position is not None:
+        z = element_value(plane_position, "ZOffsetInSlideCoordinateSystem")
+        z0 = 0.0 if z is None else float(z)
     measures = _shared_item(image, "PixelMeasuresSequence")
-    if measures is not None and measures.get("SpacingBetweenSlices") is not None:
-        spacing_um = float(measures.SpacingBetweenSlices) * 1000.0
+    if measures is not None:
+        spacing = element_value(measures, "SpacingBetweenSlices")
+        spacing_um = 0.0 if spacing is None else float(spacing) * 1000.0
     z_offsets = z0 + plane.astype(np.float64) * (spacing_um if spacing_um else 1.0)
     if planes == 1:
         z_offsets[:] = z0

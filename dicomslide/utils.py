@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 
+from dicomslide.elements import element_value, has_element
 from dicomslide.errors import MetadataError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def image_flavor(dataset: Dataset) -> str | None:
         Flavor, or None when Image Type has fewer than three values
 
     """
-    image_type = dataset.get("ImageType")
+    image_type = element_value(dataset, "ImageType")
     if image_type is None or len(image_type) < 3:
         return None
     return str(image_type[2])
@@ -50,7 +51,7 @@ def image_flavor(dataset: Dataset) -> str | None:
 
 def _is_wsi_of_flavor(dataset: Dataset, *flavors: str) -> bool:
     return (
-        dataset.get("SOPClassUID") == VL_WSI_SOP_CLASS_UID
+        element_value(dataset, "SOPClassUID") == VL_WSI_SOP_CLASS_UID
         and image_flavor(dataset) in flavors
     )
 
@@ -69,7 +70,10 @@ def is_image(dataset: Dataset) -> bool:
         Whether dataset is an image
 
     """
-    return all(kw in dataset for kw in ("Rows", "Columns", "SamplesPerPixel"))
+    return all(
+        has_element(dataset, keyword)
+        for keyword in ("Rows", "Columns", "SamplesPerPixel")
+    )
 
 
 def is_tiled_image(dataset: Dataset) -> bool:
@@ -91,8 +95,8 @@ def is_tiled_image(dataset: Dataset) -> bool:
     """
     return (
         is_image(dataset)
-        and "TotalPixelMatrixRows" in dataset
-        and "TotalPixelMatrixColumns" in dataset
+        and has_element(dataset, "TotalPixelMatrixRows")
+        and has_element(dataset, "TotalPixelMatrixColumns")
     )
 
 
@@ -281,9 +285,9 @@ def _first_functional_group(image: Dataset, keyword: str) -> Dataset | None:
         "SharedFunctionalGroupsSequence",
         "PerFrameFunctionalGroupsSequence",
     ):
-        groups = image.get(group_keyword)
+        groups = element_value(image, group_keyword)
         if groups:
-            sequence = groups[0].get(keyword)
+            sequence = element_value(groups[0], keyword)
             if sequence:
                 return sequence[0]
     return None
@@ -311,12 +315,13 @@ def get_image_pixel_spacing(image: Dataset) -> tuple[float, float]:
 
     """
     measures = _first_functional_group(image, "PixelMeasuresSequence")
-    if measures is None or "PixelSpacing" not in measures:
+    spacing = None if measures is None else element_value(measures, "PixelSpacing")
+    if spacing is None:
         raise MetadataError(
             "Pixel Spacing is missing from the Pixel Measures Sequence",
             image.get("SOPInstanceUID"),
         )
-    row_spacing, column_spacing = measures.PixelSpacing
+    row_spacing, column_spacing = spacing
     return (float(row_spacing), float(column_spacing))
 
 

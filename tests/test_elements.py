@@ -19,6 +19,8 @@ from dicomslide.elements import (
     IMAGE_ELEMENTS,
     ElementTree,
     convert_elements,
+    element_value,
+    has_element,
 )
 
 _TREES = (DISCOVERY_ELEMENTS, IMAGE_ELEMENTS)
@@ -155,3 +157,30 @@ def test_nothing_is_converted_ahead_while_conversion_is_customized(monkeypatch):
     convert_elements(dataset, DISCOVERY_ELEMENTS)
     assert isinstance(dataset.get_item("ImageType", keep_deferred=True), DataElement)
     assert dataset.Rows == 512
+
+
+@pytest.mark.parametrize(
+    "keyword",
+    [
+        "Rows",  # converted ahead
+        "ImageType",  # converted ahead, multi-valued
+        "StudyDate",  # raw until accessed
+        "OpticalPathSequence",  # a raw sequence
+        "ConcatenationUID",  # absent
+        "PatientName",  # empty
+    ],
+)
+def test_element_value_and_has_element_answer_as_pydicom(tmp_path, keyword):
+    image = synthetic.write_wsi_image(
+        tmp_path, total_rows=100, total_cols=120, tile_rows=32, tile_cols=48
+    )
+    theirs = _read(image.files[0])
+    ours = _read(image.files[0])
+    ours.PatientName = ""
+    theirs.PatientName = ""
+    convert_elements(ours, DISCOVERY_ELEMENTS)
+    assert has_element(ours, keyword) == (keyword in theirs)
+    assert element_value(ours, keyword, "default") == theirs.get(keyword, "default")
+    if keyword in theirs:
+        assert type(element_value(ours, keyword)) is type(theirs.get(keyword))
+        assert isinstance(ours.get_item(keyword, keep_deferred=True), DataElement)
