@@ -103,7 +103,7 @@ IMAGE_ELEMENTS: ElementTree = _tree(
         "TotalPixelMatrixOriginSequence": _POSITION,
         "SharedFunctionalGroupsSequence": {
             "PixelMeasuresSequence": dict.fromkeys(
-                ["PixelSpacing", "SpacingBetweenSlices", "SliceThickness"]
+                ["PixelSpacing", "SpacingBetweenSlices"]
             ),
             "PlanePositionSlideSequence": _POSITION,
         },

@@ -393,11 +393,11 @@ class Slide:
             seen.add(uid)
             for keyword in ("FrameOfReferenceUID", "ContainerIdentifier"):
                 value = element_value(metadata, keyword)
-                if value != element_value(first, keyword):
+                expected = element_value(first, keyword)
+                if value != expected:
                     raise MetadataError(
-                        f"{keyword} {value!r} differs from "
-                        f"{element_value(first, keyword)!r} of the slide's other "
-                        "images",
+                        f"{keyword} {value!r} differs from {expected!r} of the "
+                        "slide's other images",
                         uid,
                     )
 

@@ -392,9 +392,6 @@ class _ReadRun:
         self._finished = threading.Condition()
         self._errors: list[BaseException] = []
 
-    def __len__(self) -> int:
-        return len(self._steps)
-
     def work(self) -> None:
         """Decode or paste frames until none is left to take."""
         while True:
