@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from dicomweb_client import DICOMfileClient
 from pydicom import dcmread
@@ -18,6 +21,7 @@ from dicomslide.client import (
     call,
     client_lock,
     open_client,
+    read_header,
 )
 from dicomslide.elements import element_value
 from dicomslide.errors import DicomSlideError, MetadataError
@@ -29,6 +33,7 @@ from dicomslide.utils import (
     VL_WSI_SOP_CLASS_UID,
     does_specimen_description_item_match,
     get_referenced_instances,
+    is_volume_image,
 )
 
 if TYPE_CHECKING:
@@ -170,16 +175,46 @@ def series_metadata(
     ]
 
 
-def _wanted(
+def open_source(source: Any) -> tuple[Any, str | None]:
+    """Open a client for a source of slides.
+
+    Parameters
+    ----------
+    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        What :func:`find_slides` accepts
+
+    Returns
+    -------
+    Tuple[dicomweb_client.api.DICOMClient, Union[str, None]]
+        Client; and for a path to one file, that file's SOP Instance UID (the
+        client then serves the file's folder, as OpenSlide opens a slide from
+        one of its files)
+
+    Raises
+    ------
+    dicomslide.errors.MetadataError
+        When a path names a file that is not a DICOM image
+
+    """
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fsdecode(source)
+        if text.startswith("file://"):
+            text = unquote(urlsplit(text).path)
+        if os.path.isfile(text):
+            path = Path(text).expanduser().resolve()
+            header = read_header(path)
+            if header is None:
+                raise MetadataError(f"not a DICOM image file: {path}")
+            return LocalFolderClient(path.parent), str(header.SOPInstanceUID)
+    return open_client(source), None
+
+
+def _is_wanted(
     image: Dataset,
-    container_id: str | None,
     specimen_stains: Sequence[Code | hd.sr.CodedConcept] | None,
     optical_path_ids: Sequence[str] | None,
 ) -> bool:
-    if container_id is not None and image.get("ContainerIdentifier") != container_id:
-        return False
-    if image.SOPClassUID != VL_WSI_SOP_CLASS_UID:
-        return True
+    """Whether a VOLUME or THUMBNAIL image passes the search filters."""
     if specimen_stains:
         specimens = image.get("SpecimenDescriptionSequence", [])
         if not any(
@@ -198,43 +233,83 @@ def _wanted(
     return True
 
 
-def _slide_key(image: Dataset) -> tuple[str, str]:
-    container = element_value(image, "ContainerIdentifier")
-    frame_of_reference = element_value(image, "FrameOfReferenceUID")
-    if container is None or frame_of_reference is None:
-        logger.debug(
-            "instance %s lacks %s; grouping by what is present",
-            image.SOPInstanceUID,
-            "ContainerIdentifier" if container is None else "FrameOfReferenceUID",
-        )
-    if container is None and frame_of_reference is None:
-        return ("series", str(image.SeriesInstanceUID))
-    return (str(container or ""), str(frame_of_reference or ""))
+def describe_group(images: Sequence[Dataset]) -> str:
+    """Name a group of images in messages: its series and container(s).
+
+    Parameters
+    ----------
+    images: Sequence[pydicom.Dataset]
+        Metadata of images
+
+    Returns
+    -------
+    str
+        For example ``series 1.2.3, container 'S-1'`` (``(none)`` when the
+        images name no container)
+
+    """
+    series = sorted({str(element_value(i, "SeriesInstanceUID")) for i in images})
+    containers = sorted(
+        {str(element_value(i, "ContainerIdentifier") or "") for i in images} - {""}
+    )
+    return (
+        f"series {', '.join(series)}, container "
+        f"{', '.join(repr(c) for c in containers) or '(none)'}"
+    )
 
 
-def _contradictions(
-    groups: dict[tuple[str, str], list[Dataset]],
-) -> dict[tuple[str, str], MetadataError]:
-    """Slides whose images disagree: one series (or pyramid) spread over
-    several containers or frames of reference cannot be trusted."""
-    keys_of: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for key, members in groups.items():
-        for image in members:
-            for keyword in ("SeriesInstanceUID", "PyramidUID"):
-                value = element_value(image, keyword)
-                if value:
-                    keys_of[f"{keyword} {value}"].add(key)
-    broken: dict[tuple[str, str], MetadataError] = {}
-    for name, keys in keys_of.items():
-        if len(keys) > 1:
-            details = "; ".join(
-                f"container {c!r}, frame of reference {f!r}" for c, f in sorted(keys)
-            )
-            for key in keys:
-                broken[key] = MetadataError(
-                    f"the images of {name} disagree on their slide: {details}"
-                )
-    return broken
+def _links(image: Dataset) -> Iterator[str]:
+    """What ties an image to the others of its slide.
+
+    The images of one series, of one pyramid, and of one container imaged in
+    one frame of reference belong to one slide.
+    """
+    yield f"series {element_value(image, 'SeriesInstanceUID')}"
+    pyramid = element_value(image, "PyramidUID")
+    if pyramid:
+        yield f"pyramid {pyramid}"
+    container = element_value(image, "ContainerIdentifier") or ""
+    frame_of_reference = element_value(image, "FrameOfReferenceUID") or ""
+    if container or frame_of_reference:
+        yield f"slide {container}\\{frame_of_reference}"
+
+
+def group_images(images: Sequence[Dataset]) -> list[list[Dataset]]:
+    """Group VL Whole Slide Microscopy images into slides.
+
+    Two images belong to one slide when they share a series, a pyramid, or
+    both container identifier and frame of reference; grouping is transitive.
+    So a series whose levels each name their own frame of reference (as
+    Google's wsi2dcm wrote them) is one slide, as in OpenSlide.
+
+    Parameters
+    ----------
+    images: Sequence[pydicom.Dataset]
+        Metadata of VL Whole Slide Microscopy Image instances
+
+    Returns
+    -------
+    List[List[pydicom.Dataset]]
+        Images of each slide, in the order slides first appear
+
+    """
+    parent = list(range(len(images)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for index, image in enumerate(images):
+        for link in _links(image):
+            other = first.setdefault(link, index)
+            parent[root(index)] = root(other)
+    groups: dict[int, list[Dataset]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(root(index), []).append(image)
+    return list(groups.values())
 
 
 def _search(
@@ -348,7 +423,7 @@ def find_slides(
         Digital slides, sorted by container identifier
 
     """  # noqa: E501
-    client = open_client(client)
+    client, source_file = open_source(client)
     sop_classes = {VL_WSI_SOP_CLASS_UID}
     if include_derived:
         sop_classes |= _DERIVED_SOP_CLASS_UIDS
@@ -374,66 +449,159 @@ def find_slides(
         candidates = _search(
             client, identity, sop_classes, include_derived, fail_on_error, progress
         )
-    images = [
-        image
-        for image in candidates
-        if _wanted(image, container_id, specimen_stains, optical_path_ids)
-    ]
+    whole_slide = [i for i in candidates if i.SOPClassUID == VL_WSI_SOP_CLASS_UID]
+    derived = [i for i in candidates if i.SOPClassUID != VL_WSI_SOP_CLASS_UID]
 
-    groups: dict[tuple[str, str], list[Dataset]] = defaultdict(list)
-    derived: list[Dataset] = []
-    for image in images:
-        if image.SOPClassUID == VL_WSI_SOP_CLASS_UID:
-            groups[_slide_key(image)].append(image)
-        else:
-            derived.append(image)
-    owner = {
-        str(image.SOPInstanceUID): key
-        for key, members in groups.items()
-        for image in members
-    }
-    broken = _contradictions(groups)
-    for image in derived:
-        own_study = str(image.get("StudyInstanceUID", ""))
-        references = {
-            uid
-            for study, _, uid in get_referenced_instances(image)
-            if study == own_study
+    groups: list[list[Dataset]] = []
+    left_out: set[str] = set()  # instances the search filters leave out
+    for members in group_images(whole_slide):
+        wanted = [
+            image
+            for image in members
+            if not is_volume_image(image)
+            or _is_wanted(image, specimen_stains, optical_path_ids)
+        ]
+        containers = {
+            str(element_value(i, "ContainerIdentifier") or "") for i in members
         }
-        keys = {owner[uid] for uid in references if uid in owner}
-        if references and not keys:
-            reason = MetadataError(
-                "derived image references none of the images found "
-                f"(e.g. {sorted(references)[0]})",
-                str(image.SOPInstanceUID),
-            )
-            if fail_on_error:
-                raise reason
-            logger.warning("skipping derived image: %s", reason)
+        if container_id is not None and container_id not in containers:
+            wanted = []
+        if not any(is_volume_image(image) for image in wanted):
+            left_out.update(str(image.SOPInstanceUID) for image in members)
+            if wanted or (
+                container_id is None and not specimen_stains and not optical_path_ids
+            ):
+                logger.warning(
+                    "skipping %s: LABEL or OVERVIEW images without a VOLUME image",
+                    describe_group(members),
+                )
             continue
-        key = keys.pop() if len(keys) == 1 else _slide_key(image)
-        if key in groups:
-            groups[key].append(image)
-        else:
-            logger.debug("derived image %s matches no slide", image.SOPInstanceUID)
+        left_out.update(
+            str(image.SOPInstanceUID) for image in members if image not in wanted
+        )
+        groups.append(wanted)
+    _attach_derived(groups, derived, left_out)
 
     slides = []
-    for key in sorted(groups):
-        try:
-            if key in broken:
-                raise broken[key]
-            slides.append(
-                Slide(
-                    client,
-                    groups[key],
-                    max_frame_cache_size=max_frame_cache_size,
-                    pyramid_tolerance=pyramid_tolerance,
-                    correct_color=correct_color,
-                    cache=cache,
+    for members in sorted(groups, key=_sort_key):
+        slide = _make_slide(
+            client,
+            members,
+            fail_on_error,
+            max_frame_cache_size=max_frame_cache_size,
+            pyramid_tolerance=pyramid_tolerance,
+            correct_color=correct_color,
+            cache=cache,
+        )
+        if slide is not None:
+            slides.append(slide)
+    if source_file is not None:
+        slides = [s for s in slides if source_file in s.sop_instance_uids]
+    return slides
+
+
+def _sort_key(members: Sequence[Dataset]) -> tuple[str, str, str]:
+    first = members[0]
+    return (
+        str(element_value(first, "ContainerIdentifier") or ""),
+        str(element_value(first, "FrameOfReferenceUID") or ""),
+        str(element_value(first, "SeriesInstanceUID") or ""),
+    )
+
+
+def _attach_derived(
+    groups: list[list[Dataset]], derived: Sequence[Dataset], left_out: set[str]
+) -> None:
+    """Add each derived image to the slide whose images it references.
+
+    A derived image that references images of no slide (or of several) is
+    skipped with one warning per series; one whose references the search
+    filters left out is dropped quietly. Without references, an image joins
+    the slide of its container and frame of reference, if there is one.
+    """
+    owner = {
+        str(image.SOPInstanceUID): index
+        for index, members in enumerate(groups)
+        for image in members
+    }
+    by_key: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for index, members in enumerate(groups):
+        for image in members:
+            by_key[_key(image)].add(index)
+    skipped: dict[str, tuple[str, list[Dataset]]] = {}
+    for image in derived:
+        references = {uid for _, _, uid in get_referenced_instances(image)}
+        if references:
+            found = {owner[uid] for uid in references if uid in owner}
+            if not found and references <= left_out:
+                logger.debug(
+                    "derived image %s: its slide is filtered out", image.SOPInstanceUID
                 )
-            )
-        except (DicomSlideError, ValueError) as error:
+                continue
+        else:
+            found = by_key.get(_key(image), set())
+        if len(found) == 1:
+            groups[found.pop()].append(image)
+            continue
+        if found:
+            reason = "it references images of several slides"
+        elif references:
+            reason = f"it references none of the images found (e.g. {min(references)})"
+        else:
+            reason = "it references no image and matches no slide"
+        series = str(element_value(image, "SeriesInstanceUID"))
+        skipped.setdefault(series, (reason, []))[1].append(image)
+    for reason, images in skipped.values():
+        logger.warning(
+            "skipping derived image(s) of %s: %s", describe_group(images), reason
+        )
+
+
+def _key(image: Dataset) -> tuple[str, str]:
+    return (
+        str(element_value(image, "ContainerIdentifier") or ""),
+        str(element_value(image, "FrameOfReferenceUID") or ""),
+    )
+
+
+def _make_slide(
+    client: Any, members: list[Dataset], fail_on_error: bool, **options: Any
+) -> Slide | None:
+    """Make a slide of a group of images; a derived image that breaks it is
+    left out with a warning, and a broken slide raises or is skipped."""
+    try:
+        return Slide(client, members, **options)
+    except (DicomSlideError, ValueError) as error:
+        whole_slide = [m for m in members if m.SOPClassUID == VL_WSI_SOP_CLASS_UID]
+        if len(whole_slide) == len(members):
             if fail_on_error:
                 raise
-            logger.warning("skipping slide %s: %s", key[0], error)
-    return slides
+            logger.warning("skipping slide (%s): %s", describe_group(members), error)
+            return None
+        failure = error
+    # Without its derived images the slide may be fine: add them series by series.
+    try:
+        slide = Slide(client, whole_slide, **options)
+    except (DicomSlideError, ValueError) as error:
+        if fail_on_error:
+            raise
+        logger.warning("skipping slide (%s): %s", describe_group(members), error)
+        return None
+    logger.debug(
+        "slide (%s) fails with its derived images: %s", describe_group(members), failure
+    )
+    series: dict[str, list[Dataset]] = defaultdict(list)
+    for image in members:
+        if image.SOPClassUID != VL_WSI_SOP_CLASS_UID:
+            series[str(element_value(image, "SeriesInstanceUID"))].append(image)
+    accepted = list(whole_slide)
+    for images in series.values():
+        try:
+            slide = Slide(client, accepted + images, **options)
+        except (DicomSlideError, ValueError) as error:
+            logger.warning(
+                "skipping derived image(s) of %s: %s", describe_group(images), error
+            )
+            continue
+        accepted += images
+    return slide

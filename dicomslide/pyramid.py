@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicomslide.errors import MetadataError
 from dicomslide.tile import get_pixel_to_slide_affine
 from dicomslide.utils import (
     get_image_pixel_spacing,
     get_image_size,
     is_tiled_image,
+    is_volume_image,
 )
 
 logger = logging.getLogger(__name__)
@@ -151,6 +154,57 @@ def select_image_at_magnification(
         choices = ", ".join(str(m) for m in _MAGNIFICATION_TO_PIXEL_SPACING)
         raise ValueError(f"magnification must be one of {choices}") from None
     return select_image_at_pixel_spacing(collection, (spacing, spacing), tolerance)
+
+
+def derive_pixel_spacings(
+    metadata: Sequence[Dataset],
+) -> dict[tuple[tuple[int, int], tuple[float, float]], tuple[float, float]]:
+    """Derive the pixel spacing of levels that repeat the base level's.
+
+    Some converters write the Pixel Spacing of the largest image on every
+    level. Positions and sizes win over such a spacing: a VOLUME or THUMBNAIL
+    image of another size that states exactly the largest image's spacing
+    covers the same area, so its spacing is the largest image's spacing
+    scaled by the ratio of the matrix sizes.
+
+    Parameters
+    ----------
+    metadata: Sequence[pydicom.Dataset]
+        Metadata of the images of a slide
+
+    Returns
+    -------
+    Dict[Tuple[Tuple[int, int], Tuple[float, float]], Tuple[float, float]]
+        For each (total pixel matrix rows and columns, stored pixel spacing)
+        of an image whose stored spacing is wrong, the derived (row, column)
+        spacing in millimeter; empty when every spacing fits its size
+
+    """
+    sized = []
+    for image in metadata:
+        if not (is_volume_image(image) and is_tiled_image(image)):
+            continue
+        try:
+            spacing = get_image_pixel_spacing(image)
+        except MetadataError:
+            continue
+        size = (int(image.TotalPixelMatrixRows), int(image.TotalPixelMatrixColumns))
+        if min(size) > 0:
+            sized.append((size, spacing))
+    if not sized:
+        return {}
+    (base_rows, base_columns), base_spacing = max(
+        sized, key=lambda item: item[0][0] * item[0][1]
+    )
+    return {
+        ((rows, columns), spacing): (
+            base_spacing[0] * base_rows / rows,
+            base_spacing[1] * base_columns / columns,
+        )
+        for (rows, columns), spacing in sized
+        if (rows, columns) != (base_rows, base_columns)
+        and all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(spacing, base_spacing))
+    }
 
 
 def compute_image_center_position(image: Dataset) -> tuple[float, float, float]:

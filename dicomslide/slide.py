@@ -18,15 +18,18 @@ from dicomslide.enum import ChannelTypes
 from dicomslide.errors import MetadataError
 from dicomslide.image import TiledImage
 from dicomslide.matrix import normalize_padding
-from dicomslide.pyramid import Pyramid, PyramidLevel
+from dicomslide.pyramid import Pyramid, PyramidLevel, derive_pixel_spacings
 from dicomslide.utils import (
+    DERIVED_PIXEL_SPACING,
     does_optical_path_item_match,
     does_segment_item_match,
     does_specimen_description_item_match,
+    get_image_pixel_spacing,
     get_image_size,
     image_flavor,
     is_label_image,
     is_overview_image,
+    is_tiled_image,
     is_volume_image,
 )
 
@@ -77,6 +80,52 @@ def _one_per_size(images: Sequence[TiledImage]) -> tuple[TiledImage, ...]:
     return tuple(
         sorted(by_size.values(), key=lambda i: get_image_size(i.metadata), reverse=True)
     )
+
+
+def _values(image_metadata: Sequence[Dataset], keyword: str) -> list[str]:
+    """The distinct non-empty values of an attribute, in order of appearance."""
+    values = (element_value(m, keyword) for m in image_metadata)
+    return list(dict.fromkeys(str(v) for v in values if v))
+
+
+def _derive_pixel_spacings(image_metadata: Sequence[Dataset]) -> None:
+    """Give images whose stored Pixel Spacing contradicts their size the
+    spacing their size implies (see :func:`dicomslide.pyramid.derive_pixel_spacings`),
+    and warn once."""
+    derived = derive_pixel_spacings(image_metadata)
+    if not derived:
+        return
+    for metadata in image_metadata:
+        if not is_tiled_image(metadata) or is_label_image(metadata):
+            continue
+        size = (
+            int(metadata.TotalPixelMatrixRows),
+            int(metadata.TotalPixelMatrixColumns),
+        )
+        try:
+            stored = get_image_pixel_spacing(metadata)
+        except MetadataError:
+            continue
+        for (wrong_size, wrong_spacing), spacing in derived.items():
+            if size == wrong_size and np.allclose(stored, wrong_spacing, rtol=1e-6):
+                setattr(metadata, DERIVED_PIXEL_SPACING, spacing)
+    sizes = ", ".join(
+        f"{rows}x{columns} px: {spacing[0]:.6g} mm"
+        for ((rows, columns), _), spacing in sorted(derived.items(), reverse=True)
+    )
+    (_, repeated) = next(iter(derived))
+    logger.warning(
+        "slide %s: images of several sizes state the Pixel Spacing %s mm of the "
+        "largest image; the spacing of the others is derived from their sizes "
+        "(%s)",
+        repr(_values(image_metadata, "ContainerIdentifier")[:1] or "(no container)"),
+        tuple(float(v) for v in repeated),
+        sizes,
+    )
+
+
+def _is_associated(metadata: Dataset) -> bool:
+    return is_label_image(metadata) or is_overview_image(metadata)
 
 
 def _flavor(image: TiledImage) -> str:
@@ -174,9 +223,11 @@ class Slide:
             raise ValueError("image_metadata must not be empty")
         self._client = open_client(client)
         self._check_consistency(image_metadata)
+        _derive_pixel_spacings(image_metadata)
         first = image_metadata[0]
-        self._container_id = str(first.get("ContainerIdentifier", ""))
-        self._frame_of_reference_uid = str(first.get("FrameOfReferenceUID", ""))
+        self._container_id = next(
+            iter(_values(image_metadata, "ContainerIdentifier")), ""
+        )
         self._correct_color = correct_color
 
         # A channel is an optical path, or a segment or parameter of one
@@ -310,6 +361,12 @@ class Slide:
                     str(volume_images[0].metadata.SOPInstanceUID),
                 ) from error
         self._pyramid = self._pyramids[(0, 0)]
+        self._frame_of_reference_uid = str(
+            element_value(
+                self._volume_images[(0, 0)][0].metadata, "FrameOfReferenceUID"
+            )
+            or ""
+        )
         self._secondary = [
             self._assign_to_channels(group) for _, group in sorted(secondary.items())
         ]
@@ -320,11 +377,8 @@ class Slide:
             for volume_images in self._secondary
             if (0, 0) in volume_images
         )
-        uids = sorted(
-            uid
-            for group in group_concatenations(image_metadata)
-            for uid in (str(part.SOPInstanceUID) for part in group)
-        )
+        uids = sorted(str(m.SOPInstanceUID) for m in image_metadata)
+        self._sop_instance_uids = frozenset(uids)
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
 
     def _make_image(self, parts: Sequence[Dataset]) -> TiledImage:
@@ -382,7 +436,12 @@ class Slide:
 
     @staticmethod
     def _check_consistency(image_metadata: Sequence[Dataset]) -> None:
-        first = image_metadata[0]
+        """Refuse what cannot be one slide; warn about what contradicts itself.
+
+        Two containers cannot be one glass slide. Images that name different
+        frames of reference (or a container only some of them name) are read
+        as one slide, as OpenSlide does: grouping put them together.
+        """
         seen: set[str] = set()
         for metadata in image_metadata:
             if not isinstance(metadata, Dataset):
@@ -391,15 +450,21 @@ class Slide:
             if uid in seen:
                 raise MetadataError("SOP Instance UID occurs twice in the slide", uid)
             seen.add(uid)
-            for keyword in ("FrameOfReferenceUID", "ContainerIdentifier"):
-                value = element_value(metadata, keyword)
-                expected = element_value(first, keyword)
-                if value != expected:
-                    raise MetadataError(
-                        f"{keyword} {value!r} differs from {expected!r} of the "
-                        "slide's other images",
-                        uid,
-                    )
+        containers = _values(image_metadata, "ContainerIdentifier")
+        if len(containers) > 1:
+            raise MetadataError(
+                "the images name several containers: "
+                + ", ".join(repr(c) for c in containers)
+            )
+        frames_of_reference = _values(image_metadata, "FrameOfReferenceUID")
+        if len(frames_of_reference) > 1:
+            logger.warning(
+                "slide %s: its images name %d frames of reference (%s); they are "
+                "read as one slide, placed by their own positions",
+                repr(containers[0]) if containers else "(no container)",
+                len(frames_of_reference),
+                ", ".join(frames_of_reference),
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -438,6 +503,12 @@ class Slide:
             for name, value in image.metrics.items():
                 totals[name] = totals.get(name, 0) + value
         return totals
+
+    @property
+    def sop_instance_uids(self) -> frozenset[str]:
+        """FrozenSet[str]: SOP Instance UIDs of every instance of the slide
+        (all its images, associated and derived ones included)"""
+        return self._sop_instance_uids
 
     @property
     def client(self) -> Any:

@@ -293,6 +293,12 @@ def _first_functional_group(image: Dataset, keyword: str) -> Dataset | None:
     return None
 
 
+#: Attribute of a metadata dataset that holds the Pixel Spacing dicomslide
+#: derived where the stored one contradicts the image's size (see
+#: :func:`dicomslide.pyramid.derive_pixel_spacings`)
+DERIVED_PIXEL_SPACING = "_dicomslide_derived_pixel_spacing"
+
+
 def get_image_pixel_spacing(image: Dataset) -> tuple[float, float]:
     """Get pixel spacing (spacing between pixels) of an image.
 
@@ -306,7 +312,9 @@ def get_image_pixel_spacing(image: Dataset) -> tuple[float, float]:
     -------
     Tuple[float, float]
         Pixel spacing in millimeter: spacing between rows (top to bottom) and
-        between columns (left to right), as stored in Pixel Spacing
+        between columns (left to right), as stored in Pixel Spacing (or as
+        derived by a :class:`dicomslide.Slide` where the stored value
+        contradicts the image's size)
 
     Raises
     ------
@@ -314,6 +322,9 @@ def get_image_pixel_spacing(image: Dataset) -> tuple[float, float]:
         When the image has no Pixel Spacing
 
     """
+    derived: tuple[float, float] | None = getattr(image, DERIVED_PIXEL_SPACING, None)
+    if derived is not None:
+        return derived
     measures = _first_functional_group(image, "PixelMeasuresSequence")
     spacing = None if measures is None else element_value(measures, "PixelSpacing")
     if spacing is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pydicom
 import pytest
 import synthetic
@@ -41,8 +42,8 @@ def test_contradictory_metadata(tmp_path):
     with pytest.raises(MetadataError, match="occurs twice"):
         dicomslide.Slide(client, duplicate)
     other = [m.copy() for m in metadata]
-    other[1].FrameOfReferenceUID = "1.2.3.4.5"
-    with pytest.raises(MetadataError, match="FrameOfReferenceUID"):
+    other[1].ContainerIdentifier = "ANOTHER-GLASS"
+    with pytest.raises(MetadataError, match="several containers.*ANOTHER-GLASS"):
         dicomslide.Slide(client, other)
     labels_only = [m for m in metadata if m.ImageType[2] == "LABEL"]
     with pytest.raises(MetadataError, match="VOLUME"):
@@ -68,18 +69,35 @@ def test_fail_on_error_false_skips_and_logs(tmp_path, caplog):
     assert "BAD" in caplog.text
 
 
-def test_a_series_split_over_frames_of_reference_is_not_a_slide(tmp_path, caplog):
+def test_a_series_split_over_frames_of_reference_is_one_slide(tmp_path, caplog):
     truth = synthetic.write_slide(
         tmp_path, "rgb_full", uids=synthetic.SlideUIDs.new("SPLIT")
     )
     level = pydicom.dcmread(truth.levels[1].files[0])
     level.FrameOfReferenceUID = "1.2.3.4.5.6"
     level.save_as(truth.levels[1].files[0])
-    with pytest.raises(MetadataError, match="disagree"):
+    with caplog.at_level("WARNING", logger="dicomslide"):
+        (slide,) = dicomslide.find_slides(tmp_path)
+    assert slide.num_levels == len(truth.levels) + 1  # the thumbnail is a level
+    assert slide.frame_of_reference_uid == truth.uids.frame_of_reference_uid
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "1.2.3.4.5.6" in warnings[0].getMessage()
+    region = slide.get_image_region((0, 0), 1, (40, 60))
+    assert np.array_equal(region, slide.get_image(1).get_image_region((0, 0), (40, 60)))
+
+
+def test_a_series_naming_two_containers_is_refused(tmp_path, caplog):
+    truth = synthetic.write_slide(
+        tmp_path, "rgb_full", uids=synthetic.SlideUIDs.new("ONE")
+    )
+    level = pydicom.dcmread(truth.levels[1].files[0])
+    level.ContainerIdentifier = "TWO"
+    level.save_as(truth.levels[1].files[0])
+    with pytest.raises(MetadataError, match="several containers"):
         dicomslide.find_slides(tmp_path)
     with caplog.at_level("WARNING", logger="dicomslide"):
         assert dicomslide.find_slides(tmp_path, fail_on_error=False) == []
-    assert "disagree" in caplog.text
+    assert "'ONE'" in caplog.text and "'TWO'" in caplog.text
 
 
 def test_derived_image_whose_references_are_missing(tmp_path, caplog):
@@ -88,9 +106,12 @@ def test_derived_image_whose_references_are_missing(tmp_path, caplog):
     source = synthetic.write_slide(tmp_path / "src", "rgb_full")
     synthetic_derived.write_segmentation(tmp_path / "seg", source.levels[0])
     source.levels[0].files[0].unlink()  # the segmented image is gone
-    with pytest.raises(MetadataError, match="references none"):
-        dicomslide.find_slides(tmp_path)
-    with caplog.at_level("WARNING", logger="dicomslide"):
-        slides = dicomslide.find_slides(tmp_path, fail_on_error=False)
-    assert len(slides) == 1 and slides[0].num_channels == 1  # no segment attached
-    assert "references none" in caplog.text
+    for fail_on_error in (True, False):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="dicomslide"):
+            slides = dicomslide.find_slides(tmp_path, fail_on_error=fail_on_error)
+        # the slide stays; the segmentation is skipped with one warning
+        assert len(slides) == 1 and slides[0].num_channels == 1
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1
+        assert "references none" in warnings[0].getMessage()
