@@ -63,11 +63,9 @@ def _client(args: argparse.Namespace) -> Any:
         if args.token:
             session.headers["Authorization"] = f"Bearer {args.token}"
         return DICOMwebClient(source, session=session)
-    if not os.path.isdir(source):
-        raise CommandError(f"no such folder: {source}", EXIT_NOT_FOUND)
-    from dicomslide.client import LocalFolderClient
-
-    return LocalFolderClient(source)
+    if not os.path.exists(source):
+        raise CommandError(f"no such file or folder: {source}", EXIT_NOT_FOUND)
+    return source  # a folder, or one file of the slide to open
 
 
 def _slides(args: argparse.Namespace) -> list[Any]:
@@ -357,7 +355,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.ERROR)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG)
+    else:
+        # what dicomslide skipped or repaired, not other libraries' chatter
+        logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
+        logging.getLogger("dicomslide").setLevel(logging.WARNING)
     try:
         _COMMANDS[args.command](args)
     except CommandError as error:

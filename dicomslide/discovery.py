@@ -466,15 +466,16 @@ def find_slides(
         }
         if container_id is not None and container_id not in containers:
             wanted = []
+        if not any(is_volume_image(image) for image in members):
+            left_out.update(str(image.SOPInstanceUID) for image in members)
+            logger.warning(
+                "skipping %s: LABEL or OVERVIEW images without a VOLUME image",
+                describe_group(members),
+            )
+            continue
         if not any(is_volume_image(image) for image in wanted):
             left_out.update(str(image.SOPInstanceUID) for image in members)
-            if wanted or (
-                container_id is None and not specimen_stains and not optical_path_ids
-            ):
-                logger.warning(
-                    "skipping %s: LABEL or OVERVIEW images without a VOLUME image",
-                    describe_group(members),
-                )
+            logger.debug("%s: filtered out", describe_group(members))
             continue
         left_out.update(
             str(image.SOPInstanceUID) for image in members if image not in wanted

@@ -118,10 +118,19 @@ def _derive_pixel_spacings(image_metadata: Sequence[Dataset]) -> None:
         "slide %s: images of several sizes state the Pixel Spacing %s mm of the "
         "largest image; the spacing of the others is derived from their sizes "
         "(%s)",
-        repr(_values(image_metadata, "ContainerIdentifier")[:1] or "(no container)"),
+        _name(image_metadata),
         tuple(float(v) for v in repeated),
         sizes,
     )
+
+
+def _name(image_metadata: Sequence[Dataset]) -> str:
+    """Name a slide in messages by its container, or else its series."""
+    containers = _values(image_metadata, "ContainerIdentifier")
+    if containers:
+        return repr(containers[0])
+    series = _values(image_metadata, "SeriesInstanceUID")
+    return f"of series {series[0]} (no container)" if series else "(no container)"
 
 
 def _is_associated(metadata: Dataset) -> bool:
@@ -459,11 +468,12 @@ class Slide:
         frames_of_reference = _values(image_metadata, "FrameOfReferenceUID")
         if len(frames_of_reference) > 1:
             logger.warning(
-                "slide %s: its images name %d frames of reference (%s); they are "
-                "read as one slide, placed by their own positions",
-                repr(containers[0]) if containers else "(no container)",
+                "slide %s: its images name %d frames of reference (%s%s); they "
+                "are read as one slide, placed by their own positions",
+                _name(image_metadata),
                 len(frames_of_reference),
-                ", ".join(frames_of_reference),
+                ", ".join(frames_of_reference[:2]),
+                ", ..." if len(frames_of_reference) > 2 else "",
             )
 
     def __getstate__(self) -> dict[str, Any]:

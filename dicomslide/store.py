@@ -483,6 +483,12 @@ class FrameStore:
         self.part_of_frame = np.concatenate(part_of_frame)
         self.local_numbers = np.concatenate(local_numbers)
         self._sop_uids = [str(part.SOPInstanceUID) for part in self.parts]
+        # Files and servers may hold different pixels under one SOP Instance
+        # UID (copies edited by hand, test files): cache keys name the origin.
+        self._origins = [
+            str(getattr(part, "filename", None) or getattr(client, "base_url", ""))
+            for part in self.parts
+        ]
         self._sources: list[FrameSource | None] = [None] * len(self.parts)
         self._descs: list[PixelDescription | None] = [None] * len(self.parts)
         self._grids: dict[tuple[int, int], _FrameGrid] = {}
@@ -633,9 +639,14 @@ class FrameStore:
         part = int(self.part_of_frame[index])
         return (self._sop_uids[part], int(self.local_numbers[index]))
 
-    def _key(self, index: int) -> tuple[str, int]:
-        """Cache key of a decoded frame."""
-        return self._frame_id(index)
+    def _key(self, index: int) -> tuple[str, str, int]:
+        """Cache key of a decoded frame: origin, SOP Instance UID, number."""
+        part = int(self.part_of_frame[index])
+        return (
+            self._origins[part],
+            self._sop_uids[part],
+            int(self.local_numbers[index]),
+        )
 
     def _claim(
         self, indices: Sequence[int]
