@@ -36,6 +36,32 @@ def corpus() -> Path:
     return path
 
 
+def wild_path() -> Path | None:
+    """Locate the DICOM files other projects wrote (DICOMSLIDE_WILD)."""
+    configured = os.environ.get("DICOMSLIDE_WILD")
+    path = (
+        Path(configured)
+        if configured
+        else ROOT.parent / "shared" / "data" / "wild-dicom"
+    )
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def wild() -> Path:
+    """Folder of the wild files; skips (or fails where DICOMSLIDE_REQUIRE_CORPUS=1,
+    as in CI) when absent."""
+    path = wild_path()
+    if path is None:
+        reason = (
+            "wild DICOM files not found: set DICOMSLIDE_WILD to the wild-dicom folder"
+        )
+        if os.environ.get("DICOMSLIDE_REQUIRE_CORPUS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
 @pytest.fixture(scope="session")
 def orthanc_available() -> None:
     """Skip (or fail when DICOMSLIDE_REQUIRE_ORTHANC=1) without Orthanc."""
