@@ -971,20 +971,6 @@ def _displayable(image: TiledImage, what: str) -> bool:
     return samples == 1
 
 
-def _contains(slide: Slide, sop_instance_uid: str) -> bool:
-    images: list[TiledImage] = [*slide.label_images, *slide.overview_images]
-    for channel in range(slide.num_channels):
-        for plane in range(slide.num_focal_planes):
-            for pyramid in range(len(slide.pyramids)):
-                try:
-                    images += slide.get_volume_images(
-                        channel, plane, pyramid_index=pyramid
-                    )
-                except ValueError:
-                    continue
-    return any(sop_instance_uid in image.sop_instance_uids for image in images)
-
-
 def _thumbnail_images(slide: Slide, level0: TiledImage) -> list[TiledImage]:
     """THUMBNAIL images of a slide, also one a pyramid left out.
 
@@ -1139,7 +1125,7 @@ class DicomBackend:
         sop_instance_uid = cls._wsi_instance(path)
         slides = cls._find(path.parent)
         for slide in slides:
-            if _contains(slide, sop_instance_uid):
+            if sop_instance_uid in slide.sop_instance_uids:
                 return cls(slide, origin=str(path))
         raise OpenSlideUnsupportedFormatError(
             f"{path}: instance {sop_instance_uid} belongs to no slide that can be "
