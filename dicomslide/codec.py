@@ -234,10 +234,11 @@ def _native(data: bytes, desc: PixelDescription) -> np.ndarray:
     if desc.transfer_syntax_uid == _BIG_ENDIAN:
         dtype = dtype.newbyteorder(">")
     count = desc.rows * desc.columns * desc.samples_per_pixel
-    if len(data) < count * dtype.itemsize:
-        raise ValueError(
-            f"frame holds {len(data)} bytes, {count * dtype.itemsize} expected"
-        )
+    size = count * dtype.itemsize
+    # One pad byte may follow (even length); other sizes are not native
+    # frames of this layout, e.g. a server's mislabelled compressed frame.
+    if len(data) not in (size, size + 1):
+        raise ValueError(f"frame holds {len(data)} bytes, {size} expected")
     array = np.frombuffer(data, dtype, count=count)
     if desc.planar_configuration == 1 and desc.samples_per_pixel > 1:
         array = array.reshape(desc.samples_per_pixel, desc.rows, desc.columns)

@@ -83,7 +83,7 @@ def test_region_thumbnail_and_label_pictures(truth, tmp_path, capsys):
 def test_errors_are_one_line_with_exit_codes(truth, tmp_path, capsys):
     assert main(["ls", str(tmp_path / "missing")]) == 3
     assert capsys.readouterr().err.strip() == (
-        f"dicomslide: error: no such folder: {tmp_path / 'missing'}"
+        f"dicomslide: error: no such file or folder: {tmp_path / 'missing'}"
     )
     empty = tmp_path / "empty"
     empty.mkdir()

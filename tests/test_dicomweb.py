@@ -18,7 +18,7 @@ import dicomslide
 from dicomslide import web
 from dicomslide.cache import FrameCache
 from dicomslide.client import resolve_bulk_data_uri
-from dicomslide.errors import FrameRetrievalError, ServerError
+from dicomslide.errors import FrameDecodeError, FrameRetrievalError, ServerError
 
 JPEG_XL = (
     "1.2.840.10008.1.2.4.110",
@@ -82,10 +82,12 @@ def test_same_pixels_as_local_files(orthanc, tmp_path, transfer_syntax):
     expected = local.get_image_region((0, 0), 0, (150, 230))
     try:
         got = remote.get_image_region((0, 0), 0, (150, 230))
-    except FrameRetrievalError as error:
-        # Orthanc 1.10 cannot serve JPEG XL frames at all
+    except (FrameRetrievalError, FrameDecodeError) as error:
+        # Orthanc 1.10 cannot serve JPEG XL frames: it answers 500 to a request
+        # for the stored bytes, and labels the JPEG XL codestream as Explicit
+        # VR Little Endian when asked for any syntax; never wrong pixels
         assert transfer_syntax in JPEG_XL, error
-        assert "HTTP 500" in str(error) and image.sop_instance_uids[0] in str(error)
+        assert image.sop_instance_uids[0] in str(error)
         return
     np.testing.assert_array_equal(got, expected)
 
