@@ -11,7 +11,6 @@ from dicomweb_client import DICOMfileClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from dicomslide.cache import FrameCache
 from dicomslide.client import (
     ICC_PROFILE_URIS,
     LocalFolderClient,
@@ -20,8 +19,7 @@ from dicomslide.client import (
     open_client,
 )
 from dicomslide.elements import element_value
-from dicomslide.errors import DicomSlideError, MetadataError
-from dicomslide.slide import Slide
+from dicomslide.errors import MetadataError
 from dicomslide.tile import FRAME_TABLE_ATTRIBUTE, frame_table_from_json
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
@@ -281,24 +279,24 @@ def _search(
     return images
 
 
-def find_slides(
+def find_slide_images(
     client: Any,
     study_instance_uid: str | None = None,
     patient_id: str | None = None,
     study_id: str | None = None,
     container_id: str | None = None,
-    max_frame_cache_size: int = 6,
-    pyramid_tolerance: float = 0.1,
     fail_on_error: bool = True,
     include_derived: bool = True,
     specimen_stains: Sequence[Code | hd.sr.CodedConcept] | None = None,
     optical_path_ids: Sequence[str] | None = None,
     *,
-    correct_color: bool = True,
-    cache: FrameCache | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> list[Slide]:
-    """Find slides.
+) -> list[list[Dataset]]:
+    """Find the images of each slide: search a source and group its images.
+
+    The images of one group make one :class:`dicomslide.Slide`
+    (:func:`dicomslide.find_slides` builds them); the parameters are those of
+    :func:`dicomslide.find_slides` that select images.
 
     Parameters
     ----------
@@ -313,39 +311,23 @@ def find_slides(
         Study identifier
     container_id: Union[str, None], optional
         Specimen container (slide) identifier
-    max_frame_cache_size: int, optional
-        Number of frames per image the frame cache holds at least
-    pyramid_tolerance: float, optional
-        Maximally tolerated distances between the centers of images at
-        different pyramid levels in the slide coordinate system in millimeter
-        unit
     fail_on_error: bool, optional
-        Whether the function should raise an exception in case an error
-        occurs. If False, slides will be skipped (and the reason logged).
+        Whether to raise an exception for a group of images that cannot make
+        a slide; if False, the group is skipped (and the reason logged)
     include_derived: bool, optional
         Whether derived images (DICOM Segmentation or DICOM Parametric Map
-        instances) should be considered and included into slides
+        instances) should be included into the groups of their slides
     specimen_stains: Union[Sequence[Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept]], None], optional
-        Specimen stains for which corresponding slide microscopy images should
-        be included in slides. Any image that does not contain one of the
-        stains in the specimen description will be omitted.
+        Specimen stains one of which an image must contain
     optical_path_ids: Union[Sequence[str], None], optional
-        Identifiers of optical paths for which corresponding slide microscopy
-        images should be included in slides. Any image that does not contain
-        any of the specified optical paths will be omitted.
-    correct_color: bool, optional
-        Whether pixels of the slides' images are colour corrected with their
-        ICC profiles
-    cache: Union[dicomslide.cache.FrameCache, None], optional
-        Cache for decoded frames of every slide found; by default the cache
-        shared by all images
+        Identifiers of optical paths one of which an image must contain
     progress: Union[Callable[[int, int], None], None], optional
         Called with (series done, series in all) as discovery proceeds
 
     Returns
     -------
-    List[dicomslide.Slide]
-        Digital slides, sorted by container identifier
+    List[List[pydicom.dataset.Dataset]]
+        Metadata of the images of each slide, sorted by container identifier
 
     """  # noqa: E501
     client = open_client(client)
@@ -419,21 +401,10 @@ def find_slides(
 
     slides = []
     for key in sorted(groups):
-        try:
-            if key in broken:
-                raise broken[key]
-            slides.append(
-                Slide(
-                    client,
-                    groups[key],
-                    max_frame_cache_size=max_frame_cache_size,
-                    pyramid_tolerance=pyramid_tolerance,
-                    correct_color=correct_color,
-                    cache=cache,
-                )
-            )
-        except (DicomSlideError, ValueError) as error:
+        if key in broken:
             if fail_on_error:
-                raise
-            logger.warning("skipping slide %s: %s", key[0], error)
+                raise broken[key]
+            logger.warning("skipping slide %s: %s", key[0], broken[key])
+            continue
+        slides.append(groups[key])
     return slides

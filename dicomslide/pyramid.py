@@ -15,6 +15,7 @@ from dicomslide.utils import (
     get_image_size,
     is_tiled_image,
 )
+from dicomslide.utils import is_volume_image as is_volume_image  # a dicomslide 0.7 name
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,31 @@ def sort_images_by_pixel_spacing(collection: Sequence[Dataset]) -> list[Dataset]
 
     """
     return sorted(collection, key=get_image_pixel_spacing)
+
+
+def sort_images_by_resolution(collection: Sequence[Dataset]) -> list[Dataset]:
+    """Sort images by pixel spacing in descending order (largest to smallest).
+
+    This is the order of dicomslide 0.7, which calls the pixel spacing the
+    resolution: the image with the largest spacing between rows (the coarsest,
+    lowest-resolution image) comes first. Images with the same spacing between
+    rows keep their order. For the opposite order, the finest image first,
+    use :func:`sort_images_by_pixel_spacing`.
+
+    Parameters
+    ----------
+    collection: Sequence[pydicom.dataset.Dataset]
+        Metadata of DICOM VL Whole Slide Microscopy Image instances
+
+    Returns
+    -------
+    List[pydicom.dataset.Dataset]
+        Sorted metadata of DICOM VL Whole Slide Microscopy Image instances
+
+    """
+    return sorted(
+        collection, key=lambda image: get_image_pixel_spacing(image)[0], reverse=True
+    )
 
 
 def select_image_at_pixel_spacing(

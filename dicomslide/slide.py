@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache
-from dicomslide.client import portable
+from dicomslide.client import open_client, portable
+from dicomslide.discovery import find_slide_images
 from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
-from dicomslide.errors import MetadataError
+from dicomslide.errors import DicomSlideError, MetadataError
 from dicomslide.image import TiledImage
 from dicomslide.matrix import normalize_padding
 from dicomslide.pyramid import Pyramid, PyramidLevel
@@ -788,8 +789,9 @@ class Slide:
         -------
         numpy.ndarray
             Three-dimensional pixel array of shape (Rows, Columns, Samples per
-            Pixel), aligned with the slide axes as in :meth:`get_slide_region`;
-            it holds every pixel whose area the annotation touches
+            Pixel): what :meth:`get_slide_region` returns for the bounding box
+            of the annotation (in the slide plane) grown by the padding, with
+            the same shape and pixels
 
         Raises
         ------
@@ -812,11 +814,11 @@ class Slide:
         left, top, right, bottom = normalize_padding(padding)
         image = self.get_image(level, channel_index, focal_plane_index)
         axes = image._slide_axes()
-        # half a pixel around the bounds: the pixels that contain the bounds
-        x0 = low[0] - (left + 0.5) * axes.spacing_x
-        y0 = low[1] - (bottom + 0.5) * axes.spacing_y
-        x1 = high[0] + (right + 0.5) * axes.spacing_x
-        y1 = high[1] + (top + 0.5) * axes.spacing_y
+        # the bounding box, grown by the padding in pixels of the level
+        x0 = low[0] - left * axes.spacing_x
+        y0 = low[1] - bottom * axes.spacing_y
+        x1 = high[0] + right * axes.spacing_x
+        y1 = high[1] + top * axes.spacing_y
         return self.get_slide_region(
             (x0, y0), level, (x1 - x0, y1 - y0), channel_index, focal_plane_index
         )
@@ -1162,3 +1164,104 @@ class Slide:
             ):
                 matches.append(index)
         return tuple(matches)
+
+
+def find_slides(
+    client: Any,
+    study_instance_uid: str | None = None,
+    patient_id: str | None = None,
+    study_id: str | None = None,
+    container_id: str | None = None,
+    max_frame_cache_size: int = 6,
+    pyramid_tolerance: float = 0.1,
+    fail_on_error: bool = True,
+    include_derived: bool = True,
+    specimen_stains: Sequence[Code | hd.sr.CodedConcept] | None = None,
+    optical_path_ids: Sequence[str] | None = None,
+    *,
+    correct_color: bool = True,
+    cache: FrameCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Slide]:
+    """Find slides.
+
+    Parameters
+    ----------
+    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        DICOMweb client; or a local folder path (opens the embedded
+        ``DICOMfileClient``); or an ``http(s)://`` DICOMweb base URL
+    study_instance_uid: Union[str, None], optional
+        DICOM Study Instance UID
+    patient_id: Union[str, None], optional
+        Patient identifier
+    study_id: Union[str, None], optional
+        Study identifier
+    container_id: Union[str, None], optional
+        Specimen container (slide) identifier
+    max_frame_cache_size: int, optional
+        Number of frames per image the frame cache holds at least
+    pyramid_tolerance: float, optional
+        Maximally tolerated distances between the centers of images at
+        different pyramid levels in the slide coordinate system in millimeter
+        unit
+    fail_on_error: bool, optional
+        Whether the function should raise an exception in case an error
+        occurs. If False, slides will be skipped (and the reason logged).
+    include_derived: bool, optional
+        Whether derived images (DICOM Segmentation or DICOM Parametric Map
+        instances) should be considered and included into slides
+    specimen_stains: Union[Sequence[Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept]], None], optional
+        Specimen stains for which corresponding slide microscopy images should
+        be included in slides. Any image that does not contain one of the
+        stains in the specimen description will be omitted.
+    optical_path_ids: Union[Sequence[str], None], optional
+        Identifiers of optical paths for which corresponding slide microscopy
+        images should be included in slides. Any image that does not contain
+        any of the specified optical paths will be omitted.
+    correct_color: bool, optional
+        Whether pixels of the slides' images are colour corrected with their
+        ICC profiles
+    cache: Union[dicomslide.cache.FrameCache, None], optional
+        Cache for decoded frames of every slide found; by default the cache
+        shared by all images
+    progress: Union[Callable[[int, int], None], None], optional
+        Called with (series done, series in all) as discovery proceeds
+
+    Returns
+    -------
+    List[dicomslide.Slide]
+        Digital slides, sorted by container identifier
+
+    """  # noqa: E501
+    client = open_client(client)
+    image_groups = find_slide_images(
+        client,
+        study_instance_uid,
+        patient_id,
+        study_id,
+        container_id,
+        fail_on_error,
+        include_derived,
+        specimen_stains,
+        optical_path_ids,
+        progress=progress,
+    )
+    slides = []
+    for images in image_groups:
+        try:
+            slides.append(
+                Slide(
+                    client,
+                    images,
+                    max_frame_cache_size=max_frame_cache_size,
+                    pyramid_tolerance=pyramid_tolerance,
+                    correct_color=correct_color,
+                    cache=cache,
+                )
+            )
+        except (DicomSlideError, ValueError) as error:
+            if fail_on_error:
+                raise
+            container = element_value(images[0], "ContainerIdentifier")
+            logger.warning("skipping slide %s: %s", container or "(none)", error)
+    return slides
