@@ -560,8 +560,10 @@ class TiledImage:
         centre lies at ``(x0 + j * sx, y0 + i * sy)``, where ``(x0, y0)`` is the
         first pixel centre at or after `offset` and ``sx``, ``sy`` are the
         pixel spacings along X and Y. Its shape is always
-        ``(round(height / sy), round(width / sx), samples)``; pixels outside
-        the total pixel matrix have the fill value.
+        ``(round(height / sy), round(width / sx), samples)``, the quotients
+        taken to 1e-9 pixel (so that a size computed as a difference of
+        coordinates gives the shape of the size meant); pixels outside the
+        total pixel matrix have the fill value.
 
         """
         width, height = (float(v) for v in size)
