@@ -2,7 +2,6 @@
 
 import logging
 
-from dicomslide.discovery import find_slides
 from dicomslide.enum import ChannelTypes, ImageFlavors
 from dicomslide.image import TiledImage
 from dicomslide.matrix import TotalPixelMatrix, TotalPixelMatrixSampler
@@ -15,7 +14,7 @@ from dicomslide.pyramid import (
     sort_images_by_pixel_spacing,
     sort_images_by_size,
 )
-from dicomslide.slide import Slide
+from dicomslide.slide import Slide, find_slides
 from dicomslide.tile import (
     assemble_total_pixel_matrix,
     compute_frame_positions,

@@ -14,7 +14,6 @@ from dicomweb_client import DICOMfileClient
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from dicomslide.cache import FrameCache
 from dicomslide.client import (
     ICC_PROFILE_URIS,
     LocalFolderClient,
@@ -24,8 +23,7 @@ from dicomslide.client import (
     read_header,
 )
 from dicomslide.elements import element_value
-from dicomslide.errors import DicomSlideError, MetadataError
-from dicomslide.slide import Slide
+from dicomslide.errors import MetadataError
 from dicomslide.tile import FRAME_TABLE_ATTRIBUTE, frame_table_from_json
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
@@ -356,30 +354,30 @@ def _search(
     return images
 
 
-def find_slides(
+def find_slide_images(
     client: Any,
     study_instance_uid: str | None = None,
     patient_id: str | None = None,
     study_id: str | None = None,
     container_id: str | None = None,
-    max_frame_cache_size: int = 6,
-    pyramid_tolerance: float = 0.1,
     fail_on_error: bool = True,
     include_derived: bool = True,
     specimen_stains: Sequence[Code | hd.sr.CodedConcept] | None = None,
     optical_path_ids: Sequence[str] | None = None,
     *,
-    correct_color: bool = True,
-    cache: FrameCache | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> list[Slide]:
-    """Find slides.
+) -> list[list[Dataset]]:
+    """Find the images of each slide: search a source and group its images.
+
+    The images of one group make one :class:`dicomslide.Slide`
+    (:func:`dicomslide.find_slides` builds them); the parameters are those of
+    :func:`dicomslide.find_slides` that select images. How images are grouped
+    is described in the user guide ("How images become slides").
 
     Parameters
     ----------
-    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
-        DICOMweb client; or a local folder path (opens the embedded
-        ``DICOMfileClient``); or an ``http(s)://`` DICOMweb base URL
+    client: dicomweb_client.api.DICOMClient
+        Client (see :func:`open_source`)
     study_instance_uid: Union[str, None], optional
         DICOM Study Instance UID
     patient_id: Union[str, None], optional
@@ -388,42 +386,26 @@ def find_slides(
         Study identifier
     container_id: Union[str, None], optional
         Specimen container (slide) identifier
-    max_frame_cache_size: int, optional
-        Number of frames per image the frame cache holds at least
-    pyramid_tolerance: float, optional
-        Maximally tolerated distances between the centers of images at
-        different pyramid levels in the slide coordinate system in millimeter
-        unit
     fail_on_error: bool, optional
-        Whether the function should raise an exception in case an error
-        occurs. If False, slides will be skipped (and the reason logged).
+        Whether to raise when the metadata of a series cannot be retrieved;
+        if False, the series is skipped (and the reason logged)
     include_derived: bool, optional
         Whether derived images (DICOM Segmentation or DICOM Parametric Map
-        instances) should be considered and included into slides
+        instances) should be included into the groups of their slides
     specimen_stains: Union[Sequence[Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept]], None], optional
-        Specimen stains for which corresponding slide microscopy images should
-        be included in slides. Any image that does not contain one of the
-        stains in the specimen description will be omitted.
+        Specimen stains one of which a VOLUME or THUMBNAIL image must contain
     optical_path_ids: Union[Sequence[str], None], optional
-        Identifiers of optical paths for which corresponding slide microscopy
-        images should be included in slides. Any image that does not contain
-        any of the specified optical paths will be omitted.
-    correct_color: bool, optional
-        Whether pixels of the slides' images are colour corrected with their
-        ICC profiles
-    cache: Union[dicomslide.cache.FrameCache, None], optional
-        Cache for decoded frames of every slide found; by default the cache
-        shared by all images
+        Identifiers of optical paths one of which a VOLUME or THUMBNAIL image
+        must contain
     progress: Union[Callable[[int, int], None], None], optional
         Called with (series done, series in all) as discovery proceeds
 
     Returns
     -------
-    List[dicomslide.Slide]
-        Digital slides, sorted by container identifier
+    List[List[pydicom.dataset.Dataset]]
+        Metadata of the images of each slide, sorted by container identifier
 
     """  # noqa: E501
-    client, source_file = open_source(client)
     sop_classes = {VL_WSI_SOP_CLASS_UID}
     if include_derived:
         sop_classes |= _DERIVED_SOP_CLASS_UIDS
@@ -483,22 +465,7 @@ def find_slides(
         groups.append(wanted)
     _attach_derived(groups, derived, left_out)
 
-    slides = []
-    for members in sorted(groups, key=_sort_key):
-        slide = _make_slide(
-            client,
-            members,
-            fail_on_error,
-            max_frame_cache_size=max_frame_cache_size,
-            pyramid_tolerance=pyramid_tolerance,
-            correct_color=correct_color,
-            cache=cache,
-        )
-        if slide is not None:
-            slides.append(slide)
-    if source_file is not None:
-        slides = [s for s in slides if source_file in s.sop_instance_uids]
-    return slides
+    return sorted(groups, key=_sort_key)
 
 
 def _sort_key(members: Sequence[Dataset]) -> tuple[str, str, str]:
@@ -563,46 +530,3 @@ def _key(image: Dataset) -> tuple[str, str]:
         str(element_value(image, "ContainerIdentifier") or ""),
         str(element_value(image, "FrameOfReferenceUID") or ""),
     )
-
-
-def _make_slide(
-    client: Any, members: list[Dataset], fail_on_error: bool, **options: Any
-) -> Slide | None:
-    """Make a slide of a group of images; a derived image that breaks it is
-    left out with a warning, and a broken slide raises or is skipped."""
-    try:
-        return Slide(client, members, **options)
-    except (DicomSlideError, ValueError) as error:
-        whole_slide = [m for m in members if m.SOPClassUID == VL_WSI_SOP_CLASS_UID]
-        if len(whole_slide) == len(members):
-            if fail_on_error:
-                raise
-            logger.warning("skipping slide (%s): %s", describe_group(members), error)
-            return None
-        failure = error
-    # Without its derived images the slide may be fine: add them series by series.
-    try:
-        slide = Slide(client, whole_slide, **options)
-    except (DicomSlideError, ValueError) as error:
-        if fail_on_error:
-            raise
-        logger.warning("skipping slide (%s): %s", describe_group(members), error)
-        return None
-    logger.debug(
-        "slide (%s) fails with its derived images: %s", describe_group(members), failure
-    )
-    series: dict[str, list[Dataset]] = defaultdict(list)
-    for image in members:
-        if image.SOPClassUID != VL_WSI_SOP_CLASS_UID:
-            series[str(element_value(image, "SeriesInstanceUID"))].append(image)
-    accepted = list(whole_slide)
-    for images in series.values():
-        try:
-            slide = Slide(client, accepted + images, **options)
-        except (DicomSlideError, ValueError) as error:
-            logger.warning(
-                "skipping derived image(s) of %s: %s", describe_group(images), error
-            )
-            continue
-        accepted += images
-    return slide

@@ -19,6 +19,9 @@ from dicomslide.errors import MetadataError
 from dicomslide.matrix import TotalPixelMatrix
 from dicomslide.store import FrameStore
 from dicomslide.tile import (
+    compute_frame_positions as compute_frame_positions,  # a dicomslide 0.7 name
+)
+from dicomslide.tile import (
     get_channel_identifiers,
     get_image_orientation,
     get_pixel_to_slide_affine,
@@ -557,16 +560,21 @@ class TiledImage:
         centre lies at ``(x0 + j * sx, y0 + i * sy)``, where ``(x0, y0)`` is the
         first pixel centre at or after `offset` and ``sx``, ``sy`` are the
         pixel spacings along X and Y. Its shape is always
-        ``(round(height / sy), round(width / sx), samples)``; pixels outside
-        the total pixel matrix have the fill value.
+        ``(round(height / sy), round(width / sx), samples)``, the quotients
+        taken to 1e-9 pixel (so that a size computed as a difference of
+        coordinates gives the shape of the size meant); pixels outside the
+        total pixel matrix have the fill value.
 
         """
         width, height = (float(v) for v in size)
         if width < 0 or height < 0:
             raise ValueError(f"region size must not be negative, got {size}")
         axes = self._slide_axes()
-        columns = round(width / axes.spacing_x)
-        rows = round(height / axes.spacing_y)
+        # Sizes that are differences of coordinates carry rounding errors
+        # (19.85 - 19.8 is 0.05000000000000071): to 1e-9 pixel, they count
+        # as what they were meant to be before they are rounded.
+        columns = round(round(width / axes.spacing_x, 9))
+        rows = round(round(height / axes.spacing_y, 9))
         linear, origin = self._affine[:, :2], self._affine[:, 2]
         # first pixel centres at or after the offset along X and Y
         first = np.array(

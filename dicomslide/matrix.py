@@ -12,6 +12,13 @@ from pydicom.dataset import Dataset
 
 from dicomslide.codec import ColorTransform
 
+# names dicomslide 0.7 exported from this module
+from dicomslide.tile import (
+    assemble_total_pixel_matrix as assemble_total_pixel_matrix,
+)
+from dicomslide.tile import compute_frame_positions as compute_frame_positions
+from dicomslide.utils import is_tiled_image as is_tiled_image
+
 if TYPE_CHECKING:
     from dicomslide.image import TiledImage
 
@@ -652,6 +659,14 @@ def _shift_axis_index(key: Any, length: int, axis: int) -> tuple[Any, tuple[int,
     return indices - low, (low, high)
 
 
+def _regions_holding(start: int, length: int, region_length: int) -> range:
+    """Grid positions, along one axis, of the regions of a grid that starts at
+    pixel 0 which hold a pixel of ``[start, start + length)``."""
+    if length <= 0:
+        return range(0)
+    return range(start // region_length, -(-(start + length) // region_length))
+
+
 class TotalPixelMatrixSampler:
     """Class for sampling regions of a total pixel matrix.
 
@@ -670,7 +685,9 @@ class TotalPixelMatrixSampler:
     bounding_box: Union[Tuple[Tuple[int, int], Tuple[int, int]], None], optional
         Bounding box of region of interest within total pixel matrix from
         which regions should be sampled: zero-based (row, column) offset and
-        (rows, columns) size
+        (rows, columns) size. The regions sampled are those of the grid over
+        the whole matrix that hold a pixel of the box; the box must lie
+        within the matrix.
     tile_grid_positions: Union[Sequence[Tuple[int, int]], numpy.ndarray, None], optional
         Grid position of tiles that intersect with the region of interest
         within the total pixel matrix from which regions should be sampled.
@@ -707,23 +724,43 @@ class TotalPixelMatrixSampler:
         self._region_dimensions = (region_rows, region_columns)
         left, top, right, bottom = (int(v) for v in normalize_padding(padding))
         self._padding = (left, top, right, bottom)
-        if bounding_box is not None:
-            (row, column), (height, width) = bounding_box
-            box = (int(row), int(column), int(height), int(width))
-        else:
-            box = (0, 0, matrix.shape[0], matrix.shape[1])
-        self._box = box
-        grid_rows = -(-box[2] // region_rows)
-        grid_columns = -(-box[3] // region_columns)
-        rows, columns = np.meshgrid(
-            np.arange(grid_rows), np.arange(grid_columns), indexing="ij"
+        # The grid of regions starts at the matrix's first pixel; the regions
+        # sampled are those that hold a pixel of the bounding box.
+        (row, column), (height, width) = (
+            ((0, 0), matrix.shape[:2])
+            if bounding_box is None
+            else self._check_box(bounding_box)
         )
-        positions = np.column_stack([rows.ravel(), columns.ravel()]).astype(np.int64)
+        row_range = _regions_holding(row, height, region_rows)
+        column_range = _regions_holding(column, width, region_columns)
+        grid_rows, grid_columns = np.meshgrid(
+            np.asarray(row_range), np.asarray(column_range), indexing="ij"
+        )
+        positions = np.column_stack([grid_rows.ravel(), grid_columns.ravel()])
+        positions = positions.astype(np.int64).reshape(-1, 2)
         if bounding_box is None and tile_grid_positions is not None:
             positions = self._select_by_tiles(
                 positions, np.asarray(tile_grid_positions)
             )
         self._grid_positions = positions
+
+    def _check_box(
+        self, bounding_box: tuple[tuple[int, int], tuple[int, int]]
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        (row, column), (height, width) = bounding_box
+        offset, size = (int(row), int(column)), (int(height), int(width))
+        rows, columns = self._matrix.shape[:2]
+        if (
+            min(offset) < 0
+            or min(size) < 0
+            or offset[0] + size[0] > rows
+            or offset[1] + size[1] > columns
+        ):
+            raise ValueError(
+                f"bounding box {bounding_box} (offset, size) must lie within the "
+                f"total pixel matrix of {rows} x {columns} pixels"
+            )
+        return offset, size
 
     def _select_by_tiles(
         self, positions: np.ndarray, tile_grid_positions: np.ndarray
@@ -784,7 +821,10 @@ class TotalPixelMatrixSampler:
         Returns
         -------
         Tuple[int, int]
-            Zero-based (row, column) grid position
+            Zero-based (row, column) position in the grid of regions, which
+            starts at the first pixel of the matrix: the region covers rows
+            from ``row * region_shape[0]`` and columns from
+            ``column * region_shape[1]`` on
 
         """
         row, column = self._grid_positions[index]
@@ -812,8 +852,8 @@ class TotalPixelMatrixSampler:
         grid_row, grid_column = self.get_region_grid_position(index)
         left, top, _, _ = self._padding
         region_rows, region_columns = self._region_dimensions
-        row = self._box[0] + grid_row * region_rows - top
-        column = self._box[1] + grid_column * region_columns - left
+        row = grid_row * region_rows - top
+        column = grid_column * region_columns - left
         return ((row, column), self.padded_region_shape[:2])
 
     def __getitem__(self, index: int) -> np.ndarray:

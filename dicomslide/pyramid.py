@@ -16,7 +16,7 @@ from dicomslide.utils import (
     get_image_pixel_spacing,
     get_image_size,
     is_tiled_image,
-    is_volume_image,
+    is_volume_image,  # also a dicomslide 0.7 name of this module
 )
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,31 @@ def sort_images_by_pixel_spacing(collection: Sequence[Dataset]) -> list[Dataset]
 
     """
     return sorted(collection, key=get_image_pixel_spacing)
+
+
+def sort_images_by_resolution(collection: Sequence[Dataset]) -> list[Dataset]:
+    """Sort images by pixel spacing in descending order (largest to smallest).
+
+    This is the order of dicomslide 0.7, which calls the pixel spacing the
+    resolution: the image with the largest spacing between rows (the coarsest,
+    lowest-resolution image) comes first. Images with the same spacing between
+    rows keep their order. For the opposite order, the finest image first,
+    use :func:`sort_images_by_pixel_spacing`.
+
+    Parameters
+    ----------
+    collection: Sequence[pydicom.dataset.Dataset]
+        Metadata of DICOM VL Whole Slide Microscopy Image instances
+
+    Returns
+    -------
+    List[pydicom.dataset.Dataset]
+        Sorted metadata of DICOM VL Whole Slide Microscopy Image instances
+
+    """
+    return sorted(
+        collection, key=lambda image: get_image_pixel_spacing(image)[0], reverse=True
+    )
 
 
 def select_image_at_pixel_spacing(

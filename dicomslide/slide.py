@@ -5,22 +5,24 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache
-from dicomslide.client import portable
+from dicomslide.client import open_client, portable
+from dicomslide.discovery import describe_group, find_slide_images, open_source
 from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
-from dicomslide.errors import MetadataError
+from dicomslide.errors import DicomSlideError, MetadataError
 from dicomslide.image import TiledImage
 from dicomslide.matrix import normalize_padding
 from dicomslide.pyramid import Pyramid, PyramidLevel, derive_pixel_spacings
 from dicomslide.utils import (
     DERIVED_PIXEL_SPACING,
+    VL_WSI_SOP_CLASS_UID,
     does_optical_path_item_match,
     does_segment_item_match,
     does_specimen_description_item_match,
@@ -222,8 +224,6 @@ class Slide:
         correct_color: bool = True,
         cache: FrameCache | None = None,
     ) -> None:
-        from dicomslide.client import open_client
-
         if isinstance(image_metadata, Dataset) or not isinstance(
             image_metadata, Sequence
         ):
@@ -869,8 +869,9 @@ class Slide:
         -------
         numpy.ndarray
             Three-dimensional pixel array of shape (Rows, Columns, Samples per
-            Pixel), aligned with the slide axes as in :meth:`get_slide_region`;
-            it holds every pixel whose area the annotation touches
+            Pixel): what :meth:`get_slide_region` returns for the bounding box
+            of the annotation (in the slide plane) grown by the padding, with
+            the same shape and pixels
 
         Raises
         ------
@@ -893,11 +894,11 @@ class Slide:
         left, top, right, bottom = normalize_padding(padding)
         image = self.get_image(level, channel_index, focal_plane_index)
         axes = image._slide_axes()
-        # half a pixel around the bounds: the pixels that contain the bounds
-        x0 = low[0] - (left + 0.5) * axes.spacing_x
-        y0 = low[1] - (bottom + 0.5) * axes.spacing_y
-        x1 = high[0] + (right + 0.5) * axes.spacing_x
-        y1 = high[1] + (top + 0.5) * axes.spacing_y
+        # the bounding box, grown by the padding in pixels of the level
+        x0 = low[0] - left * axes.spacing_x
+        y0 = low[1] - bottom * axes.spacing_y
+        x1 = high[0] + right * axes.spacing_x
+        y1 = high[1] + top * axes.spacing_y
         return self.get_slide_region(
             (x0, y0), level, (x1 - x0, y1 - y0), channel_index, focal_plane_index
         )
@@ -1243,3 +1244,148 @@ class Slide:
             ):
                 matches.append(index)
         return tuple(matches)
+
+
+def find_slides(
+    client: Any,
+    study_instance_uid: str | None = None,
+    patient_id: str | None = None,
+    study_id: str | None = None,
+    container_id: str | None = None,
+    max_frame_cache_size: int = 6,
+    pyramid_tolerance: float = 0.1,
+    fail_on_error: bool = True,
+    include_derived: bool = True,
+    specimen_stains: Sequence[Code | hd.sr.CodedConcept] | None = None,
+    optical_path_ids: Sequence[str] | None = None,
+    *,
+    correct_color: bool = True,
+    cache: FrameCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Slide]:
+    """Find slides.
+
+    Parameters
+    ----------
+    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        DICOMweb client; or a local folder path (opens the embedded
+        ``DICOMfileClient``); or a path to one file (finds the slide that
+        file belongs to among the files of its folder); or an ``http(s)://``
+        DICOMweb base URL
+    study_instance_uid: Union[str, None], optional
+        DICOM Study Instance UID
+    patient_id: Union[str, None], optional
+        Patient identifier
+    study_id: Union[str, None], optional
+        Study identifier
+    container_id: Union[str, None], optional
+        Specimen container (slide) identifier
+    max_frame_cache_size: int, optional
+        Number of frames per image the frame cache holds at least
+    pyramid_tolerance: float, optional
+        Maximally tolerated distances between the centers of images at
+        different pyramid levels in the slide coordinate system in millimeter
+        unit
+    fail_on_error: bool, optional
+        Whether the function should raise an exception in case an error
+        occurs. If False, slides will be skipped (and the reason logged).
+        Derived images that cannot be attached to a slide are always skipped
+        with a warning and never take a slide down.
+    include_derived: bool, optional
+        Whether derived images (DICOM Segmentation or DICOM Parametric Map
+        instances) should be considered and included into slides
+    specimen_stains: Union[Sequence[Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept]], None], optional
+        Specimen stains for which corresponding slide microscopy images should
+        be included in slides. Any image that does not contain one of the
+        stains in the specimen description will be omitted.
+    optical_path_ids: Union[Sequence[str], None], optional
+        Identifiers of optical paths for which corresponding slide microscopy
+        images should be included in slides. Any image that does not contain
+        any of the specified optical paths will be omitted.
+    correct_color: bool, optional
+        Whether pixels of the slides' images are colour corrected with their
+        ICC profiles
+    cache: Union[dicomslide.cache.FrameCache, None], optional
+        Cache for decoded frames of every slide found; by default the cache
+        shared by all images
+    progress: Union[Callable[[int, int], None], None], optional
+        Called with (series done, series in all) as discovery proceeds
+
+    Returns
+    -------
+    List[dicomslide.Slide]
+        Digital slides, sorted by container identifier
+
+    """  # noqa: E501
+    client, source_file = open_source(client)
+    image_groups = find_slide_images(
+        client,
+        study_instance_uid,
+        patient_id,
+        study_id,
+        container_id,
+        fail_on_error,
+        include_derived,
+        specimen_stains,
+        optical_path_ids,
+        progress=progress,
+    )
+    slides = []
+    for images in image_groups:
+        slide = _make_slide(
+            client,
+            images,
+            fail_on_error,
+            max_frame_cache_size=max_frame_cache_size,
+            pyramid_tolerance=pyramid_tolerance,
+            correct_color=correct_color,
+            cache=cache,
+        )
+        if slide is not None:
+            slides.append(slide)
+    if source_file is not None:
+        slides = [s for s in slides if source_file in s.sop_instance_uids]
+    return slides
+
+
+def _make_slide(
+    client: Any, members: list[Dataset], fail_on_error: bool, **options: Any
+) -> Slide | None:
+    """Make a slide of a group of images; a derived image that breaks it is
+    left out with a warning, and a broken slide raises or is skipped."""
+    try:
+        return Slide(client, members, **options)
+    except (DicomSlideError, ValueError) as error:
+        whole_slide = [m for m in members if m.SOPClassUID == VL_WSI_SOP_CLASS_UID]
+        if len(whole_slide) == len(members):
+            if fail_on_error:
+                raise
+            logger.warning("skipping slide (%s): %s", describe_group(members), error)
+            return None
+        failure = error
+    # Without its derived images the slide may be fine: add them series by series.
+    try:
+        slide = Slide(client, whole_slide, **options)
+    except (DicomSlideError, ValueError) as error:
+        if fail_on_error:
+            raise
+        logger.warning("skipping slide (%s): %s", describe_group(members), error)
+        return None
+    logger.debug(
+        "slide (%s) fails with its derived images: %s", describe_group(members), failure
+    )
+    series: dict[str, list[Dataset]] = defaultdict(list)
+    for image in members:
+        if image.SOPClassUID != VL_WSI_SOP_CLASS_UID:
+            series[str(element_value(image, "SeriesInstanceUID"))].append(image)
+    accepted = list(whole_slide)
+    for images in series.values():
+        try:
+            slide = Slide(client, accepted + images, **options)
+        except (DicomSlideError, ValueError) as error:
+            logger.warning(
+                "skipping derived image(s) of %s: %s", describe_group(images), error
+            )
+            continue
+        accepted += images
+    return slide

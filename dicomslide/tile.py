@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset
 from dicomslide.elements import element_value, has_element
 from dicomslide.errors import MetadataError
 from dicomslide.utils import SEGMENTATION_SOP_CLASS_UIDS, VL_WSI_SOP_CLASS_UID
+from dicomslide.utils import is_tiled_image as is_tiled_image  # a dicomslide 0.7 name
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pydicom.dataset import Dataset
 
 from dicomslide.elements import element_value, has_element
+from dicomslide.enum import ImageFlavors as ImageFlavors  # a dicomslide 0.7 name
 from dicomslide.errors import MetadataError
 
 if TYPE_CHECKING:

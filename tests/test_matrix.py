@@ -269,8 +269,18 @@ def test_sampler_bounding_box_and_tile_positions(native_matrix):
         bounding_box=((10, 20), (120, 60)),
         padding=(1, 2, 3, 4),
     )
-    assert len(sampler) == 3 * 2
-    assert sampler.get_region_bounding_box(0) == ((8, 19), (56, 54))
+    # the regions of the matrix's grid that hold a pixel of rows [10, 130)
+    # and columns [20, 80)
+    assert [sampler.get_region_grid_position(i) for i in range(len(sampler))] == [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+        (2, 0),
+        (2, 1),
+    ]
+    assert sampler.get_region_bounding_box(0) == ((-2, -1), (56, 54))
+    assert sampler.get_region_bounding_box(5) == ((98, 49), (56, 54))
     by_tiles = dicomslide.TotalPixelMatrixSampler(
         native_matrix, (64, 96), tile_grid_positions=[(1, 1), (4, 4)]
     )

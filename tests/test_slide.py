@@ -143,29 +143,32 @@ def test_region_for_annotations(rgb_slide):
         x, y = slide.get_slide_offset((row, column), 0)
         return [x, y, 0.0]
 
-    point = slide.get_slide_region_for_annotation(
-        _annotation("POINT", [at(40, 50)], uid), 0
-    )
-    np.testing.assert_array_equal(point, truth[40:41, 50:51])
+    # a region covers the pixel centres in [low, high) of the bounding box,
+    # like get_slide_region: along -X (rows) and -Y (columns), the pixel of
+    # the smallest row and column of the box lies outside it
+    point = _annotation("POINT", [at(40, 50)], uid)
+    assert slide.get_slide_region_for_annotation(point, 0).shape == (0, 0, 3)
+    padded_point = slide.get_slide_region_for_annotation(point, 0, padding=1)
+    np.testing.assert_array_equal(padded_point, _slide_aligned(truth[40:42, 50:52]))
 
     polygon = _annotation(
         "POLYGON", [at(30, 40), at(30, 90), at(70, 90), at(70, 40), at(30, 40)], uid
     )
     region = slide.get_slide_region_for_annotation(polygon, 0)
-    np.testing.assert_array_equal(region, _slide_aligned(truth[30:71, 40:91]))
+    np.testing.assert_array_equal(region, _slide_aligned(truth[31:71, 41:91]))
 
     polyline = _annotation("POLYLINE", [at(30, 40), at(70, 90)], uid)
     padded = slide.get_slide_region_for_annotation(polyline, 0, padding=(1, 2, 3, 4))
     # left -X (rows grow towards -X: row +1), top +Y (columns: -2), right +X
     # (rows -3), bottom -Y (columns +4)
-    np.testing.assert_array_equal(padded, _slide_aligned(truth[27:72, 38:95]))
+    np.testing.assert_array_equal(padded, _slide_aligned(truth[28:72, 39:95]))
 
     # an axis-aligned ellipse: major axis along rows, minor along columns
     ellipse = _annotation(
         "ELLIPSE", [at(20, 60), at(80, 60), at(50, 45), at(50, 75)], uid
     )
     region = slide.get_slide_region_for_annotation(ellipse, 0)
-    np.testing.assert_array_equal(region, _slide_aligned(truth[20:81, 45:76]))
+    np.testing.assert_array_equal(region, _slide_aligned(truth[21:81, 46:76]))
 
     with pytest.raises(ValueError):
         slide.get_slide_region_for_annotation(

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 from PIL import Image, ImageCms
 
 from dicomslide.cache import FrameCache
+from dicomslide.enum import ImageFlavors as ImageFlavors  # a dicomslide 0.7 name
 from dicomslide.slide import Slide
 from dicomslide.version import __version__ as __version__
 
@@ -90,6 +91,17 @@ __all__ = [
     "PROPERTY_NAME_OBJECTIVE_POWER",
     "PROPERTY_NAME_QUICKHASH1",
     "PROPERTY_NAME_VENDOR",
+    "OPENSLIDE_BACKGROUND_COLOR",
+    "OPENSLIDE_BOUNDS_HEIGHT",
+    "OPENSLIDE_BOUNDS_WIDTH",
+    "OPENSLIDE_BOUNDS_X",
+    "OPENSLIDE_BOUNDS_Y",
+    "OPENSLIDE_COMMENT",
+    "OPENSLIDE_MPP_X",
+    "OPENSLIDE_MPP_Y",
+    "OPENSLIDE_OBJECTIVE_POWER",
+    "OPENSLIDE_QUICKHASH1",
+    "OPENSLIDE_VENDOR",
     "AbstractSlide",
     "ImageSlide",
     "OpenSlide",
@@ -119,6 +131,19 @@ PROPERTY_NAME_MPP_Y = "openslide.mpp-y"
 PROPERTY_NAME_OBJECTIVE_POWER = "openslide.objective-power"
 PROPERTY_NAME_QUICKHASH1 = "openslide.quickhash-1"
 PROPERTY_NAME_VENDOR = "openslide.vendor"
+
+# The names dicomslide 0.7 gave the same properties.
+OPENSLIDE_BACKGROUND_COLOR = PROPERTY_NAME_BACKGROUND_COLOR
+OPENSLIDE_BOUNDS_HEIGHT = PROPERTY_NAME_BOUNDS_HEIGHT
+OPENSLIDE_BOUNDS_WIDTH = PROPERTY_NAME_BOUNDS_WIDTH
+OPENSLIDE_BOUNDS_X = PROPERTY_NAME_BOUNDS_X
+OPENSLIDE_BOUNDS_Y = PROPERTY_NAME_BOUNDS_Y
+OPENSLIDE_COMMENT = PROPERTY_NAME_COMMENT
+OPENSLIDE_MPP_X = PROPERTY_NAME_MPP_X
+OPENSLIDE_MPP_Y = PROPERTY_NAME_MPP_Y
+OPENSLIDE_OBJECTIVE_POWER = PROPERTY_NAME_OBJECTIVE_POWER
+OPENSLIDE_QUICKHASH1 = PROPERTY_NAME_QUICKHASH1
+OPENSLIDE_VENDOR = PROPERTY_NAME_VENDOR
 
 #: What a path may be: the types openslide-python accepts.
 Filename: TypeAlias = "str | bytes | os.PathLike[Any]"

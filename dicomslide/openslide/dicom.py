@@ -108,14 +108,14 @@ from pydicom.filereader import read_partial
 from pydicom.multival import MultiValue
 
 from dicomslide.cache import FrameCache
-from dicomslide.discovery import find_slides, series_metadata
+from dicomslide.discovery import series_metadata
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import DicomSlideError
 from dicomslide.image import TiledImage
 
 # the package's exceptions, defined whether or not the OpenSlide library loads
 from dicomslide.openslide import OpenSlideError, OpenSlideUnsupportedFormatError
-from dicomslide.slide import Slide
+from dicomslide.slide import Slide, find_slides
 from dicomslide.store import FrameStore
 
 __all__ = ["DicomBackend"]
