@@ -308,7 +308,7 @@ def open_client(source: Any) -> Any:
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if isinstance(text, str) and text.startswith(("http://", "https://")):
-            return _web_client(text)
+            return open_web_client(text)
         if isinstance(text, str) and text.startswith("file://"):
             text = unquote(urlparse(text).path)
         return LocalFolderClient(text)
@@ -327,9 +327,34 @@ def open_client(source: Any) -> Any:
     return source
 
 
-def _web_client(url: str) -> DICOMwebClient:
-    """A ``DICOMwebClient`` for a URL, its user information moved into the
-    session's authentication before any request is made."""
+def open_web_client(
+    url: str, session: requests.Session | None = None
+) -> DICOMwebClient:
+    """Open a ``DICOMwebClient`` the way dicomslide opens a URL.
+
+    The client's own requests (searches, metadata) take the timeouts and
+    retries of :data:`dicomslide.web.settings`. A user name and password in
+    the URL are moved into the session's basic authentication (unless it has
+    one) before any request is made, and leave the URL.
+
+    Parameters
+    ----------
+    url: str
+        ``http(s)://`` DICOMweb base URL
+    session: Union[requests.Session, None], optional
+        Session to send requests with (a new one by default)
+
+    Returns
+    -------
+    dicomweb_client.DICOMwebClient
+        Client
+
+    Raises
+    ------
+    dicomslide.errors.DicomSlideError
+        When the URL's user information is ambiguous
+
+    """
     try:
         url, credentials = split_credentials(url)
     except ValueError as error:
@@ -337,8 +362,9 @@ def _web_client(url: str) -> DICOMwebClient:
             f"{error}: give user name and password as the auth of a "
             "requests.Session (see the DICOMweb guide)"
         ) from None
-    session = requests.Session()
-    if credentials is not None:
+    if session is None:
+        session = requests.Session()
+    if credentials is not None and session.auth is None:
         session.auth = credentials
     client = DICOMwebClient(url=url, session=session, timeout=settings.timeout)
     # its own retries (of searches and metadata) as ours

@@ -437,9 +437,9 @@ class WebFrameSource(ClientFrameSource):
         limit = settings.instance_cache_bytes
         if entry is None and (self._pixel_nbytes or 0) > limit:
             raise self._error(
-                f"frames refused ({refusal}), and the instance is too large to be "
-                f"retrieved whole: {self._pixel_nbytes} bytes of pixels, more "
-                f"than WebSettings.instance_cache_bytes ({limit})",
+                f"frames refused ({refusal or 'before'}), and the instance is too "
+                f"large to be retrieved whole: {self._pixel_nbytes} bytes of "
+                f"pixels, more than WebSettings.instance_cache_bytes ({limit})",
                 numbers[0],
             )
         if entry is None:
