@@ -337,10 +337,14 @@ def test_one_transient_error_does_not_pin_transcoded_frames(orthanc, jpeg_slide)
         assert seen.nbytes <= sizes[number - 1] + 1000  # the stored bytes
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "learnt_reads"),
+    [("reprobe_reads", 2, 3), ("reprobe_seconds", 0.3, 1)],
+)
 def test_a_media_type_learnt_from_a_refusal_is_given_up_later(
-    orthanc, jpeg_slide, monkeypatch
+    orthanc, jpeg_slide, monkeypatch, setting, value, learnt_reads
 ):
-    monkeypatch.setattr(web.settings, "reprobe_reads", 2)
+    monkeypatch.setattr(web.settings, setting, value)
     level = jpeg_slide.levels[0]
     sizes = _stored_frame_sizes(level.files[0])
     pixels = level.redecode("pillow-direct")[0, 0]
@@ -350,20 +354,21 @@ def test_a_media_type_learnt_from_a_refusal_is_given_up_later(
             proxy.dicomweb_url, jpeg_slide.uids.study_instance_uid, correct_color=False
         )
         image = slide.get_volume_images()[0]
-        _read_tiles(image, [(0, c) for c in range(4)] + [(1, 0)], pixels)
+        tiles = [(0, c) for c in range(4)] + [(1, 0)]
+        _read_tiles(image, tiles[:1], pixels)
+        if setting == "reprobe_seconds":
+            time.sleep(value)
+        _read_tiles(image, tiles[1:], pixels)
         frames = proxy.requests_to("/frames/")
     seen = [(STAR in f.headers["Accept"], f.status) for f in frames]
-    assert seen == [
-        (True, 406),  # read 1: refused, then the transcoded frames
-        (False, 200),
-        (False, 200),  # reads 2 and 3 as learnt
-        (False, 200),
-        (True, 200),  # read 4: the stored bytes again, and from then on
-        (True, 200),
-    ]
-    for f in frames[1:4]:
+    # read 1: refused, then the transcoded frames; the choice holds for
+    # `learnt_reads` reads, then the stored bytes are asked for again and sent
+    assert seen == [(True, 406)] + [(False, 200)] * learnt_reads + [(True, 200)] * (
+        len(tiles) - learnt_reads
+    )
+    for f in frames[1 : 1 + learnt_reads]:
         assert f.nbytes >= 64 * 96 * 3  # native
-    for f in frames[4:]:
+    for f in frames[1 + learnt_reads :]:
         (number,) = _asked(f.path)
         assert f.nbytes <= sizes[number - 1] + 1000
 
