@@ -585,7 +585,7 @@ def resolve_bulk_data_uri(client: Any, uri: str) -> str | None:
     if rebased is None:
         logger.warning(
             "not following a bulk data URI that is not on the client's server: %r",
-            without_credentials(uri)[:300],
+            without_credentials(uri, mask="***@")[:300],
         )
     elif rebased != uri:
         logger.debug("bulk data URI re-based onto the client's base URL")

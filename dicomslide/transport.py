@@ -123,13 +123,15 @@ class RequestError(Exception):
         return None if self.response is None else self.response.status_code
 
 
-def without_credentials(url: str) -> str:
+def without_credentials(url: str, mask: str = "") -> str:
     """Remove user name and password from a URL (for messages and logs).
 
     Parameters
     ----------
     url: str
         URL
+    mask: str, optional
+        What to put in their place, e.g. ``"***@"``
 
     Returns
     -------
@@ -140,7 +142,7 @@ def without_credentials(url: str) -> str:
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
-    host = parts.netloc.rpartition("@")[2]
+    host = mask + parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 

@@ -111,7 +111,9 @@ TRICKS = {
 
 
 @pytest.mark.parametrize("trick", sorted(TRICKS))
-def test_bulk_data_uri_tricks_never_reach_another_host(orthanc, icc_slide, trick):
+def test_bulk_data_uri_tricks_never_reach_another_host(
+    orthanc, icc_slide, trick, caplog
+):
     study, corrected, raw = icc_slide
     template, outcome = TRICKS[trick]
     with ConnectionRecorder() as other, FaultProxy(orthanc.base_url) as proxy:
@@ -136,6 +138,7 @@ def test_bulk_data_uri_tricks_never_reach_another_host(orthanc, icc_slide, trick
         assert any(seen.status == 200 for seen in proxy.requests_to("/metadata"))
         time.sleep(0.05)  # a connection attempt would have been accepted by now
     assert other.connections == []
+    assert "secret" not in caplog.text
 
 
 def test_rebase_decides_hosts_as_urllib3_does():
