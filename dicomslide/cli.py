@@ -54,7 +54,8 @@ def _client(args: argparse.Namespace) -> Any:
     source = args.source
     if source.startswith(("http://", "https://")):
         import requests
-        from dicomweb_client import DICOMwebClient
+
+        from dicomslide.client import open_web_client
 
         session = requests.Session()
         password = args.password or os.environ.get("DICOMSLIDE_PASSWORD")
@@ -62,7 +63,7 @@ def _client(args: argparse.Namespace) -> Any:
             session.auth = (args.user, password or "")
         if args.token:
             session.headers["Authorization"] = f"Bearer {args.token}"
-        return DICOMwebClient(source, session=session)
+        return open_web_client(source, session)
     if not os.path.exists(source):
         raise CommandError(f"no such file or folder: {source}", EXIT_NOT_FOUND)
     return source  # a folder, or one file of the slide to open

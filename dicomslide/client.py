@@ -12,9 +12,9 @@ import logging
 import os
 import sqlite3
 import threading
-import weakref
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse, urlsplit
 
 import numpy as np
 import requests
@@ -30,7 +30,15 @@ from dicomslide.fetch import (
     FileFrameSource,
     FrameSource,
 )
-from dicomslide.web import WebFrameSource
+from dicomslide.transport import (
+    RequestError,
+    rebase,
+    session_of,
+    settings,
+    split_credentials,
+    without_credentials,
+)
+from dicomslide.web import WebFrameSource, retrieve_bulk_data
 
 logger = logging.getLogger(__name__)
 
@@ -280,28 +288,91 @@ def open_client(source: Any) -> Any:
     source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
         A client; a path to a local folder (opens a
         :class:`LocalFolderClient`); or an ``http(s)://`` DICOMweb base URL
-        (opens a ``dicomweb_client.DICOMwebClient``)
+        (opens a ``dicomweb_client.DICOMwebClient`` with the timeouts and
+        retries of :data:`dicomslide.web.settings`; a user name and password
+        in the URL become the session's basic authentication and leave the
+        URL)
 
     Returns
     -------
     dicomweb_client.api.DICOMClient
         Client
 
+    Raises
+    ------
+    dicomslide.errors.DicomSlideError
+        When a URL's user information is ambiguous, or a
+        ``DICOMwebClient``'s URL holds user information
+
     """
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if isinstance(text, str) and text.startswith(("http://", "https://")):
-            return DICOMwebClient(url=text)
+            return open_web_client(text)
         if isinstance(text, str) and text.startswith("file://"):
-            from urllib.parse import unquote, urlparse
-
             text = unquote(urlparse(text).path)
         return LocalFolderClient(text)
     if isinstance(source, DICOMfileClient) and not isinstance(
         source, LocalFolderClient
     ):
         _make_thread_safe(source)  # ours is made safe when its index is built
+    if isinstance(source, DICOMwebClient):
+        url = str(source.base_url)
+        if "@" in urlsplit(url).netloc:
+            raise DicomSlideError(
+                "the URL of the DICOMwebClient holds a user name or password "
+                f"({without_credentials(url)}): give them as the auth of the "
+                "client's requests.Session, or pass the URL itself to dicomslide"
+            )
     return source
+
+
+def open_web_client(
+    url: str, session: requests.Session | None = None
+) -> DICOMwebClient:
+    """Open a ``DICOMwebClient`` the way dicomslide opens a URL.
+
+    The client's own requests (searches, metadata) take the timeouts and
+    retries of :data:`dicomslide.web.settings`. A user name and password in
+    the URL are moved into the session's basic authentication (unless it has
+    one) before any request is made, and leave the URL.
+
+    Parameters
+    ----------
+    url: str
+        ``http(s)://`` DICOMweb base URL
+    session: Union[requests.Session, None], optional
+        Session to send requests with (a new one by default)
+
+    Returns
+    -------
+    dicomweb_client.DICOMwebClient
+        Client
+
+    Raises
+    ------
+    dicomslide.errors.DicomSlideError
+        When the URL's user information is ambiguous
+
+    """
+    try:
+        url, credentials = split_credentials(url)
+    except ValueError as error:
+        raise DicomSlideError(
+            f"{error}: give user name and password as the auth of a "
+            "requests.Session (see the DICOMweb guide)"
+        ) from None
+    if session is None:
+        session = requests.Session()
+    if credentials is not None and session.auth is None:
+        session.auth = credentials
+    client = DICOMwebClient(url=url, session=session, timeout=settings.timeout)
+    # its own retries (of searches and metadata) as ours
+    client.set_http_retry_params(
+        max_attempts=max(0, settings.retries) + 1,
+        wait_exponential_multiplier=max(1, round(settings.backoff * 500)),
+    )
+    return client
 
 
 def _make_thread_safe(client: DICOMfileClient) -> threading.RLock:
@@ -443,7 +514,13 @@ def make_frame_source(
         return FileFrameSource(path, sop, desc, number_of_frames, image)
     if isinstance(client, DICOMwebClient):
         return WebFrameSource(
-            client, study, series, sop, number_of_frames, stored_transfer_syntax(image)
+            client,
+            study,
+            series,
+            sop,
+            number_of_frames,
+            stored_transfer_syntax(image),
+            desc=desc,
         )
     return ClientFrameSource(
         client, study, series, sop, number_of_frames, stored_transfer_syntax(image)
@@ -481,11 +558,12 @@ ICC_PROFILE_URIS = "_dicomslide_icc_profile_uris"
 def resolve_bulk_data_uri(client: Any, uri: str) -> str | None:
     """Make a BulkDataURI safe to fetch with a client.
 
-    A URI on the client's own server is used as is; a relative one is joined
-    to the client's base URL. A URI that names another host (or port) is not
-    followed: if its path lies below the client's DICOMweb root it is
-    re-based onto the client's base URL (servers behind proxies often write
-    their internal host name), otherwise it is refused.
+    For a client of an ``http(s)`` server, the URI is re-based onto the
+    client's base URL: its path must lie below the client's DICOMweb root, and
+    the scheme, host and port used are the client's, whatever the URI names
+    (servers behind proxies often write their internal host name). A URI that
+    does not re-base cleanly is refused (see
+    :func:`dicomslide.transport.rebase`). Other clients get the URI as is.
 
     Parameters
     ----------
@@ -500,29 +578,18 @@ def resolve_bulk_data_uri(client: Any, uri: str) -> str | None:
         URI to fetch, or None if it must not be fetched
 
     """
-    from urllib.parse import urljoin, urlsplit
-
     base = getattr(client, "base_url", None)
     if not isinstance(base, str) or not base.startswith(("http://", "https://")):
         return uri
-    target, own = urlsplit(uri), urlsplit(base)
-    if not target.scheme and not target.netloc:
-        return urljoin(base.rstrip("/") + "/", uri)
-    if (target.scheme, target.hostname, target.port) == (
-        own.scheme,
-        own.hostname,
-        own.port,
-    ):
-        return uri
-    root = own.path.rstrip("/")
-    if target.path.startswith(root + "/"):
-        rebased = base.rstrip("/") + target.path[len(root) :]
-        if target.query:
-            rebased += "?" + target.query
-        logger.debug("bulk data URI %s re-based onto %s", uri, rebased)
-        return rebased
-    logger.warning("not following bulk data URI outside the server: %s", uri)
-    return None
+    rebased = rebase(base, uri)
+    if rebased is None:
+        logger.warning(
+            "not following a bulk data URI that is not on the client's server: %r",
+            without_credentials(uri, mask="***@")[:300],
+        )
+    elif rebased != uri:
+        logger.debug("bulk data URI re-based onto the client's base URL")
+    return rebased
 
 
 def fetch_bulk_icc_profile(client: Any, metadata: Dataset) -> bytes | None:
@@ -538,29 +605,48 @@ def fetch_bulk_icc_profile(client: Any, metadata: Dataset) -> bytes | None:
     Returns
     -------
     Union[bytes, None]
-        ICC profile, or None if the metadata name none or it is unavailable
+        ICC profile, or None if the metadata name none
+
+    Raises
+    ------
+    dicomslide.errors.ServerError
+        When the metadata name a profile that could not be fetched (the
+        message says why)
 
     """
+    failures: list[str] = []
+    status = None
     for uri in getattr(metadata, ICC_PROFILE_URIS, []):
         resolved = resolve_bulk_data_uri(client, uri)
         if resolved is None:
+            failures.append("its bulk data URI is not on the client's server")
             continue
         try:
-            parts = call(
-                client,
-                "retrieve_bulkdata",
-                url=resolved,
-                media_types=("application/octet-stream",),
-            )
-        except Exception as error:
-            logger.warning(
-                "instance %s: ICC profile not retrieved: %s",
-                metadata.get("SOPInstanceUID"),
-                error,
-            )
+            if isinstance(client, DICOMwebClient):
+                profile = retrieve_bulk_data(session_of(client), resolved)
+            else:
+                parts = call(
+                    client,
+                    "retrieve_bulkdata",
+                    url=resolved,
+                    media_types=("application/octet-stream",),
+                )
+                profile = bytes(parts[0]) if parts else b""
+        except RequestError as error:
+            failures.append(str(error))
+            status = error.status
             continue
-        if parts:
-            return bytes(parts[0])
+        except Exception as error:  # whatever another client raises
+            failures.append(f"{type(error).__name__}: {error}")
+            continue
+        if profile:
+            return profile
+        failures.append("the server sent no bytes")
+    if failures:
+        raise ServerError(
+            "ICC profile not retrieved: " + "; ".join(dict.fromkeys(failures)),
+            status,
+        )
     return None
 
 
@@ -597,46 +683,5 @@ def portable(client: Any) -> Any:
     if isinstance(client, DICOMfileClient) and not isinstance(
         client, LocalFolderClient
     ):
-        from urllib.parse import unquote, urlparse
-
         return _FolderClientReference(Path(unquote(urlparse(client.base_url).path)))
     return client
-
-
-_session_pids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-
-
-def session_of(client: Any) -> requests.Session:
-    """The HTTP session of a ``DICOMwebClient``, never one shared across fork.
-
-    In a process forked after the session was used, the client's session is
-    replaced by a new one with the same authentication, headers, proxies and
-    certificates, so parent and child never share a socket.
-
-    Parameters
-    ----------
-    client: dicomweb_client.DICOMwebClient
-        Client
-
-    Returns
-    -------
-    requests.Session
-        Session to send requests with
-
-    """
-    pid = os.getpid()
-    owner = _session_pids.get(client)
-    if owner is None:
-        _session_pids[client] = pid
-    elif owner != pid:
-        old: requests.Session = client._session
-        new = requests.Session()
-        new.auth = old.auth
-        new.headers.update(old.headers)
-        new.proxies.update(old.proxies)
-        new.verify = old.verify
-        new.cert = old.cert
-        new.hooks = old.hooks
-        client._session = new
-        _session_pids[client] = pid
-    return client._session

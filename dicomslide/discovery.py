@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _ICC_PROFILE_TAG = 0x00282000
+# Pixel Data, Float and Double Float Pixel Data: never read from metadata
+# (Orthanc gives the first value of float pixel data inline)
+_PIXEL_DATA_TAGS = frozenset({"7FE00010", "7FE00008", "7FE00009"})
 _SERIES_FIELDS = [
     "StudyInstanceUID",
     "SeriesInstanceUID",
@@ -112,6 +115,8 @@ def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
             metadata = dict(metadata)
             per_frame = metadata["52009230"]
             metadata["52009230"] = {**per_frame, "Value": per_frame["Value"][:1]}
+    if not _PIXEL_DATA_TAGS.isdisjoint(metadata):
+        metadata = {k: v for k, v in metadata.items() if k not in _PIXEL_DATA_TAGS}
     dataset = Dataset.from_json(metadata, bulk_data_uri_handler=bulk_data)
     if icc_profile_uris:
         setattr(dataset, ICC_PROFILE_URIS, icc_profile_uris)

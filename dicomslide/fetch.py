@@ -29,6 +29,7 @@ import numpy as np
 import pydicom
 import requests
 from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
 
 from dicomslide.codec import NATIVE_TRANSFER_SYNTAXES, PixelDescription
 from dicomslide.elements import element_value, has_element
@@ -344,25 +345,61 @@ class _MemoryFrameIndex:
         desc: PixelDescription,
         number_of_frames: int,
     ) -> None:
-        from pydicom.encaps import generate_frames
-
-        if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
-            size = _native_frame_size(desc)
-            self._frames = [
-                pixel_data[i * size : (i + 1) * size] for i in range(number_of_frames)
-            ]
-        else:
-            self._frames = list(
-                generate_frames(pixel_data, number_of_frames=number_of_frames)
-            )
+        self._frames = split_frames(
+            pixel_data, transfer_syntax_uid, desc, number_of_frames
+        )
 
     def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
         return [self._frames[n - 1] for n in frame_numbers]
 
 
-def _native_frame_size(desc: PixelDescription) -> int:
+def split_frames(
+    pixel_data: bytes,
+    transfer_syntax_uid: str,
+    desc: PixelDescription,
+    number_of_frames: int,
+) -> list[bytes]:
+    """Split the value of a pixel data element into encoded frames.
+
+    Parameters
+    ----------
+    pixel_data: bytes
+        Value of the Pixel Data (or Float / Double Float Pixel Data) element
+    transfer_syntax_uid: str
+        Transfer syntax of the data set
+    desc: dicomslide.codec.PixelDescription
+        Layout of a frame's pixels (gives the size of native frames)
+    number_of_frames: int
+        Number of frames
+
+    Returns
+    -------
+    List[bytes]
+        Encoded frames, in order
+
+    Raises
+    ------
+    ValueError
+        When the data hold fewer frames
+
+    """
+    if transfer_syntax_uid not in NATIVE_TRANSFER_SYNTAXES:
+        return list(generate_frames(pixel_data, number_of_frames=number_of_frames))
     bits = desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
-    return -(-bits // 8)
+    if len(pixel_data) * 8 < bits * number_of_frames:
+        raise ValueError(
+            f"pixel data hold {len(pixel_data)} bytes, {number_of_frames} frames "
+            f"need {-(-bits * number_of_frames // 8)}"
+        )
+    if bits % 8 == 0:
+        size = bits // 8
+        return [pixel_data[i * size : (i + 1) * size] for i in range(number_of_frames)]
+    # bit-packed frames (1 bit per pixel) that don't end on a byte boundary
+    unpacked = np.unpackbits(np.frombuffer(pixel_data, np.uint8), bitorder="little")
+    return [
+        np.packbits(unpacked[i * bits : (i + 1) * bits], bitorder="little").tobytes()
+        for i in range(number_of_frames)
+    ]
 
 
 class _NativeFrameIndex:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -15,7 +16,7 @@ from dicomslide.cache import FrameCache, get_default_cache
 from dicomslide.client import fetch_bulk_icc_profile, portable
 from dicomslide.codec import ColorTransform
 from dicomslide.enum import ChannelTypes
-from dicomslide.errors import MetadataError
+from dicomslide.errors import FrameRetrievalError, MetadataError, ServerError
 from dicomslide.matrix import TotalPixelMatrix
 from dicomslide.store import FrameStore
 from dicomslide.tile import (
@@ -26,6 +27,7 @@ from dicomslide.tile import (
     get_image_orientation,
     get_pixel_to_slide_affine,
 )
+from dicomslide.transport import retry_delay, settings
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,
@@ -177,9 +179,13 @@ class TiledImage:
             if samples == 3 and self._channel_type == ChannelTypes.OPTICAL_PATH
             else 0
         )
-        # The ICC profile may have to be fetched (bulk data): on first use.
+        # The ICC profile may have to be fetched (bulk data): on first use,
+        # and again at later uses, with backoff, while it fails.
         self._icc_profile: bytes | None = None
         self._icc_resolved = samples != 3
+        self._icc_failures = 0
+        self._icc_retry_at = 0.0
+        self._icc_error = ""
         self._color_transform: ColorTransform | None = None
         self._color_resolved = samples != 3 or self._store.dtype != np.uint8
         self._lock = threading.Lock()
@@ -190,6 +196,7 @@ class TiledImage:
         state = self.__dict__.copy()
         state["_client"] = portable(self._client)
         state["_lock"] = None
+        state["_icc_retry_at"] = 0.0  # a time of this process only
         # colour transforms don't pickle: the receiver builds its own
         state["_color_transform"] = None
         state["_color_resolved"] = self._store.samples_per_pixel != 3 or (
@@ -256,22 +263,58 @@ class TiledImage:
         """Union[bytes, None]: ICC profile of the image, if it has one
 
         Where the metadata give it as bulk data, it is fetched on first use.
+        While it cannot be fetched, this is None (and a warning is logged at
+        each failed attempt); it is fetched again at a later use, no sooner
+        than a backoff that doubles with each failure.
         """
-        if not self._icc_resolved:
-            with self._lock:
-                if not self._icc_resolved:
-                    self._icc_profile = _find_icc_profile(self._metadata)
-                    if self._icc_profile is None:
-                        self._icc_profile = fetch_bulk_icc_profile(
-                            self._client, self._metadata
-                        )
-                    self._icc_resolved = True
+        self._resolve_icc_profile()
         return self._icc_profile
 
+    def _resolve_icc_profile(self) -> None:
+        """Find or fetch the ICC profile, unless known or a retry is not due."""
+        if self._icc_resolved or time.monotonic() < self._icc_retry_at:
+            return
+        with self._lock:
+            if self._icc_resolved or time.monotonic() < self._icc_retry_at:
+                return
+            try:
+                profile = _find_icc_profile(self._metadata)
+                if profile is None:
+                    profile = fetch_bulk_icc_profile(self._client, self._metadata)
+            except ServerError as error:
+                self._icc_failures += 1
+                delay = retry_delay(settings.retries + self._icc_failures)
+                self._icc_retry_at = time.monotonic() + delay
+                self._icc_error = str(error)
+                logger.warning(
+                    "instance %s: %s; fetched again in %.1f s or later",
+                    self._metadata.get("SOPInstanceUID"),
+                    error,
+                    delay,
+                )
+                return
+            self._icc_profile = profile
+            self._icc_resolved = True
+
     def _get_color_transform(self) -> ColorTransform | None:
-        """The transform of the image's colours to sRGB, built on first use."""
+        """The transform of the image's colours to sRGB, built on first use.
+
+        Raises
+        ------
+        dicomslide.errors.FrameRetrievalError
+            While the image's ICC profile could not be fetched
+
+        """
         if not self._color_resolved:
-            profile = self.icc_profile
+            self._resolve_icc_profile()
+            if not self._icc_resolved:
+                raise FrameRetrievalError(
+                    f"colours cannot be corrected: {self._icc_error}; it is "
+                    "fetched again at a later read (read with correct_color=False "
+                    "for the stored colours)",
+                    str(self._metadata.get("SOPInstanceUID")),
+                )
+            profile = self._icc_profile
             with self._lock:
                 if not self._color_resolved:
                     if profile is not None:

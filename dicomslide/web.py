@@ -1,34 +1,54 @@
-"""Frames over DICOMweb: one batched multipart request per instance and read.
+"""DICOMweb retrieval: frames, bulk data, and instances when frames are refused.
 
 :class:`WebFrameSource` asks a ``dicomweb_client.DICOMwebClient``'s server for
 frames itself (with the client's session, so its authentication and headers
-apply), because the transfer syntax of the frames is only in the response's
-part headers, which the client drops. It negotiates the media type once per
-client (e.g. Orthanc answers 400 to the client's default but serves the stored
-bytes for ``transfer-syntax=*``), falls back per instance when the server
-cannot serve the stored bytes (Orthanc answers 500 for some syntaxes but
-transcodes them), retries transient failures with backoff, checks that the
-answer holds exactly the frames asked for, and splits very large requests
-into chunks fetched concurrently.
+apply, and under the rules of :mod:`dicomslide.transport`), because the
+transfer syntax of the frames is only in the response's part headers, which
+the client drops. It asks for the stored bytes first (``transfer-syntax=*``)
+and for another media type only where the server says that it cannot send
+them (406, 415, or a 400 that names the media type); the choice is learnt per
+client and given up for the stored bytes again now and then. Where a server
+refuses the frames of an instance altogether (Orthanc answers 400 for float
+pixel data; servers answer 500 where they cannot transcode), the instance is
+retrieved whole instead, once, and kept (:attr:`WebSettings.instance_cache_bytes`).
+It checks that the answer holds exactly the frames asked for, and splits very
+large requests into chunks fetched concurrently.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+import pydicom
 import requests
 
+from dicomslide.codec import PixelDescription
 from dicomslide.errors import FrameRetrievalError
-from dicomslide.fetch import ClientFrameSource, checked_frame_numbers
+from dicomslide.fetch import (
+    ClientFrameSource,
+    checked_frame_numbers,
+    describe_pixels,
+    split_frames,
+)
+from dicomslide.transport import (
+    RequestError,
+    describe,
+    get,
+    session_of,
+    settings,
+    without_credentials,
+)
+from dicomslide.transport import WebSettings as WebSettings
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +57,13 @@ ACCEPT_HEADERS = (
     'multipart/related; type="application/octet-stream"; transfer-syntax=*',
     'multipart/related; type="application/octet-stream"',
 )
+#: Accept headers for whole instances, in the order they are tried
+INSTANCE_ACCEPT_HEADERS = (
+    'multipart/related; type="application/dicom"; transfer-syntax=*',
+    'multipart/related; type="application/dicom"',
+)
+#: Accept header for bulk data
+BULK_DATA_ACCEPT = 'multipart/related; type="application/octet-stream"'
 # Transfer syntax of frames whose part names a media type but no syntax
 _MEDIA_TYPE_SYNTAXES = {
     "image/jpeg": "1.2.840.10008.1.2.4.50",
@@ -48,46 +75,73 @@ _MEDIA_TYPE_SYNTAXES = {
     "image/dicom-rle": "1.2.840.10008.1.2.5",
     "image/x-dicom-rle": "1.2.840.10008.1.2.5",
 }
+# Words of a 400 answer that blames the media type asked for
+_MEDIA_TYPE_WORDS = (
+    "media type",
+    "media-type",
+    "mediatype",
+    "accept",
+    "transfer syntax",
+    "transfer-syntax",
+    "content type",
+    "content-type",
+)
+_PIXEL_DATA_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 @dataclass
-class WebSettings:
-    """How frames are requested over DICOMweb.
+class _Learned:
+    """What worked (the index of an Accept header; 1 for frames read from the
+    instance retrieved whole), and how much it has been used since."""
 
-    Parameters
-    ----------
-    timeout: Tuple[float, float]
-        Connect and read timeout of one request in seconds (a client's own
-        ``timeout`` is used where it was given)
-    retries: int
-        Attempts after the first one for transient failures (connection
-        errors, timeouts, HTTP 5xx)
-    backoff: float
-        Wait before the first retry in seconds; doubled for each further one
-    chunk_frames: int
-        Largest number of frames in one request; larger reads are split into
-        chunks that are fetched concurrently
-    workers: int
-        Largest number of chunks fetched at once
-    neighbours: bool
-        Whether a read that fetches frames also asks, in the same request, for
-        the ring of tiles around it, while at least a quarter of the tiles so
-        fetched are read later
+    index: int
+    since: float = field(default_factory=time.monotonic)
+    uses: int = 0
 
-    """
-
-    timeout: tuple[float, float] = (5.0, 60.0)
-    retries: int = 3
-    backoff: float = 0.1
-    chunk_frames: int = 512
-    workers: int = 4
-    neighbours: bool = True
+    def start(self) -> int:
+        """What to try first: 0 (the stored bytes, as frames) again once the
+        choice is old (:attr:`WebSettings.reprobe_reads`, ``reprobe_seconds``)."""
+        if self.index and (
+            self.uses >= settings.reprobe_reads
+            or time.monotonic() - self.since >= settings.reprobe_seconds
+        ):
+            return 0
+        self.uses += 1
+        return self.index
 
 
-#: Settings used by every :class:`WebFrameSource`
-settings = WebSettings()
+class _Instances:
+    """Encoded frames of instances retrieved whole, within a byte budget
+    (:attr:`WebSettings.instance_cache_bytes`); least recently used go first."""
 
-_accept_choice: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[list[bytes], str, int]] = OrderedDict()
+        self._nbytes = 0
+
+    def get(self, key: str) -> tuple[list[bytes], str] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0], entry[1]
+
+    def put(self, key: str, frames: list[bytes], transfer_syntax_uid: str) -> None:
+        nbytes = sum(len(frame) for frame in frames)
+        with self._lock:
+            if key in self._entries or nbytes > settings.instance_cache_bytes:
+                return
+            self._entries[key] = (frames, transfer_syntax_uid, nbytes)
+            self._nbytes += nbytes
+            while self._nbytes > settings.instance_cache_bytes:
+                _, (_, _, dropped) = self._entries.popitem(last=False)
+                self._nbytes -= dropped
+
+
+_accept_choice: weakref.WeakKeyDictionary[Any, _Learned] = weakref.WeakKeyDictionary()
+_instances = _Instances()
+_retrieval_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -102,36 +156,15 @@ def _chunk_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _forget_pool_after_fork() -> None:
-    global _pool, _pool_lock
+def _forget_after_fork() -> None:
+    global _pool, _pool_lock, _instances, _retrieval_lock
     _pool = None
     _pool_lock = threading.Lock()
+    _instances = _Instances()
+    _retrieval_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-def without_credentials(url: str) -> str:
-    """Remove user name and password from a URL (for messages and logs).
-
-    Parameters
-    ----------
-    url: str
-        URL
-
-    Returns
-    -------
-    str
-        The URL without its user information
-
-    """
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _parameters(header: str) -> tuple[str, dict[str, str]]:
@@ -211,25 +244,98 @@ def transfer_syntax_of(content_type: str) -> str | None:
     return _MEDIA_TYPE_SYNTAXES.get(media_type)
 
 
+def _refuses_media_type(response: requests.Response) -> bool:
+    """Whether an answer says that the server cannot send the media type asked
+    for: 406, 415, or a 400 that names the media type."""
+    status = response.status_code
+    if status in (406, 415):
+        return True
+    if status != 400:
+        return False
+    text = f"{response.reason or ''} {response.text[:2000]}".lower()
+    return any(word in text for word in _MEDIA_TYPE_WORDS)
+
+
+def retrieve_bulk_data(session: requests.Session, url: str) -> bytes:
+    """Fetch one bulk data item (e.g. an ICC profile).
+
+    Parameters
+    ----------
+    session: requests.Session
+        Session of the client
+    url: str
+        URL on the client's server (see :func:`dicomslide.transport.rebase`)
+
+    Returns
+    -------
+    bytes
+        The item
+
+    Raises
+    ------
+    dicomslide.transport.RequestError
+        When the server does not send it
+
+    """
+    response = get(session, url, BULK_DATA_ACCEPT)
+    if response.status_code != 200:
+        raise RequestError(describe(response), response)
+    content_type = response.headers.get("Content-Type", "")
+    if not content_type.lower().startswith("multipart/"):
+        return response.content
+    try:
+        parts = parse_multipart(content_type, response.content)
+    except ValueError as error:
+        raise RequestError(f"malformed answer: {error}", response) from None
+    if not parts:
+        raise RequestError("the answer holds no part", response)
+    return parts[0][1]
+
+
 class WebFrameSource(ClientFrameSource):
     """Fetches the frames of one instance from a DICOMweb server.
 
     Constructed like :class:`dicomslide.fetch.ClientFrameSource`, for a
     ``dicomweb_client.DICOMwebClient`` whose session (authentication, headers)
     is used; the transfer syntax becomes that of the frames last received.
+    The keyword argument `desc` (:class:`dicomslide.codec.PixelDescription`)
+    gives the size of the instance's pixels, which bounds what is retrieved
+    whole where the server refuses to send frames.
     """
 
-    def __init__(self, client: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *args: Any,
+        desc: PixelDescription | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(client, *args, **kwargs)
-        self._accept: int | None = None  # this instance's working Accept header
+        self._accept: _Learned | None = None  # this instance's Accept header
+        # index 1 while frames come from the instance retrieved whole
+        self._whole: _Learned | None = None
+        self._told = False  # whether the fallback was logged
+        self._pixel_nbytes = (
+            None
+            if desc is None
+            else -(
+                -self._number_of_frames
+                * desc.rows
+                * desc.columns
+                * desc.samples_per_pixel
+                * desc.bits_allocated
+                // 8
+            )
+        )
         root = str(client.base_url).rstrip("/")
         prefix = getattr(client, "wado_url_prefix", None)
         if prefix:
             root += "/" + str(prefix).strip("/")
-        self._url = (
+        self._instance_url = (
             f"{root}/studies/{self.study_instance_uid}/series/"
-            f"{self.series_instance_uid}/instances/{self.sop_instance_uid}/frames/"
+            f"{self.series_instance_uid}/instances/{self.sop_instance_uid}"
         )
+        self._url = self._instance_url + "/frames/"
 
     def _error(self, message: str, frame_number: int) -> FrameRetrievalError:
         return FrameRetrievalError(message, self.sop_instance_uid, frame_number)
@@ -257,7 +363,8 @@ class WebFrameSource(ClientFrameSource):
         ------
         dicomslide.errors.FrameRetrievalError
             When a frame number is out of range, authentication fails, the
-            server keeps failing, or the answer holds the wrong frames
+            server keeps failing or redirects to another origin, or the
+            answer holds the wrong frames
 
         """
         numbers = checked_frame_numbers(
@@ -271,59 +378,134 @@ class WebFrameSource(ClientFrameSource):
         return [frame for chunk in results for frame in chunk]
 
     def _request(self, numbers: list[int]) -> list[bytes]:
-        from dicomslide.client import session_of
-
+        if self._whole is not None and self._whole.start():
+            return self._from_instance(numbers, "")
         url = self._url + ",".join(str(n) for n in numbers)
+        shown = without_credentials(url)
         session = session_of(self.client)
-        timeout = getattr(self.client, "_timeout", None) or settings.timeout
-        failures: list[str] = []
-        for attempt in range(settings.retries + 1):
-            if attempt:
-                time.sleep(settings.backoff * 2 ** (attempt - 1))
-            first = (
-                self._accept
-                if self._accept is not None
-                else _accept_choice.get(self.client, 0)
-            )
-            for choice in range(first, len(ACCEPT_HEADERS)):
-                try:
-                    response = session.get(
-                        url, headers={"Accept": ACCEPT_HEADERS[choice]}, timeout=timeout
-                    )
-                except requests.RequestException as error:
-                    failures.append(f"{type(error).__name__}")
-                    logger.debug("frames request failed: %r", error)
-                    break  # transient: wait and try again
-                status = response.status_code
-                logger.debug("frames request: HTTP %d (Accept #%d)", status, choice)
-                if status == 200:
-                    frames = self._frames_of(response, numbers)
-                    self._accept = choice
-                    _accept_choice.setdefault(self.client, choice)
-                    return frames
-                if status in (401, 403):
-                    raise self._error(
-                        f"authentication failed (HTTP {status}) at "
-                        f"{without_credentials(url)}",
-                        numbers[0],
-                    )
-                if status == 404:
-                    raise self._error(
-                        f"not found (HTTP 404) at {without_credentials(url)}",
-                        numbers[0],
-                    )
-                failures.append(f"HTTP {status}{_server_message(response)}")
-                if status in (400, 406, 415) or status >= 500:
-                    continue  # another media type may work
+        learned = self._accept or _accept_choice.get(self.client)
+        start = 0 if learned is None else learned.start()
+        choice = start
+        while True:
+            try:
+                response = get(session, url, ACCEPT_HEADERS[choice])
+            except RequestError as failure:
+                status = failure.status
+                if status is not None and status >= 500 and status != 503:
+                    # the server keeps failing on these frames: maybe it
+                    # cannot send them at all
+                    return self._from_instance(numbers, str(failure))
                 raise self._error(
-                    f"frames request failed: HTTP {status}{_server_message(response)}",
-                    numbers[0],
+                    f"frames request failed: {failure} at {shown}", numbers[0]
+                ) from None
+            status = response.status_code
+            logger.debug("frames request: HTTP %d (Accept #%d)", status, choice)
+            if status == 200:
+                frames = self._frames_of(response, numbers)
+                self._learn(learned, start, choice)
+                self._whole = None
+                return frames
+            if status in (401, 403):
+                raise self._error(
+                    f"authentication failed (HTTP {status}) at {shown}", numbers[0]
                 )
-        raise self._error(
-            f"frames request failed after {settings.retries + 1} attempts "
-            f"({', '.join(dict.fromkeys(failures))}) at {without_credentials(url)}",
-            numbers[0],
-        )
+            if status == 404:
+                raise self._error(f"not found (HTTP 404) at {shown}", numbers[0])
+            if _refuses_media_type(response) and choice + 1 < len(ACCEPT_HEADERS):
+                choice += 1
+                continue
+            if status in (400, 406, 415) or status >= 500:
+                return self._from_instance(numbers, describe(response))
+            raise self._error(
+                f"frames request failed: {describe(response)} at {shown}", numbers[0]
+            )
+
+    def _learn(self, learned: _Learned | None, start: int, choice: int) -> None:
+        """Remember the Accept header that worked, for this instance and, when
+        it was the client's choice that was tried, for the client."""
+        if learned is not None and learned.index == start == choice:
+            return
+        known = _accept_choice.get(self.client)
+        self._accept = _Learned(choice)
+        if known is None or known is learned or choice == 0:
+            _accept_choice[self.client] = _Learned(choice)
+
+    def _from_instance(self, numbers: list[int], refusal: str) -> list[bytes]:
+        """Frames from the instance retrieved whole (once, then kept)."""
+        key = self._instance_url
+        entry = _instances.get(key)
+        limit = settings.instance_cache_bytes
+        if entry is None and (self._pixel_nbytes or 0) > limit:
+            raise self._error(
+                f"frames refused ({refusal or 'before'}), and the instance is too "
+                f"large to be retrieved whole: {self._pixel_nbytes} bytes of "
+                f"pixels, more than WebSettings.instance_cache_bytes ({limit})",
+                numbers[0],
+            )
+        if entry is None:
+            with _retrieval_lock:
+                entry = _instances.get(key)
+                if entry is None:
+                    try:
+                        entry = self._retrieve_instance()
+                    except (RequestError, ValueError) as error:
+                        because = f"frames refused ({refusal}); " if refusal else ""
+                        raise self._error(
+                            f"{because}retrieving the instance failed: {error} at "
+                            f"{without_credentials(key)}",
+                            numbers[0],
+                        ) from None
+                    _instances.put(key, *entry)
+        if not self._told:
+            logger.info(
+                "instance %s: the server does not send its frames (%s); they "
+                "are read from the instance, retrieved whole",
+                self.sop_instance_uid,
+                refusal,
+            )
+            self._told = True
+        if refusal:  # (again): asked for frames again after a while only
+            self._whole = _Learned(1)
+        frames, self._transfer_syntax_uid = entry
+        return [frames[n - 1] for n in numbers]
+
+    def _retrieve_instance(self) -> tuple[list[bytes], str]:
+        """Retrieve the instance and split its pixel data into frames."""
+        session = session_of(self.client)
+        for accept in INSTANCE_ACCEPT_HEADERS:
+            response = get(session, self._instance_url, accept)
+            if response.status_code == 200 or not _refuses_media_type(response):
+                break
+        if response.status_code != 200:
+            raise RequestError(describe(response), response)
+        content_type = response.headers.get("Content-Type", "")
+        body = response.content
+        if content_type.lower().startswith("multipart/"):
+            parts = parse_multipart(content_type, body)
+            if len(parts) != 1:
+                raise ValueError(f"the answer holds {len(parts)} instances, not 1")
+            body = parts[0][1]
+        try:
+            dataset = pydicom.dcmread(io.BytesIO(body))
+        except Exception as error:  # whatever pydicom raises for bad input
+            raise ValueError(f"not a DICOM instance: {error}") from None
+        if str(dataset.get("SOPInstanceUID", "")) != self.sop_instance_uid:
+            raise ValueError("the server sent another instance")
+        syntax = str(dataset.file_meta.get("TransferSyntaxUID", ""))
+        keyword = next((k for k in _PIXEL_DATA_KEYWORDS if k in dataset), None)
+        if keyword is None:
+            raise ValueError("the instance holds no pixel data")
+        try:
+            frames = split_frames(
+                bytes(dataset[keyword].value),
+                syntax,
+                describe_pixels(dataset, syntax),
+                self._number_of_frames,
+            )
+        except (AttributeError, TypeError, ValueError) as error:
+            raise ValueError(f"its pixel data cannot be split: {error}") from None
+        logger.debug("instance retrieved whole: %d bytes", len(body))
+        return frames, syntax
 
     def _frames_of(
         self, response: requests.Response, numbers: list[int]
@@ -346,16 +528,3 @@ class WebFrameSource(ClientFrameSource):
         if len(syntaxes) == 1:
             self._transfer_syntax_uid = syntaxes.pop()
         return [payload for _, payload in parts]
-
-
-def _server_message(response: requests.Response) -> str:
-    """A short excerpt of an error response (Orthanc explains its errors)."""
-    try:
-        details = response.json()
-    except ValueError:
-        return ""
-    if isinstance(details, dict):
-        text = details.get("Details") or details.get("Message")
-        if text:
-            return f": {str(text)[:200]}"
-    return ""

@@ -123,5 +123,10 @@ def test_dicomweb_source_with_authentication(orthanc_available, tmp_path, capsys
         assert main(["ls", url]) == 1
         err = capsys.readouterr().err
         assert "authentication failed" in err and "pw-123" not in err
+        # credentials in the URL: into the session, out of the URL
+        in_url = url.replace("http://", "http://viewer:pw-123@")
+        assert main(["ls", in_url]) == 0
+        shown = capsys.readouterr()
+        assert "CLI-WEB" in shown.out and "pw-123" not in shown.out + shown.err
     finally:
         server.stop()

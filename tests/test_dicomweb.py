@@ -12,19 +12,14 @@ import pytest
 import requests
 import synthetic
 from dicomweb_client import DICOMwebClient
-from orthanc import FaultProxy, OrthancServer
+from faultproxy import FaultProxy
+from orthanc import OrthancServer
 
 import dicomslide
 from dicomslide import web
 from dicomslide.cache import FrameCache
 from dicomslide.client import resolve_bulk_data_uri
-from dicomslide.errors import FrameDecodeError, FrameRetrievalError, ServerError
-
-JPEG_XL = (
-    "1.2.840.10008.1.2.4.110",
-    "1.2.840.10008.1.2.4.111",
-    "1.2.840.10008.1.2.4.112",
-)
+from dicomslide.errors import FrameRetrievalError, ServerError
 
 
 class CountingSession(requests.Session):
@@ -80,16 +75,9 @@ def test_same_pixels_as_local_files(orthanc, tmp_path, transfer_syntax):
         client, study_instance_uid=image.uids.study_instance_uid, correct_color=False
     )[0]
     expected = local.get_image_region((0, 0), 0, (150, 230))
-    try:
-        got = remote.get_image_region((0, 0), 0, (150, 230))
-    except (FrameRetrievalError, FrameDecodeError) as error:
-        # Orthanc 1.10 cannot serve JPEG XL frames: it answers 500 to a request
-        # for the stored bytes, and labels the JPEG XL codestream as Explicit
-        # VR Little Endian when asked for any syntax; never wrong pixels
-        assert transfer_syntax in JPEG_XL, error
-        assert image.sop_instance_uids[0] in str(error)
-        return
+    got = remote.get_image_region((0, 0), 0, (150, 230))
     np.testing.assert_array_equal(got, expected)
+    assert remote.get_image(0).metrics["requests"] >= 1
 
 
 def test_concatenation_over_dicomweb(orthanc, tmp_path):
@@ -281,15 +269,22 @@ def test_transient_failures_are_retried(proxied, monkeypatch):
     image = slide.get_volume_images()[0]
     image._cache.clear()
     pixels = truth.levels[0].pixels[0, 0]
-    proxy.statuses = [503, 500, 503, 500]  # both media types fail, twice
+    before = len(proxy.requests_to("/frames/"))
+    for status in (503, 500, 503):  # three failures, then the answer
+        proxy.add("/frames/", status=status)
     region = image.get_image_region((64, 96), (64, 96))  # one stored tile
     np.testing.assert_array_equal(region, pixels[64:128, 96:192])
-    assert proxy.statuses == []
+    assert [s.status for s in proxy.requests_to("/frames/")[before:]] == [
+        503,
+        500,
+        503,
+        200,
+    ]
     image._cache.clear()
-    proxy.resets = 2
+    resets = proxy.add("/frames/", reset=True, times=2)
     region = image.get_image_region((128, 0), (64, 96))
     np.testing.assert_array_equal(region, pixels[128:192, :96])
-    assert proxy.resets == 0
+    assert resets.times == 0 and resets.used == 2
 
 
 def test_failures_beyond_the_retries_are_a_clear_error(proxied, monkeypatch):
@@ -298,11 +293,17 @@ def test_failures_beyond_the_retries_are_a_clear_error(proxied, monkeypatch):
     slide = _web_slide(proxy.dicomweb_url, truth)
     image = slide.get_volume_images()[0]
     image._cache.clear()
-    proxy.statuses = [503] * 100
+    proxy.add("/frames/", status=503, times=None)
     with pytest.raises(FrameRetrievalError, match="HTTP 503") as info:
         image.get_image_region((64, 96), (64, 96))
     assert info.value.sop_instance_uid == image.sop_instance_uids[0]
-    assert proxy.frame_requests <= 2 * (web.settings.retries + 1)
+    assert len(proxy.requests_to("/frames/")) == web.settings.retries + 1
+
+
+def _drop_last_part(body: bytes) -> bytes:
+    boundary = body.split(b"\r\n", 1)[0]  # the first delimiter line
+    pieces = body.split(boundary)
+    return boundary.join(pieces[:-2] + pieces[-1:])
 
 
 def test_wrong_number_of_parts_is_an_error(proxied):
@@ -310,7 +311,7 @@ def test_wrong_number_of_parts_is_an_error(proxied):
     slide = _web_slide(proxy.dicomweb_url, truth)
     image = slide.get_volume_images()[0]
     image._cache.clear()
-    proxy.drop_parts = 1
+    proxy.add("/frames/", transform=_drop_last_part)
     with pytest.raises(FrameRetrievalError, match="asked for 4 frames"):
         image.get_image_region((64, 96), (128, 192))
 
