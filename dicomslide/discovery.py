@@ -24,7 +24,11 @@ from dicomslide.client import (
 )
 from dicomslide.elements import element_value
 from dicomslide.errors import MetadataError
-from dicomslide.tile import FRAME_TABLE_ATTRIBUTE, frame_table_from_json
+from dicomslide.tile import (
+    FRAME_TABLE_ATTRIBUTE,
+    check_image_geometry,
+    frame_table_from_json,
+)
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,
@@ -231,6 +235,19 @@ def _is_wanted(
     return True
 
 
+def _readable(image: Dataset, fail_on_error: bool) -> bool:
+    """Whether the attributes that size an image are sound; an image whose
+    are not is skipped with a warning (or raises, with `fail_on_error`)."""
+    try:
+        check_image_geometry(image)
+    except MetadataError as error:
+        if fail_on_error:
+            raise
+        logger.warning("skipping image: %s", error)
+        return False
+    return True
+
+
 def describe_group(images: Sequence[Dataset]) -> str:
     """Name a group of images in messages: its series and container(s).
 
@@ -387,8 +404,9 @@ def find_slide_images(
     container_id: Union[str, None], optional
         Specimen container (slide) identifier
     fail_on_error: bool, optional
-        Whether to raise when the metadata of a series cannot be retrieved;
-        if False, the series is skipped (and the reason logged)
+        Whether to raise when the metadata of a series cannot be retrieved,
+        or an image's size attributes are broken (e.g. Rows of 0); if False,
+        the series or image is skipped (and the reason logged)
     include_derived: bool, optional
         Whether derived images (DICOM Segmentation or DICOM Parametric Map
         instances) should be included into the groups of their slides
@@ -431,6 +449,7 @@ def find_slide_images(
         candidates = _search(
             client, identity, sop_classes, include_derived, fail_on_error, progress
         )
+    candidates = [i for i in candidates if _readable(i, fail_on_error)]
     whole_slide = [i for i in candidates if i.SOPClassUID == VL_WSI_SOP_CLASS_UID]
     derived = [i for i in candidates if i.SOPClassUID != VL_WSI_SOP_CLASS_UID]
 

@@ -19,18 +19,18 @@ from dicomslide.errors import MetadataError
 from dicomslide.matrix import TotalPixelMatrix
 from dicomslide.store import FrameStore
 from dicomslide.tile import (
-    compute_frame_positions as compute_frame_positions,  # a dicomslide 0.7 name
-)
-from dicomslide.tile import (
+    check_image_geometry,
     get_channel_identifiers,
     get_image_orientation,
     get_pixel_to_slide_affine,
+)
+from dicomslide.tile import (
+    compute_frame_positions as compute_frame_positions,  # a dicomslide 0.7 name
 )
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,
     get_referenced_instances,
-    is_tiled_image,
 )
 
 logger = logging.getLogger(__name__)
@@ -145,12 +145,7 @@ class TiledImage:
             else list(image_metadata)
         )
         for part in parts:
-            if not is_tiled_image(part):
-                raise MetadataError(
-                    "not a tiled image: Rows, Columns, SamplesPerPixel, "
-                    "TotalPixelMatrixRows or TotalPixelMatrixColumns is missing",
-                    str(part.get("SOPInstanceUID")),
-                )
+            check_image_geometry(part)
         self._client = open_client(client)
         self._cache = cache if cache is not None else get_default_cache()
         self._store = FrameStore(self._client, parts, self._cache)

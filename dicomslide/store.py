@@ -33,7 +33,12 @@ from dicomslide.elements import IMAGE_ELEMENTS, convert_elements
 from dicomslide.errors import FrameRetrievalError, MetadataError
 from dicomslide.fetch import FrameSource, describe_pixels
 from dicomslide.readahead import ScanPredictor
-from dicomslide.tile import FrameTable, compute_frame_table, rank_focal_planes
+from dicomslide.tile import (
+    FrameTable,
+    check_image_geometry,
+    compute_frame_table,
+    rank_focal_planes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -454,18 +459,15 @@ class FrameStore:
         self.parts = sort_concatenation_parts(parts)
         for part in self.parts:
             convert_elements(part, IMAGE_ELEMENTS)
+            check_image_geometry(part)
         self.metadata = self.parts[0]
         self.cache = cache
         first = self.metadata
-        uid = str(first.get("SOPInstanceUID"))
-        try:
-            self.tile_shape = (int(first.Rows), int(first.Columns))
-            self.total_shape = (
-                int(first.TotalPixelMatrixRows),
-                int(first.TotalPixelMatrixColumns),
-            )
-        except AttributeError as error:
-            raise MetadataError(f"required attribute missing: {error}", uid) from None
+        self.tile_shape = (int(first.Rows), int(first.Columns))
+        self.total_shape = (
+            int(first.TotalPixelMatrixRows),
+            int(first.TotalPixelMatrixColumns),
+        )
         self._layout = describe_pixels(first, "")
         tables: list[FrameTable] = []
         part_of_frame = []
