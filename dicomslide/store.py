@@ -944,6 +944,7 @@ class FrameStore:
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         dtype: np.dtype | None = None,
         out: np.ndarray | None = None,
+        absent: float | None = None,
     ) -> np.ndarray:
         """Read a region of the total pixel matrix.
 
@@ -958,7 +959,8 @@ class FrameStore:
         columns: Tuple[int, int]
             First and one-past-last column; may extend past the matrix
         fill: float
-            Value of pixels outside the matrix and of absent tiles
+            Value of pixels outside the matrix, and of absent tiles unless
+            `absent` says otherwise
         transform: Union[Callable[[numpy.ndarray], numpy.ndarray], None], optional
             Applied to every frame before it is pasted (e.g. label values to a
             segment's mask); pixels without a frame keep `fill`. Not for the
@@ -968,6 +970,11 @@ class FrameStore:
         out: Union[numpy.ndarray, None], optional
             Array of shape (rows, columns, samples) to write the pixels into
             (may be a view, e.g. the colour bands of an RGBA array)
+        absent: Union[float, None], optional
+            Value of the pixels inside the matrix that no frame covers (tiles
+            absent from a TILED_SPARSE image), if not `fill`: e.g. 1 in the
+            mask of a label map's background segment, as an absent tile of a
+            label map holds label 0
 
         Returns
         -------
@@ -1000,6 +1007,8 @@ class FrameStore:
             raise ValueError(f"out has shape {out.shape}, the region {shape}")
         elif not covered:
             out[...] = fill
+        if not covered and absent is not None and v_r1 > v_r0 and v_c1 > v_c0:
+            out[v_r0 - r0 : v_r1 - r0, v_c0 - c0 : v_c1 - c0] = absent
         if not hits:
             return out
         placement = {index: (row, column) for index, row, column in hits}
