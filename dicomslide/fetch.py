@@ -242,6 +242,7 @@ class FileFrameSource:
                     transfer_syntax_uid, length == _UNDEFINED_LENGTH, frame_number
                 )
                 if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
+                    self._check_native_length(length, frame_number)
                     return _NativeFrameIndex(start, self._desc)
                 extended = None
                 if (
@@ -270,6 +271,20 @@ class FileFrameSource:
             raise
         except Exception as cause:
             raise error(f"cannot read file: {cause}") from cause
+
+    def _check_native_length(self, length: int, frame_number: int | None) -> None:
+        """Check that native Pixel Data hold the frames the metadata describe
+        (else every frame would be read from the wrong bytes)."""
+        needed = -(-self._number_of_frames * _native_frame_size_bits(self._desc) // 8)
+        if not needed <= length <= needed + 1:  # a value may be padded to even
+            desc = self._desc
+            raise self._error(
+                f"the Pixel Data hold {length} bytes, but {self._number_of_frames} "
+                f"frames of {desc.rows} x {desc.columns} pixels x "
+                f"{desc.samples_per_pixel} samples x {desc.bits_allocated} bits "
+                f"make {needed}",
+                frame_number,
+            )
 
     def _check_encapsulation(
         self, transfer_syntax_uid: str, encapsulated: bool, frame_number: int | None
@@ -429,9 +444,12 @@ class _MemoryFrameIndex:
         return [self._frames[n - 1] for n in frame_numbers]
 
 
+def _native_frame_size_bits(desc: PixelDescription) -> int:
+    return desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
+
+
 def _native_frame_size(desc: PixelDescription) -> int:
-    bits = desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
-    return -(-bits // 8)
+    return -(-_native_frame_size_bits(desc) // 8)
 
 
 class _NativeFrameIndex:
@@ -439,9 +457,7 @@ class _NativeFrameIndex:
 
     def __init__(self, start: int, desc: PixelDescription) -> None:
         self._start = start
-        self._bits = (
-            desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
-        )
+        self._bits = _native_frame_size_bits(desc)
 
     def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
         if self._bits % 8 == 0:
