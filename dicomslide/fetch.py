@@ -241,8 +241,11 @@ class FileFrameSource:
                 self._check_encapsulation(
                     transfer_syntax_uid, length == _UNDEFINED_LENGTH, frame_number
                 )
+                file_size = os.fstat(fp.fileno()).st_size
                 if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
                     self._check_native_length(length, frame_number)
+                    bits = _native_frame_size_bits(self._desc)
+                    self._warn_if_cut((max(file_size - start, 0) * 8) // bits + 1)
                     return _NativeFrameIndex(start, self._desc)
                 extended = None
                 if (
@@ -253,24 +256,28 @@ class FileFrameSource:
                         np.frombuffer(dataset.ExtendedOffsetTable, "<u8"),
                         np.frombuffer(dataset.ExtendedOffsetTableLengths, "<u8"),
                     )
-                file_size = os.fstat(fp.fileno()).st_size
                 index = _encapsulated_index(
                     fp, start, self._number_of_frames, extended, file_size, error
                 )
-                if index.first_lost is not None:
-                    logger.warning(
-                        "instance %s: file %s ends inside its pixel data: frames "
-                        "%d to %d are lost",
-                        self.sop_instance_uid,
-                        self.path,
-                        index.first_lost,
-                        self._number_of_frames,
-                    )
+                self._warn_if_cut(index.first_lost)
                 return index
         except FrameError:
             raise
         except Exception as cause:
             raise error(f"cannot read file: {cause}") from cause
+
+    def _warn_if_cut(self, first_lost: int | None) -> None:
+        """Say once that the file ends inside the data of frame `first_lost`
+        (nothing if it is None or past the last frame)."""
+        if first_lost is not None and first_lost <= self._number_of_frames:
+            logger.warning(
+                "instance %s: file %s ends inside its pixel data: frames %d to %d "
+                "are lost",
+                self.sop_instance_uid,
+                self.path,
+                first_lost,
+                self._number_of_frames,
+            )
 
     def _check_native_length(self, length: int, frame_number: int | None) -> None:
         """Check that native Pixel Data hold the frames the metadata describe
@@ -497,8 +504,9 @@ class _EncapsulatedFrameIndex:
     ) -> None:
         self._spans = spans
         self._fragmented = fragmented
-        #: number of the first frame that ends past the end of a file that
-        #: ends inside its pixel data (None: no frame, or the file is whole)
+        #: number of the first frame that ends past the end of the file (of
+        #: `file_size` bytes); None if none does or the size is not given.
+        #: Reading such a frame reports the truncation.
         self.first_lost: int | None = None
         if file_size is not None:
             lost = np.flatnonzero(spans[:, 1] > file_size)
@@ -580,13 +588,12 @@ def _encapsulated_index(
     first = start + 8 + length  # first fragment item
     fragmented = np.zeros(number_of_frames, dtype=bool)
     if extended is not None and len(extended[0]) == number_of_frames:
-        # a frame past the end of a cut file fails when it is read
         begin = first + extended[0].astype(np.int64) + 8
         spans = np.stack([begin, begin + extended[1].astype(np.int64)], axis=1)
-        return _EncapsulatedFrameIndex(spans, fragmented)
+        return _EncapsulatedFrameIndex(spans, fragmented, file_size)
     items, closed = _scan_items(fp, first, file_size, error)
     if not closed:
-        return _cut_index(fp, items, first, bot, number_of_frames, file_size)
+        return _cut_index(fp, items, first, bot, number_of_frames, file_size, error)
     if len(items) == number_of_frames:
         spans = np.array([(offset + 8, offset + 8 + n) for offset, n in items])
         return _EncapsulatedFrameIndex(spans.reshape(-1, 2), fragmented)
@@ -626,6 +633,7 @@ def _cut_index(
     bot: np.ndarray,
     number_of_frames: int,
     file_size: int,
+    error: Any,
 ) -> _EncapsulatedFrameIndex:
     """Index encapsulated pixel data that end before their sequence delimiter:
     a file cut short.
@@ -635,8 +643,9 @@ def _cut_index(
     the truncation with its frame number. Where frames start is taken from
     the Basic Offset Table when it agrees with the fragments found, else
     from the fragments (one per frame, or grouped by the markers that start a
-    frame's stream). A frame of several fragments is whole only if the next
-    frame's start was reached: the last one found may lack fragments.
+    frame's stream). The last frame found, if it has several fragments, is
+    whole only if its last fragment ends its stream (see :func:`_ends_stream`):
+    the cut may have taken its other fragments.
     """
     past_end = (file_size, file_size + 1)
     offsets = np.array([offset for offset, _ in items], dtype=np.int64)
@@ -647,29 +656,43 @@ def _cut_index(
         spans[:, 0] = starts
         spans[:-1, 1] = starts[1:]
         offset, n = items[-1]
-        # without a delimiter the last frame is whole only if it is the last
-        # of one fragment per frame
-        whole = len(items) == number_of_frames and offset == starts[-1]
+        one_each = len(items) == number_of_frames and offset == starts[-1]
+        whole = offset >= starts[-1] and (
+            one_each or _ends_stream(fp, items[-1], file_size)
+        )
         spans[-1] = (starts[-1], offset + 8 + n) if whole else past_end
     else:
         if _starts_with_marker(fp, items[0]):
             frame_of_item = _group_by_start_marker(fp, items)
         else:
             frame_of_item = np.arange(len(items))
-        frames = min(int(frame_of_item[-1]) + 1, number_of_frames)
-        kept = frame_of_item < frames
-        spans = _group_spans(
-            [item for item, keep in zip(items, kept, strict=True) if keep],
-            frame_of_item[kept],
-            number_of_frames,
-        )
+        frames = int(frame_of_item[-1]) + 1
+        if frames > number_of_frames:
+            raise error(
+                f"pixel data hold {len(items)} fragments that make at least "
+                f"{frames} frames, but Number of Frames is {number_of_frames}"
+            )
+        spans = _group_spans(items, frame_of_item, number_of_frames)
         spans[frames:] = past_end
-        if frames < np.count_nonzero(kept):
+        if frames < len(items) and not _ends_stream(fp, items[-1], file_size):
             # frames of several fragments: the last one found may lack some
             spans[frames - 1, 1] = max(int(spans[frames - 1, 1]), file_size + 1)
     return _EncapsulatedFrameIndex(
         spans, np.ones(number_of_frames, dtype=bool), file_size
     )
+
+
+def _ends_stream(fp: Any, item: tuple[int, int], file_size: int) -> bool:
+    """Whether a fragment lies whole in the file and ends with the marker
+    that ends a JPEG, JPEG-LS or JPEG 2000 stream (FFD9, which no other place
+    in those streams holds), possibly padded to an even length."""
+    offset, length = item
+    end = offset + 8 + length
+    if length < 3 or end > file_size:
+        return False
+    fp.seek(end - 3)
+    tail = fp.read(3)
+    return tail[1:] == b"\xff\xd9" or tail == b"\xff\xd9\x00"
 
 
 def _offsets_agree(starts: np.ndarray, offsets: np.ndarray) -> bool:
