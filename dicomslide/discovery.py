@@ -105,7 +105,10 @@ def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
         return None
 
     table = None
-    frames = int(_value(metadata, "00280008") or 1)
+    try:
+        frames = int(_value(metadata, "00280008") or 1)
+    except (TypeError, ValueError):  # reported when the image is checked
+        frames = 1
     if (
         frames > LARGE_PER_FRAME_SEQUENCE
         and _value(metadata, "00209311") != "TILED_FULL"

@@ -144,8 +144,9 @@ def _check_tiled_full_frames(
             f"Number of Frames is {frames}"
             + (f" from frame offset {offset}" if offset else "")
             + f", but a TILED_FULL image of {tiles} tiles (Rows {rows}, Columns "
-            f"{columns}, Total Pixel Matrix {total_rows} x {total_columns}), "
-            f"{planes} focal plane(s) and {channels} channel(s) holds {capacity}",
+            f"{columns}, TotalPixelMatrixRows {total_rows}, "
+            f"TotalPixelMatrixColumns {total_columns}), {planes} focal plane(s) "
+            f"and {channels} channel(s) holds {capacity}",
             uid,
         )
 
