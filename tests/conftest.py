@@ -63,25 +63,6 @@ def wild() -> Path:
 
 
 @pytest.fixture(scope="session")
-def wild() -> Path:
-    """Folder of the third-party files other converters wrote
-    (DICOMSLIDE_WILD, default ../shared/data/wild-dicom); skips (or fails
-    when DICOMSLIDE_REQUIRE_CORPUS=1) when absent."""
-    configured = os.environ.get("DICOMSLIDE_WILD")
-    path = (
-        Path(configured)
-        if configured
-        else ROOT.parent / "shared" / "data" / "wild-dicom"
-    )
-    if not path.is_dir():
-        reason = "wild DICOM files not found: set DICOMSLIDE_WILD to their folder"
-        if os.environ.get("DICOMSLIDE_REQUIRE_CORPUS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
-
-
-@pytest.fixture(scope="session")
 def orthanc_available() -> None:
     """Skip (or fail when DICOMSLIDE_REQUIRE_ORTHANC=1) without Orthanc."""
     from orthanc import DICOMWEB_PLUGIN, orthanc_binary
