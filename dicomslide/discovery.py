@@ -35,6 +35,8 @@ from dicomslide.utils import (
     VL_WSI_SOP_CLASS_UID,
     does_specimen_description_item_match,
     get_referenced_instances,
+    is_label_image,
+    is_overview_image,
     is_volume_image,
 )
 
@@ -240,9 +242,15 @@ def _is_wanted(
 
 def _readable(image: Dataset, fail_on_error: bool) -> bool:
     """Whether the attributes that size an image are sound; an image whose
-    are not is skipped with a warning (or raises, with `fail_on_error`)."""
+    are not is skipped with a warning (or raises, with `fail_on_error`).
+
+    The frame count of LABEL and OVERVIEW images, which are opened on first
+    use, is checked then.
+    """
     try:
-        check_image_geometry(image)
+        check_image_geometry(
+            image, frame_count=not (is_label_image(image) or is_overview_image(image))
+        )
     except MetadataError as error:
         if fail_on_error:
             raise

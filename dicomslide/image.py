@@ -19,13 +19,12 @@ from dicomslide.errors import MetadataError
 from dicomslide.matrix import TotalPixelMatrix
 from dicomslide.store import FrameStore
 from dicomslide.tile import (
-    check_image_geometry,
+    compute_frame_positions as compute_frame_positions,  # a dicomslide 0.7 name
+)
+from dicomslide.tile import (
     get_channel_identifiers,
     get_image_orientation,
     get_pixel_to_slide_affine,
-)
-from dicomslide.tile import (
-    compute_frame_positions as compute_frame_positions,  # a dicomslide 0.7 name
 )
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
@@ -144,8 +143,6 @@ class TiledImage:
             if isinstance(image_metadata, Dataset)
             else list(image_metadata)
         )
-        for part in parts:
-            check_image_geometry(part)
         self._client = open_client(client)
         self._cache = cache if cache is not None else get_default_cache()
         self._store = FrameStore(self._client, parts, self._cache)

@@ -33,12 +33,7 @@ from dicomslide.elements import IMAGE_ELEMENTS, convert_elements
 from dicomslide.errors import FrameRetrievalError, MetadataError
 from dicomslide.fetch import FrameSource, describe_pixels
 from dicomslide.readahead import ScanPredictor
-from dicomslide.tile import (
-    FrameTable,
-    check_image_geometry,
-    compute_frame_table,
-    rank_focal_planes,
-)
+from dicomslide.tile import FrameTable, compute_frame_table, rank_focal_planes
 
 logger = logging.getLogger(__name__)
 
@@ -459,9 +454,17 @@ class FrameStore:
         self.parts = sort_concatenation_parts(parts)
         for part in self.parts:
             convert_elements(part, IMAGE_ELEMENTS)
-            check_image_geometry(part)
         self.metadata = self.parts[0]
         self.cache = cache
+        tables: list[FrameTable] = []
+        part_of_frame = []
+        local_numbers = []
+        for i, part in enumerate(self.parts):
+            # (checks the attributes that size the image, e.g. Rows of 0)
+            table = compute_frame_table(part)
+            tables.append(table)
+            part_of_frame.append(np.full(len(table.positions), i, dtype=np.int64))
+            local_numbers.append(np.arange(1, len(table.positions) + 1, dtype=np.int64))
         first = self.metadata
         self.tile_shape = (int(first.Rows), int(first.Columns))
         self.total_shape = (
@@ -469,14 +472,6 @@ class FrameStore:
             int(first.TotalPixelMatrixColumns),
         )
         self._layout = describe_pixels(first, "")
-        tables: list[FrameTable] = []
-        part_of_frame = []
-        local_numbers = []
-        for i, part in enumerate(self.parts):
-            table = compute_frame_table(part)
-            tables.append(table)
-            part_of_frame.append(np.full(len(table.positions), i, dtype=np.int64))
-            local_numbers.append(np.arange(1, len(table.positions) + 1, dtype=np.int64))
         self.positions = np.concatenate([t.positions for t in tables])
         self.channels = np.concatenate([t.channel_indices for t in tables])
         self.z_planes, self.planes = rank_focal_planes(

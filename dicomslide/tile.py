@@ -66,7 +66,7 @@ _GEOMETRY = (
 )
 
 
-def check_image_geometry(image: Dataset) -> None:
+def check_image_geometry(image: Dataset, frame_count: bool = True) -> None:
     """Check the attributes that size the frames and total pixel matrix of an
     image.
 
@@ -83,6 +83,9 @@ def check_image_geometry(image: Dataset) -> None:
     ----------
     image: pydicom.Dataset
         Metadata of a tiled image (one instance)
+    frame_count: bool, optional
+        Whether to check the number of frames of a TILED_FULL instance (which
+        reads the optical paths or segments)
 
     Raises
     ------
@@ -114,7 +117,7 @@ def check_image_geometry(image: Dataset) -> None:
                 f"{keyword} is {number}: it must lie in [1, {largest}]", uid
             )
         numbers[keyword] = number
-    if _in_tiled_full_order(image):
+    if frame_count and _in_tiled_full_order(image):
         _check_tiled_full_frames(image, numbers, uid)
 
 

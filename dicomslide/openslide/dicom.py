@@ -119,6 +119,7 @@ from dicomslide.openslide import OpenSlideError, OpenSlideUnsupportedFormatError
 from dicomslide.slide import Slide, find_slides
 from dicomslide.store import FrameStore
 from dicomslide.tile import check_image_geometry
+from dicomslide.utils import is_volume_image
 
 __all__ = ["DicomBackend"]
 
@@ -1067,7 +1068,10 @@ class _OpenSlideFolder(LocalFolderClient):
             for header in super().headers():
                 try:
                     if header.get("SOPClassUID") == _VL_WSI_SOP_CLASS_UID:
-                        check_image_geometry(header)
+                        # (LABEL and OVERVIEW frames are counted on first use)
+                        check_image_geometry(
+                            header, frame_count=is_volume_image(header)
+                        )
                 except MetadataError as error:
                     logger.warning("leaving out %s: %s", header.filename, error)
                     left_out[str(header.get("SOPInstanceUID"))] = error
