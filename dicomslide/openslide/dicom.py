@@ -74,6 +74,12 @@ Where this backend differs (on purpose)
   server adds (AvailableTransferSyntaxUID, RetrieveURL, ...) are left out.
 * A folder holding several slides is refused (their container identifiers are
   named); a file names its slide.
+* As in OpenSlide, a file whose image cannot be laid out (Rows, Columns or the
+  total pixel matrix size out of range, or frames that do not fill a TILED_FULL
+  matrix) is left out of its slide with a warning, and opening that file
+  itself raises :class:`OpenSlideError`. A file whose transfer syntax is
+  unknown opens (OpenSlide refuses it); reading its level raises
+  :class:`OpenSlideError` naming the syntax.
 
 ``get_best_level_for_downsample`` compares exactly as OpenSlide 4.0.1 does (it has
 no tolerance): a downsample below a level's, by any amount, selects the level
