@@ -385,8 +385,8 @@ class FileFrameSource:
     ) -> FrameRetrievalError:
         """The error for a frame that ends past the end of the file."""
         return self._error(
-            f"file is truncated: it ends at byte {available}, before the end "
-            "of the frame's data",
+            f"file is truncated: it ends at byte {available}, but the frame's "
+            f"data reach at least byte {needed}",
             frame_number,
         )
 

@@ -329,7 +329,7 @@ class Pyramid:
         if not all(is_tiled_image(image) for image in metadata):
             raise ValueError("images in a pyramid must be tiled")
         for image in [*metadata, *(ref_metadata or [])]:
-            check_image_geometry(image)
+            check_image_geometry(image, frame_count=False)  # sizes divided by
         sizes = [get_image_size(image) for image in metadata]
         if len(set(sizes)) != len(sizes):
             raise ValueError("images in a pyramid must have distinct sizes")
