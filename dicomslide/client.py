@@ -22,7 +22,12 @@ from dicomweb_client import DICOMfileClient, DICOMwebClient
 from pydicom.dataset import Dataset, FileDataset
 
 from dicomslide.codec import PixelDescription
-from dicomslide.elements import DISCOVERY_ELEMENTS, convert_elements, has_element
+from dicomslide.elements import (
+    DISCOVERY_ELEMENTS,
+    convert_elements,
+    element_value,
+    has_element,
+)
 from dicomslide.errors import DicomSlideError, ServerError
 from dicomslide.fetch import (
     PIXEL_DATA_OFFSET,
@@ -37,6 +42,11 @@ from dicomslide.transport import (
     settings,
     split_credentials,
     without_credentials,
+)
+from dicomslide.utils import (
+    PARAMETRIC_MAP_SOP_CLASS_UID,
+    SEGMENTATION_SOP_CLASS_UIDS,
+    VL_WSI_SOP_CLASS_UID,
 )
 from dicomslide.web import WebFrameSource, retrieve_bulk_data
 
@@ -230,13 +240,24 @@ def read_header(path: Path) -> Dataset | None:
     except Exception as error:  # a broken file must not stop discovery
         logger.warning("cannot read %s: %s", path, error)
         return None
-    if not has_element(header, "SOPClassUID") or not has_element(header, "Rows"):
+    if not has_element(header, "SOPClassUID"):
         return None
+    if (
+        not has_element(header, "Rows")
+        and element_value(header, "SOPClassUID") not in _SLIDE_IMAGE_CLASSES
+    ):
+        return None  # not an image (an image that lacks Rows is kept: broken)
     convert_elements(header, DISCOVERY_ELEMENTS)
     header.filename = str(path)
     setattr(header, PIXEL_DATA_OFFSET, offset)
     return header
 
+
+#: SOP classes of the images slides are made of
+_SLIDE_IMAGE_CLASSES = SEGMENTATION_SOP_CLASS_UIDS | {
+    VL_WSI_SOP_CLASS_UID,
+    PARAMETRIC_MAP_SOP_CLASS_UID,
+}
 
 #: Bytes read at the start of a file: most headers end within them
 _HEAD_BYTES = 64 * 1024

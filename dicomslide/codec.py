@@ -185,6 +185,43 @@ def _family(transfer_syntax_uid: str) -> str:
     )
 
 
+def require_known_transfer_syntax(
+    transfer_syntax_uid: str,
+    sop_instance_uid: str,
+    frame_number: int | None = None,
+    detail: str = "",
+) -> None:
+    """Raise unless frames of a transfer syntax are known how to decode
+    (whether or not the decoder is installed).
+
+    Parameters
+    ----------
+    transfer_syntax_uid: str
+        Transfer Syntax UID
+    sop_instance_uid: str
+        SOP Instance UID of the image, for the error message
+    frame_number: Union[int, None], optional
+        One-based frame number, for the error message
+    detail: str, optional
+        Said after the message
+
+    Raises
+    ------
+    dicomslide.errors.UnsupportedTransferSyntaxError
+        Naming the transfer syntax (UID, and name where pydicom knows it)
+
+    """
+    try:
+        _family(transfer_syntax_uid)
+    except UnsupportedTransferSyntaxError:
+        raise UnsupportedTransferSyntaxError(
+            f"transfer syntax {_transfer_syntax_name(transfer_syntax_uid)} is not "
+            f"supported{detail}",
+            sop_instance_uid,
+            frame_number,
+        ) from None
+
+
 def is_supported_transfer_syntax(transfer_syntax_uid: str) -> bool:
     """Tell whether frames of a transfer syntax can be decoded here.
 
@@ -474,14 +511,8 @@ def decode_frame(
             uid = guess
     if uid != desc.transfer_syntax_uid:
         desc = replace(desc, transfer_syntax_uid=uid)
-    try:
-        family = _family(uid)
-    except UnsupportedTransferSyntaxError:
-        raise UnsupportedTransferSyntaxError(
-            f"transfer syntax {_transfer_syntax_name(uid)} is not supported",
-            sop_instance_uid,
-            frame_number,
-        ) from None
+    require_known_transfer_syntax(uid, sop_instance_uid, frame_number)
+    family = _family(uid)
     if not _decoder_available(family):
         raise UnsupportedTransferSyntaxError(
             f"transfer syntax {_transfer_syntax_name(uid)} needs a decoder: "

@@ -24,13 +24,19 @@ from dicomslide.client import (
 )
 from dicomslide.elements import element_value
 from dicomslide.errors import MetadataError
-from dicomslide.tile import FRAME_TABLE_ATTRIBUTE, frame_table_from_json
+from dicomslide.tile import (
+    FRAME_TABLE_ATTRIBUTE,
+    check_image_geometry,
+    frame_table_from_json,
+)
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,
     VL_WSI_SOP_CLASS_UID,
     does_specimen_description_item_match,
     get_referenced_instances,
+    is_label_image,
+    is_overview_image,
     is_volume_image,
 )
 
@@ -104,7 +110,10 @@ def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
         return None
 
     table = None
-    frames = int(_value(metadata, "00280008") or 1)
+    try:
+        frames = int(_value(metadata, "00280008") or 1)
+    except (TypeError, ValueError):  # reported when the image is checked
+        frames = 1
     if (
         frames > LARGE_PER_FRAME_SEQUENCE
         and _value(metadata, "00209311") != "TILED_FULL"
@@ -233,6 +242,25 @@ def _is_wanted(
         }
         if not identifiers & {str(i) for i in optical_path_ids}:
             return False
+    return True
+
+
+def _readable(image: Dataset, fail_on_error: bool) -> bool:
+    """Whether the attributes that size an image are sound; an image whose
+    are not is skipped with a warning (or raises, with `fail_on_error`).
+
+    The frame count of LABEL and OVERVIEW images, which are opened on first
+    use, is checked then.
+    """
+    try:
+        check_image_geometry(
+            image, frame_count=not (is_label_image(image) or is_overview_image(image))
+        )
+    except MetadataError as error:
+        if fail_on_error:
+            raise
+        logger.warning("skipping image: %s", error)
+        return False
     return True
 
 
@@ -392,8 +420,9 @@ def find_slide_images(
     container_id: Union[str, None], optional
         Specimen container (slide) identifier
     fail_on_error: bool, optional
-        Whether to raise when the metadata of a series cannot be retrieved;
-        if False, the series is skipped (and the reason logged)
+        Whether to raise when the metadata of a series cannot be retrieved,
+        or an image's size attributes are broken (e.g. Rows of 0); if False,
+        the series or image is skipped (and the reason logged)
     include_derived: bool, optional
         Whether derived images (DICOM Segmentation or DICOM Parametric Map
         instances) should be included into the groups of their slides
@@ -436,6 +465,7 @@ def find_slide_images(
         candidates = _search(
             client, identity, sop_classes, include_derived, fail_on_error, progress
         )
+    candidates = [i for i in candidates if _readable(i, fail_on_error)]
     whole_slide = [i for i in candidates if i.SOPClassUID == VL_WSI_SOP_CLASS_UID]
     derived = [i for i in candidates if i.SOPClassUID != VL_WSI_SOP_CLASS_UID]
 

@@ -74,9 +74,12 @@ DISCOVERY_ELEMENTS: ElementTree = _tree(
         "ContainerIdentifier": None,
         "Rows": None,
         "Columns": None,
+        "SamplesPerPixel": None,
         "TotalPixelMatrixRows": None,
         "TotalPixelMatrixColumns": None,
+        "TotalPixelMatrixFocalPlanes": None,
         "NumberOfFrames": None,
+        "DimensionOrganizationType": None,
     }
 )
 

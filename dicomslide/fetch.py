@@ -30,10 +30,15 @@ import pydicom
 import requests
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
+from pydicom.uid import UID
 
-from dicomslide.codec import NATIVE_TRANSFER_SYNTAXES, PixelDescription
+from dicomslide.codec import (
+    NATIVE_TRANSFER_SYNTAXES,
+    PixelDescription,
+    require_known_transfer_syntax,
+)
 from dicomslide.elements import element_value, has_element
-from dicomslide.errors import FrameRetrievalError
+from dicomslide.errors import FrameError, FrameRetrievalError
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,9 @@ _FRAME_START_MARKERS = (
 #: Attribute of a header dataset: file offset of its Pixel Data element
 PIXEL_DATA_OFFSET = "_dicomslide_pixel_data_offset"
 _IMPLICIT_VR = "1.2.840.10008.1.2"
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+#: VRs of a Pixel Data element with an explicit VR
+_PIXEL_DATA_VRS = (b"OB", b"OW", b"OF", b"OD", b"UN")
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 # Frames closer than this in a file are read with one call.
@@ -227,10 +235,18 @@ class FileFrameSource:
                 self._transfer_syntax_uid = transfer_syntax_uid
                 if transfer_syntax_uid == _DEFLATED:
                     return self._deflated_index(transfer_syntax_uid)
-                start = _pixel_data_value_start(fp, transfer_syntax_uid)
-                if start is None:
+                element = _pixel_data_element(fp, transfer_syntax_uid)
+                if element is None:
                     raise error("file has no pixel data")
+                start, length = element
+                self._check_encapsulation(
+                    transfer_syntax_uid, length == _UNDEFINED_LENGTH, frame_number
+                )
+                file_size = os.fstat(fp.fileno()).st_size
                 if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
+                    self._check_native_length(length, frame_number)
+                    bits = _native_frame_size_bits(self._desc)
+                    self._warn_if_cut((max(file_size - start, 0) * 8) // bits + 1)
                     return _NativeFrameIndex(start, self._desc)
                 extended = None
                 if (
@@ -241,14 +257,77 @@ class FileFrameSource:
                         np.frombuffer(dataset.ExtendedOffsetTable, "<u8"),
                         np.frombuffer(dataset.ExtendedOffsetTableLengths, "<u8"),
                     )
-                file_size = os.fstat(fp.fileno()).st_size
-                return _encapsulated_index(
+                index = _encapsulated_index(
                     fp, start, self._number_of_frames, extended, file_size, error
                 )
-        except FrameRetrievalError:
+                self._warn_if_cut(index.first_lost)
+                return index
+        except FrameError:
             raise
         except Exception as cause:
             raise error(f"cannot read file: {cause}") from cause
+
+    def _warn_if_cut(self, first_lost: int | None) -> None:
+        """Say once that the file ends inside the data of frame `first_lost`
+        (nothing if it is None or past the last frame)."""
+        if first_lost is not None and first_lost <= self._number_of_frames:
+            logger.warning(
+                "instance %s: file %s ends inside its pixel data: frames %d to %d "
+                "are lost",
+                self.sop_instance_uid,
+                self.path,
+                first_lost,
+                self._number_of_frames,
+            )
+
+    def _check_native_length(self, length: int, frame_number: int | None) -> None:
+        """Check that native Pixel Data hold the frames the metadata describe
+        (else every frame would be read from the wrong bytes)."""
+        needed = -(-self._number_of_frames * _native_frame_size_bits(self._desc) // 8)
+        if not needed <= length <= needed + 1:  # a value may be padded to even
+            desc = self._desc
+            raise self._error(
+                f"the Pixel Data hold {length} bytes, but {self._number_of_frames} "
+                f"frames of {desc.rows} x {desc.columns} pixels x "
+                f"{desc.samples_per_pixel} samples x {desc.bits_allocated} bits "
+                f"make {needed}",
+                frame_number,
+            )
+
+    def _check_encapsulation(
+        self, transfer_syntax_uid: str, encapsulated: bool, frame_number: int | None
+    ) -> None:
+        """Check that the Pixel Data are stored as the transfer syntax says:
+        native with a defined length, or encapsulated; the syntax is never
+        guessed from the layout."""
+        if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
+            if encapsulated:
+                raise self._error(
+                    f"the Pixel Data are encapsulated, but transfer syntax "
+                    f"{transfer_syntax_uid} stores them native",
+                    frame_number,
+                )
+            return
+        if encapsulated:
+            return  # a syntax not known here is reported by the decoder
+        if not transfer_syntax_uid:
+            raise self._error(
+                "the file meta information lack the Transfer Syntax UID that "
+                "says how the native Pixel Data are encoded",
+                frame_number,
+            )
+        require_known_transfer_syntax(
+            transfer_syntax_uid,
+            self.sop_instance_uid,
+            frame_number,
+            ": how it encodes the native (not encapsulated) Pixel Data is "
+            f"not known, and they are not read as another syntax (file {self.path})",
+        )
+        raise self._error(
+            f"transfer syntax {transfer_syntax_uid} stores Pixel Data "
+            "encapsulated, but the file's have a defined length",
+            frame_number,
+        )
 
     def _deflated_index(self, transfer_syntax_uid: str) -> _FrameIndex:
         # A deflated data set can't be addressed in the file: keep the
@@ -307,15 +386,20 @@ class FileFrameSource:
     ) -> FrameRetrievalError:
         """The error for a frame that ends past the end of the file."""
         return self._error(
-            f"file is truncated: frame data end at byte {needed} "
-            f"but the file has {available} bytes",
+            f"file is truncated: it ends at byte {available}, but the frame's "
+            f"data reach at least byte {needed}",
             frame_number,
         )
 
 
-def _pixel_data_value_start(fp: Any, transfer_syntax_uid: str) -> int | None:
-    """Read the Pixel Data element header at the file position; return where
-    its value starts, or None if the element there is not Pixel Data."""
+def _pixel_data_element(fp: Any, transfer_syntax_uid: str) -> tuple[int, int] | None:
+    """Read the Pixel Data element header at the file position.
+
+    Returns where its value starts and its length (:data:`_UNDEFINED_LENGTH`
+    for encapsulated pixel data), or None if the element there is not Pixel
+    Data. For a transfer syntax not known here, whether the element has an
+    explicit VR is read from the element itself.
+    """
     position = fp.tell()
     header = fp.read(12)
     if len(header) < 8:
@@ -324,9 +408,16 @@ def _pixel_data_value_start(fp: Any, transfer_syntax_uid: str) -> int | None:
     group, element = struct.unpack(f"{byte_order}HH", header[:4])
     if (group << 16 | element) not in _PIXEL_DATA_TAGS:
         return None
-    if transfer_syntax_uid == _IMPLICIT_VR:
-        return position + 8
-    return position + 12
+    uid = UID(transfer_syntax_uid)
+    if uid.is_transfer_syntax:
+        implicit = uid.is_implicit_VR
+    else:
+        implicit = header[4:6] not in _PIXEL_DATA_VRS or header[6:8] != b"\0\0"
+    if implicit:
+        return position + 8, struct.unpack(f"{byte_order}I", header[4:8])[0]
+    if len(header) < 12:
+        return None
+    return position + 12, struct.unpack(f"{byte_order}I", header[8:12])[0]
 
 
 class _FrameIndex(Protocol):
@@ -402,14 +493,20 @@ def split_frames(
     ]
 
 
+def _native_frame_size_bits(desc: PixelDescription) -> int:
+    return desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
+
+
+def _native_frame_size(desc: PixelDescription) -> int:
+    return -(-_native_frame_size_bits(desc) // 8)
+
+
 class _NativeFrameIndex:
     """Frames of native (uncompressed) pixel data: fixed size, back to back."""
 
     def __init__(self, start: int, desc: PixelDescription) -> None:
         self._start = start
-        self._bits = (
-            desc.rows * desc.columns * desc.samples_per_pixel * desc.bits_allocated
-        )
+        self._bits = _native_frame_size_bits(desc)
 
     def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
         if self._bits % 8 == 0:
@@ -444,9 +541,18 @@ class _EncapsulatedFrameIndex:
     its items (headers included), which are taken apart after reading.
     """
 
-    def __init__(self, spans: np.ndarray, fragmented: np.ndarray) -> None:
+    def __init__(
+        self, spans: np.ndarray, fragmented: np.ndarray, file_size: int | None = None
+    ) -> None:
         self._spans = spans
         self._fragmented = fragmented
+        #: number of the first frame that ends past the end of the file (of
+        #: `file_size` bytes); None if none does or the size is not given.
+        #: Reading such a frame reports the truncation.
+        self.first_lost: int | None = None
+        if file_size is not None:
+            lost = np.flatnonzero(spans[:, 1] > file_size)
+            self.first_lost = int(lost[0]) + 1 if len(lost) else None
 
     def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
         spans = [tuple(int(v) for v in self._spans[n - 1]) for n in frame_numbers]
@@ -517,14 +623,19 @@ def _encapsulated_index(
     tag, length = struct.unpack("<II", header)
     if tag != _ITEM:
         raise error("encapsulated pixel data do not start with an item")
-    bot = np.frombuffer(fp.read(length), "<u4").astype(np.int64)
+    table = fp.read(length)
+    if len(table) < length:
+        raise error("file is truncated inside the Basic Offset Table")
+    bot = np.frombuffer(table, "<u4").astype(np.int64)
     first = start + 8 + length  # first fragment item
     fragmented = np.zeros(number_of_frames, dtype=bool)
     if extended is not None and len(extended[0]) == number_of_frames:
         begin = first + extended[0].astype(np.int64) + 8
         spans = np.stack([begin, begin + extended[1].astype(np.int64)], axis=1)
-        return _EncapsulatedFrameIndex(spans, fragmented)
-    items = _scan_items(fp, first, file_size, error)
+        return _EncapsulatedFrameIndex(spans, fragmented, file_size)
+    items, closed = _scan_items(fp, first, file_size, error)
+    if not closed:
+        return _cut_index(fp, items, first, bot, number_of_frames, file_size, error)
     if len(items) == number_of_frames:
         spans = np.array([(offset + 8, offset + 8 + n) for offset, n in items])
         return _EncapsulatedFrameIndex(spans.reshape(-1, 2), fragmented)
@@ -532,26 +643,121 @@ def _encapsulated_index(
         starts = first + bot
         frame_of_item = np.searchsorted(starts, [o for o, _ in items], side="right") - 1
     else:
-        frame_of_item = _group_by_start_marker(fp, items, error)
+        frame_of_item = _group_by_start_marker(fp, items)
     if frame_of_item[-1] + 1 != number_of_frames:
         raise error(
             f"pixel data hold {len(items)} fragments that make "
             f"{frame_of_item[-1] + 1} frames, but Number of Frames is "
             f"{number_of_frames}"
         )
+    spans = _group_spans(items, frame_of_item, number_of_frames)
+    fragmented[:] = True
+    return _EncapsulatedFrameIndex(spans, fragmented)
+
+
+def _group_spans(
+    items: list[tuple[int, int]], frame_of_item: np.ndarray, number_of_frames: int
+) -> np.ndarray:
+    """Byte ranges of frames of several fragments (item headers included);
+    frames without fragments get (0, 0)."""
     spans = np.zeros((number_of_frames, 2), dtype=np.int64)
     for (offset, n), frame in zip(items, frame_of_item, strict=True):
         if spans[frame, 1] == 0:
             spans[frame, 0] = offset
         spans[frame, 1] = offset + 8 + n
-    fragmented[:] = True
-    return _EncapsulatedFrameIndex(spans, fragmented)
+    return spans
+
+
+def _cut_index(
+    fp: Any,
+    items: list[tuple[int, int]],
+    first: int,
+    bot: np.ndarray,
+    number_of_frames: int,
+    file_size: int,
+    error: Any,
+) -> _EncapsulatedFrameIndex:
+    """Index encapsulated pixel data that end before their sequence delimiter:
+    a file cut short.
+
+    Frames wholly before the cut keep their place. Every other frame gets a
+    byte range that ends past the end of the file, so that reading it reports
+    the truncation with its frame number. Where frames start is taken from
+    the Basic Offset Table when it agrees with the fragments found, else
+    from the fragments (one per frame, or grouped by the markers that start a
+    frame's stream). The last frame found, if it has several fragments, is
+    whole only if its last fragment ends its stream (see :func:`_ends_stream`):
+    the cut may have taken its other fragments.
+    """
+    past_end = (file_size, file_size + 1)
+    offsets = np.array([offset for offset, _ in items], dtype=np.int64)
+    starts = first + bot
+    if len(bot) == number_of_frames and _offsets_agree(starts, offsets):
+        # a frame ends where the next one starts
+        spans = np.empty((number_of_frames, 2), dtype=np.int64)
+        spans[:, 0] = starts
+        spans[:-1, 1] = starts[1:]
+        offset, n = items[-1]
+        one_each = len(items) == number_of_frames and offset == starts[-1]
+        whole = offset >= starts[-1] and (
+            one_each or _ends_stream(fp, items[-1], file_size)
+        )
+        spans[-1] = (starts[-1], offset + 8 + n) if whole else past_end
+    else:
+        if _starts_with_marker(fp, items[0]):
+            frame_of_item = _group_by_start_marker(fp, items)
+        else:
+            frame_of_item = np.arange(len(items))
+        frames = int(frame_of_item[-1]) + 1
+        if frames > number_of_frames:
+            raise error(
+                f"pixel data hold {len(items)} fragments that make at least "
+                f"{frames} frames, but Number of Frames is {number_of_frames}"
+            )
+        spans = _group_spans(items, frame_of_item, number_of_frames)
+        spans[frames:] = past_end
+        if frames < len(items) and not _ends_stream(fp, items[-1], file_size):
+            # frames of several fragments: the last one found may lack some
+            spans[frames - 1, 1] = max(int(spans[frames - 1, 1]), file_size + 1)
+    return _EncapsulatedFrameIndex(
+        spans, np.ones(number_of_frames, dtype=bool), file_size
+    )
+
+
+def _ends_stream(fp: Any, item: tuple[int, int], file_size: int) -> bool:
+    """Whether a fragment lies whole in the file and ends with the marker
+    that ends a JPEG, JPEG-LS or JPEG 2000 stream (FFD9, which no other place
+    in those streams holds), possibly padded to an even length."""
+    offset, length = item
+    end = offset + 8 + length
+    if length < 3 or end > file_size:
+        return False
+    fp.seek(end - 3)
+    tail = fp.read(3)
+    return tail[1:] == b"\xff\xd9" or tail == b"\xff\xd9\x00"
+
+
+def _offsets_agree(starts: np.ndarray, offsets: np.ndarray) -> bool:
+    """Whether frame starts from an offset table are fragments found (as far
+    as fragments were found) and increase."""
+    if len(starts) == 0 or starts[0] != offsets[0] or np.any(np.diff(starts) <= 0):
+        return False
+    reached = starts[starts <= offsets[-1]]
+    return bool(np.isin(reached, offsets).all())
+
+
+def _starts_with_marker(fp: Any, item: tuple[int, int]) -> bool:
+    fp.seek(item[0] + 8)
+    head = fp.read(12)
+    return any(head.startswith(marker) for marker in _FRAME_START_MARKERS)
 
 
 def _scan_items(
     fp: Any, position: int, file_size: int, error: Any
-) -> list[tuple[int, int]]:
-    """List (offset, length) of the fragment items up to the sequence delimiter."""
+) -> tuple[list[tuple[int, int]], bool]:
+    """List (offset, length) of the fragment items up to the sequence
+    delimiter, and whether the delimiter closed them (else the file ended
+    first; the last item may then reach past the end)."""
     try:
         # A map of the file reads the item headers without a system call each.
         mapped: mmap.mmap | None = mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)
@@ -566,7 +772,7 @@ def _scan_items(
 
 def _walk_items(
     fp: Any, mapped: mmap.mmap | None, position: int, file_size: int, error: Any
-) -> list[tuple[int, int]]:
+) -> tuple[list[tuple[int, int]], bool]:
     items: list[tuple[int, int]] = []
     while True:
         if mapped is None:
@@ -577,25 +783,23 @@ def _walk_items(
         if len(header) < 8:
             if not items:
                 raise error("file is truncated inside the pixel data")
-            logger.warning("pixel data end without a sequence delimiter")
-            return items
+            return items, False
         tag, length = struct.unpack("<II", header)
         if tag == _SEQUENCE_DELIMITER:
-            return items
+            if not items:
+                raise error("encapsulated pixel data hold no fragments")
+            return items, True
         if tag != _ITEM:
             raise error(f"unexpected tag {tag:#010x} inside the pixel data")
-        if position + 8 + length > file_size:
-            # Keep what is there: the frames before are readable; reading this
-            # one reports the truncation with its frame number.
-            items.append((position, length))
-            return items
         items.append((position, length))
+        if position + 8 + length > file_size:
+            # The frames before are readable; reading this one reports the
+            # truncation with its frame number.
+            return items, False
         position += 8 + length
 
 
-def _group_by_start_marker(
-    fp: Any, items: list[tuple[int, int]], error: Any
-) -> np.ndarray:
+def _group_by_start_marker(fp: Any, items: list[tuple[int, int]]) -> np.ndarray:
     frame_of_item = np.zeros(len(items), dtype=np.int64)
     frame = -1
     for i, (offset, _) in enumerate(items):

@@ -32,7 +32,6 @@ from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,
     get_referenced_instances,
-    is_tiled_image,
 )
 
 logger = logging.getLogger(__name__)
@@ -146,13 +145,6 @@ class TiledImage:
             if isinstance(image_metadata, Dataset)
             else list(image_metadata)
         )
-        for part in parts:
-            if not is_tiled_image(part):
-                raise MetadataError(
-                    "not a tiled image: Rows, Columns, SamplesPerPixel, "
-                    "TotalPixelMatrixRows or TotalPixelMatrixColumns is missing",
-                    str(part.get("SOPInstanceUID")),
-                )
         self._client = open_client(client)
         self._cache = cache if cache is not None else get_default_cache()
         self._store = FrameStore(self._client, parts, self._cache)

@@ -87,7 +87,9 @@ class TotalPixelMatrix:
 
     Pixels outside the matrix (the overhang of edge tiles) and pixels of
     tiles that are absent from a TILED_SPARSE image read as the fill value:
-    255 for colour (white glass), 0 otherwise.
+    255 for colour (white glass), 0 otherwise. An absent tile of a label map
+    segmentation holds label 0 (background): in the channel of segment 0 its
+    pixels read 1, in every other segment's channel 0.
 
     Examples
     --------
@@ -178,6 +180,8 @@ class TotalPixelMatrix:
         self._focal_plane_index = int(focal_plane_index)
         self._correct_color = correct_color
         self._fill = image._fill_value
+        # Value of the pixels of tiles absent from the image, if not the fill
+        self._absent: float | None = None
         # How stored values become the values of this matrix
         self._stored_channel = self._channel_index
         self._value_transform: Callable[[np.ndarray], np.ndarray] | None = None
@@ -188,6 +192,8 @@ class TotalPixelMatrix:
             label = int(image.get_channel_identifier(channel_index))
             self._value_transform = functools.partial(_label_mask, label=label)
             self._dtype = np.dtype(np.uint8)
+            # an absent tile holds label 0: the background segment's mask is 1
+            self._absent = 1 if label == 0 else None
         elif image._value_mapping is not None:
             slope, intercept = image._value_mapping
             self._value_transform = functools.partial(
@@ -286,7 +292,8 @@ class TotalPixelMatrix:
     def tile_presence(self) -> np.ndarray:
         """numpy.ndarray: Boolean array of shape ``tile_grid_shape``, True
         where a frame is stored for the tile (False for tiles a TILED_SPARSE
-        image omits; they read as the fill value)"""
+        image omits; they read as the fill value, or as label 0 in a label
+        map)"""
         grid = self._store.grid(self._stored_channel, self._focal_plane_index)
         if grid.grid is not None:
             return grid.grid >= 0
@@ -474,6 +481,7 @@ class TotalPixelMatrix:
             self._value_transform,
             self._dtype,
             out=out if transform is None else None,
+            absent=self._absent,
         )
         region = self._finish(region)
         if out is not None and region is not out:
@@ -488,11 +496,15 @@ class TotalPixelMatrix:
         grid = store.grid(self._stored_channel, self._focal_plane_index)
         tiles = np.full((len(indices), *self.tile_shape), self._fill, dtype=self.dtype)
         wanted: dict[int, list[int]] = {}
+        total_rows, total_columns = store.total_shape
         for k, (row, column) in enumerate(positions):
             frame = grid.frame_at(row // tile_rows, column // tile_columns)
             if frame >= 0:
                 wanted.setdefault(frame, []).append(k)
-        total_rows, total_columns = store.total_shape
+            elif self._absent is not None:
+                height = min(tile_rows, total_rows - row)
+                width = min(tile_columns, total_columns - column)
+                tiles[k, :height, :width] = self._absent
 
         def place(frame_index: int, frame: np.ndarray) -> None:
             for k in wanted[frame_index]:

@@ -11,7 +11,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from dicomslide.errors import MetadataError
-from dicomslide.tile import get_pixel_to_slide_affine
+from dicomslide.tile import check_image_geometry, get_pixel_to_slide_affine
 from dicomslide.utils import (
     get_image_pixel_spacing,
     get_image_size,
@@ -308,6 +308,9 @@ class Pyramid:
 
     Raises
     ------
+    dicomslide.errors.MetadataError
+        When an attribute that sizes an image is missing or out of range
+        (e.g. Total Pixel Matrix Rows of 0)
     ValueError
         When images are not tiled, not sorted by size, share a size, or are
         not spatially aligned within `tolerance`, or when an image matches no
@@ -325,6 +328,8 @@ class Pyramid:
             raise ValueError("a pyramid needs at least one image")
         if not all(is_tiled_image(image) for image in metadata):
             raise ValueError("images in a pyramid must be tiled")
+        for image in [*metadata, *(ref_metadata or [])]:
+            check_image_geometry(image, frame_count=False)  # sizes divided by
         sizes = [get_image_size(image) for image in metadata]
         if len(set(sizes)) != len(sizes):
             raise ValueError("images in a pyramid must have distinct sizes")

@@ -456,25 +456,22 @@ class FrameStore:
             convert_elements(part, IMAGE_ELEMENTS)
         self.metadata = self.parts[0]
         self.cache = cache
-        first = self.metadata
-        uid = str(first.get("SOPInstanceUID"))
-        try:
-            self.tile_shape = (int(first.Rows), int(first.Columns))
-            self.total_shape = (
-                int(first.TotalPixelMatrixRows),
-                int(first.TotalPixelMatrixColumns),
-            )
-        except AttributeError as error:
-            raise MetadataError(f"required attribute missing: {error}", uid) from None
-        self._layout = describe_pixels(first, "")
         tables: list[FrameTable] = []
         part_of_frame = []
         local_numbers = []
         for i, part in enumerate(self.parts):
+            # (checks the attributes that size the image, e.g. Rows of 0)
             table = compute_frame_table(part)
             tables.append(table)
             part_of_frame.append(np.full(len(table.positions), i, dtype=np.int64))
             local_numbers.append(np.arange(1, len(table.positions) + 1, dtype=np.int64))
+        first = self.metadata
+        self.tile_shape = (int(first.Rows), int(first.Columns))
+        self.total_shape = (
+            int(first.TotalPixelMatrixRows),
+            int(first.TotalPixelMatrixColumns),
+        )
+        self._layout = describe_pixels(first, "")
         self.positions = np.concatenate([t.positions for t in tables])
         self.channels = np.concatenate([t.channel_indices for t in tables])
         self.z_planes, self.planes = rank_focal_planes(
@@ -942,6 +939,7 @@ class FrameStore:
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         dtype: np.dtype | None = None,
         out: np.ndarray | None = None,
+        absent: float | None = None,
     ) -> np.ndarray:
         """Read a region of the total pixel matrix.
 
@@ -956,7 +954,8 @@ class FrameStore:
         columns: Tuple[int, int]
             First and one-past-last column; may extend past the matrix
         fill: float
-            Value of pixels outside the matrix and of absent tiles
+            Value of pixels outside the matrix, and of absent tiles unless
+            `absent` says otherwise
         transform: Union[Callable[[numpy.ndarray], numpy.ndarray], None], optional
             Applied to every frame before it is pasted (e.g. label values to a
             segment's mask); pixels without a frame keep `fill`. Not for the
@@ -966,6 +965,11 @@ class FrameStore:
         out: Union[numpy.ndarray, None], optional
             Array of shape (rows, columns, samples) to write the pixels into
             (may be a view, e.g. the colour bands of an RGBA array)
+        absent: Union[float, None], optional
+            Value of the pixels inside the matrix that no frame covers (tiles
+            absent from a TILED_SPARSE image), if not `fill`: e.g. 1 in the
+            mask of a label map's background segment, as an absent tile of a
+            label map holds label 0
 
         Returns
         -------
@@ -998,6 +1002,8 @@ class FrameStore:
             raise ValueError(f"out has shape {out.shape}, the region {shape}")
         elif not covered:
             out[...] = fill
+        if not covered and absent is not None and v_r1 > v_r0 and v_c1 > v_c0:
+            out[v_r0 - r0 : v_r1 - r0, v_c0 - c0 : v_c1 - c0] = absent
         if not hits:
             return out
         placement = {index: (row, column) for index, row, column in hits}

@@ -53,6 +53,107 @@ def get_channel_identifiers(image: Dataset) -> list[str]:
     return ["1"]
 
 
+#: Attributes that size an image's frames and total pixel matrix: keyword,
+#: largest value its VR holds, and whether the attribute is required
+_GEOMETRY = (
+    ("Rows", 0xFFFF, True),
+    ("Columns", 0xFFFF, True),
+    ("SamplesPerPixel", 0xFFFF, True),
+    ("TotalPixelMatrixRows", 0xFFFFFFFF, True),
+    ("TotalPixelMatrixColumns", 0xFFFFFFFF, True),
+    ("NumberOfFrames", 2**31 - 1, False),
+    ("TotalPixelMatrixFocalPlanes", 0xFFFFFFFF, False),
+)
+
+
+def check_image_geometry(image: Dataset, frame_count: bool = True) -> None:
+    """Check the attributes that size the frames and total pixel matrix of an
+    image.
+
+    Rows, Columns, Samples per Pixel, Total Pixel Matrix Rows and Total Pixel
+    Matrix Columns must be present; they and, where present, Number of Frames
+    and Total Pixel Matrix Focal Planes must be whole numbers from 1 to the
+    largest their value representation holds. An instance whose frames are
+    placed in TILED_FULL order must hold as many frames as its tiles, focal
+    planes and channels make (a part of a concatenation at most as many):
+    otherwise frames would land on the wrong tiles, or tiles would read as
+    absent.
+
+    Parameters
+    ----------
+    image: pydicom.Dataset
+        Metadata of a tiled image (one instance)
+    frame_count: bool, optional
+        Whether to check the number of frames of a TILED_FULL instance (which
+        reads the optical paths or segments)
+
+    Raises
+    ------
+    dicomslide.errors.MetadataError
+        Naming the instance and the first attribute that is missing, empty,
+        not a whole number, or out of range (e.g. Rows of 0), or the numbers
+        that disagree
+
+    """
+    uid = element_value(image, "SOPInstanceUID")
+    uid = None if uid is None else str(uid)
+    numbers = {}
+    for keyword, largest, required in _GEOMETRY:
+        value = element_value(image, keyword) if has_element(image, keyword) else None
+        if value is None or value == "":
+            if required:
+                state = "empty" if has_element(image, keyword) else "missing"
+                raise MetadataError(f"required attribute {keyword} is {state}", uid)
+            continue
+        try:
+            number = int(value)
+            whole = number == value
+        except (TypeError, ValueError):
+            whole = False
+        if not whole:
+            raise MetadataError(f"{keyword} is {value!r}, not a whole number", uid)
+        if not 1 <= number <= largest:
+            raise MetadataError(
+                f"{keyword} is {number}: it must lie in [1, {largest}]", uid
+            )
+        numbers[keyword] = number
+    if frame_count and _in_tiled_full_order(image):
+        _check_tiled_full_frames(image, numbers, uid)
+
+
+def _in_tiled_full_order(image: Dataset) -> bool:
+    """Whether frames are placed in TILED_FULL order (see
+    :func:`compute_frame_table`)."""
+    return _organization(image) == "TILED_FULL" or not has_element(
+        image, "PerFrameFunctionalGroupsSequence"
+    )
+
+
+def _check_tiled_full_frames(
+    image: Dataset, numbers: dict[str, int], uid: str | None
+) -> None:
+    rows, columns = numbers["Rows"], numbers["Columns"]
+    total_rows = numbers["TotalPixelMatrixRows"]
+    total_columns = numbers["TotalPixelMatrixColumns"]
+    tiles = -(-total_rows // rows) * -(-total_columns // columns)
+    planes = numbers.get("TotalPixelMatrixFocalPlanes", 1)
+    channels = 1 if _is_label_map(image) else len(get_channel_identifiers(image))
+    capacity = tiles * planes * max(channels, 1)
+    frames = numbers.get("NumberOfFrames", 1)
+    offset = int(element_value(image, "ConcatenationFrameOffsetNumber") or 0)
+    concatenated = has_element(image, "ConcatenationUID")
+    if offset + frames > capacity or (not concatenated and frames < capacity):
+        raise MetadataError(
+            f"Number of Frames is {frames}"
+            + (f" from frame offset {offset}" if offset else "")
+            + f", but a TILED_FULL image of {tiles} tiles (Rows {rows}, Columns "
+            f"{columns}, TotalPixelMatrixRows {total_rows}, "
+            f"TotalPixelMatrixColumns {total_columns}), {planes} focal plane(s) "
+            f"and {channels} channel(s) holds {capacity}",
+            uid,
+        )
+
+
 def _is_label_map(image: Dataset) -> bool:
     return image.get("SegmentationType") == "LABELMAP"
 
@@ -160,24 +261,24 @@ def compute_frame_table(image: Dataset) -> FrameTable:
     Raises
     ------
     dicomslide.errors.MetadataError
-        When the metadata do not say where frames are
+        When the metadata do not say where frames are, an attribute that
+        sizes the image is missing or out of range
+        (:func:`check_image_geometry`), or a TILED_FULL instance holds another
+        number of frames than its tiles, focal planes and channels make
 
     """
     uid = element_value(image, "SOPInstanceUID")
-    try:
-        number_of_frames = int(element_value(image, "NumberOfFrames") or 1)
-        rows = int(image.Rows)
-        columns = int(image.Columns)
-        total_rows = int(image.TotalPixelMatrixRows)
-        total_columns = int(image.TotalPixelMatrixColumns)
-    except AttributeError as error:
-        raise MetadataError(f"required attribute missing: {error}", uid) from None
+    check_image_geometry(image)
+    number_of_frames = int(element_value(image, "NumberOfFrames") or 1)
+    rows = int(element_value(image, "Rows"))
+    columns = int(element_value(image, "Columns"))
+    total_rows = int(element_value(image, "TotalPixelMatrixRows"))
+    total_columns = int(element_value(image, "TotalPixelMatrixColumns"))
     organization = _organization(image)
     precomputed = getattr(image, FRAME_TABLE_ATTRIBUTE, None)
     if precomputed is not None and organization != "TILED_FULL":
         return precomputed
-    has_per_frame = has_element(image, "PerFrameFunctionalGroupsSequence")
-    if organization == "TILED_FULL" or not has_per_frame:
+    if _in_tiled_full_order(image):
         if organization != "TILED_FULL" and number_of_frames > 1:
             logger.debug(
                 "instance %s: no per-frame positions, reading as TILED_FULL", uid

@@ -20,6 +20,10 @@ Main entry points
   1.8, so that colour management visibly changes pixel values).
 * :func:`read_frames` -- decode the frames of a written file independently of
   ``dicomslide`` (pydicom, or Pillow for what pydicom cannot decode).
+* Damaged files: :func:`set_attribute` (e.g. Rows of 0),
+  :func:`relabel_transfer_syntax` (a syntax the data are not encoded in, e.g.
+  an unknown UID on native pixel data) and :func:`frame_byte_ranges` (where
+  each frame lies, to cut a file inside its pixel data at a chosen byte).
 
 Run ``python tests/synthetic.py --help`` for the command-line interface.
 
@@ -148,12 +152,15 @@ __all__ = [
     "SyntheticSlide",
     "downsample_area",
     "encodable_transfer_syntaxes",
+    "frame_byte_ranges",
     "icc_profile",
     "is_lossy",
     "make_label_image",
     "make_overview_image",
     "make_tissue_image",
     "read_frames",
+    "relabel_transfer_syntax",
+    "set_attribute",
     "write_slide",
     "write_wsi_image",
 ]
@@ -1684,6 +1691,7 @@ def write_wsi_image(
     pad_value: Sequence[int] | int | None = None,
     shuffle_frames: bool | None = None,
     offset_table: str = "basic",
+    fragments_per_frame: int = 1,
     jpeg_quality: int = 90,
     jpeg_subsampling: str = "4:2:0",
     jpeg_rgb: bool = False,
@@ -1767,6 +1775,9 @@ def write_wsi_image(
         TILED_SPARSE.
     offset_table : {"basic", "extended", "empty"}, optional
         Offset table for encapsulated syntaxes.
+    fragments_per_frame : int, optional
+        Split each encapsulated frame into this many fragments (pydicom's
+        ``encapsulate``; not with ``offset_table="extended"``).
     jpeg_quality, jpeg_subsampling, jpeg_rgb : optional
         JPEG Baseline settings; `jpeg_subsampling` is ``"4:2:0"``,
         ``"4:2:2"`` or ``"4:4:4"``; `jpeg_rgb` stores RGB components without
@@ -1828,6 +1839,10 @@ def write_wsi_image(
         raise ValueError("jpeg_subsampling must be 4:2:0, 4:2:2 or 4:4:4")
     if offset_table not in ("basic", "extended", "empty"):
         raise ValueError("offset_table must be basic, extended or empty")
+    if fragments_per_frame < 1 or (
+        fragments_per_frame > 1 and offset_table == "extended"
+    ):
+        raise ValueError("fragments_per_frame must be >= 1 (1 with extended)")
     uids = uids if uids is not None else SlideUIDs.new()
     grid_rows = -(-total_rows // tile_rows)
     grid_cols = -(-total_cols // tile_cols)
@@ -2161,7 +2176,11 @@ def write_wsi_image(
             ds.ExtendedOffsetTable = eot
             ds.ExtendedOffsetTableLengths = eot_lengths
         else:
-            ds.PixelData = encapsulate(part_frames, has_bot=offset_table == "basic")
+            ds.PixelData = encapsulate(
+                part_frames,
+                fragments_per_frame=fragments_per_frame,
+                has_bot=offset_table == "basic",
+            )
             ds["PixelData"].VR = "OB"
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = UID(WSI_SOP_CLASS_UID)
@@ -2226,6 +2245,7 @@ def write_wsi_image(
             "seed": seed,
             "bits_stored": bits_stored,
             "offset_table": offset_table,
+            "fragments_per_frame": fragments_per_frame,
             "jpeg_subsampling": jpeg_subsampling,
             "jpeg_rgb": jpeg_rgb,
             "shuffled": bool(shuffle_frames),
@@ -2683,6 +2703,116 @@ def _rename_to_uid(image: SyntheticImage) -> SyntheticImage:
         new_files.append(target)
     image.files = new_files
     return image
+
+
+# --------------------------------------------------------------------------
+# Damaged files
+# --------------------------------------------------------------------------
+
+
+def set_attribute(path: str | Path, keyword: str, value: Any) -> None:
+    """Rewrite a written file with one attribute changed, e.g. Rows of 0.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file written by this module.
+    keyword : str
+        Keyword of a top-level attribute.
+    value : Any
+        Its new value; ``None`` deletes the attribute.  The pixel data are
+        kept byte for byte.
+    """
+    ds = pydicom.dcmread(path)
+    if value is None:
+        if keyword in ds:
+            delattr(ds, keyword)
+    else:
+        setattr(ds, keyword, value)
+    with _known_transfer_syntax(str(ds.file_meta.TransferSyntaxUID)):
+        ds.save_as(path, enforce_file_format=True)
+
+
+def relabel_transfer_syntax(path: str | Path, transfer_syntax_uid: str) -> None:
+    """Put another Transfer Syntax UID into a file's meta information.
+
+    The data set's bytes are left as they are, so the file claims a syntax
+    its data are not encoded in: e.g. an unknown (private) UID on native
+    pixel data, or a native syntax on encapsulated pixel data.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A Part 10 file.
+    transfer_syntax_uid : str
+        The UID to claim.
+    """
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_file_meta_info
+    from pydicom.filewriter import write_file_meta_info
+
+    data = Path(path).read_bytes()
+    # (0002,0000) File Meta Information Group Length comes first, explicit VR
+    group_length = struct.unpack_from("<I", data, 132 + 8)[0]
+    dataset_start = 132 + 12 + group_length
+    meta = read_file_meta_info(path)
+    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, False
+    write_file_meta_info(out, meta, enforce_standard=True)
+    Path(path).write_bytes(data[:128] + b"DICM" + out.getvalue() + data[dataset_start:])
+
+
+def frame_byte_ranges(path: str | Path) -> list[tuple[int, int]]:
+    """Where each frame's stored data lie in a written file.
+
+    Read from the file's bytes, independently of any reader: for native
+    pixel data the frame's pixels; for encapsulated pixel data the frame's
+    fragment items, headers included (fragments are split evenly over the
+    frames, as :func:`write_wsi_image` writes them).  A file cut at or after
+    the end of a frame's range holds the frame whole.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file written by this module (not deflated).
+
+    Returns
+    -------
+    list[tuple[int, int]]
+        Byte range ``[start, end)`` of each frame, in stored order.
+    """
+    with open(path, "rb") as fp:
+        ds = pydicom.dcmread(fp, stop_before_pixels=True)
+        element = fp.tell()
+        data = Path(path).read_bytes()
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    frames = int(ds.get("NumberOfFrames", 1))
+    implicit = ts == IMPLICIT_VR_LE
+    start = element + (8 if implicit else 12)
+    length = struct.unpack_from("<I", data, start - 4)[0]
+    if length != 0xFFFFFFFF:  # native
+        size = (
+            int(ds.Rows)
+            * int(ds.Columns)
+            * int(ds.SamplesPerPixel)
+            * int(ds.BitsAllocated)
+            // 8
+        )
+        return [(start + k * size, start + (k + 1) * size) for k in range(frames)]
+    items = []
+    position = start + 8 + struct.unpack_from("<I", data, start + 4)[0]  # BOT
+    while position + 8 <= len(data):
+        tag, size = struct.unpack_from("<II", data, position)
+        if tag != 0xE000FFFE:  # (FFFE,E000) Item
+            break
+        items.append((position, position + 8 + size))
+        position += 8 + size
+    per_frame = len(items) // frames
+    return [
+        (items[k * per_frame][0], items[(k + 1) * per_frame - 1][1])
+        for k in range(frames)
+    ]
 
 
 # --------------------------------------------------------------------------

@@ -74,6 +74,12 @@ Where this backend differs (on purpose)
   server adds (AvailableTransferSyntaxUID, RetrieveURL, ...) are left out.
 * A folder holding several slides is refused (their container identifiers are
   named); a file names its slide.
+* As in OpenSlide, a file whose image cannot be laid out (Rows, Columns or the
+  total pixel matrix size out of range, or frames that do not fill a TILED_FULL
+  matrix) is left out of its slide with a warning, and opening that file
+  itself raises :class:`OpenSlideError`. A file whose transfer syntax is
+  unknown opens (OpenSlide refuses it); reading its level raises
+  :class:`OpenSlideError` naming the syntax.
 
 ``get_best_level_for_downsample`` compares exactly as OpenSlide 4.0.1 does (it has
 no tolerance): a downsample below a level's, by any amount, selects the level
@@ -108,15 +114,18 @@ from pydicom.filereader import read_partial
 from pydicom.multival import MultiValue
 
 from dicomslide.cache import FrameCache
+from dicomslide.client import LocalFolderClient
 from dicomslide.discovery import series_metadata
 from dicomslide.enum import ChannelTypes
-from dicomslide.errors import DicomSlideError
+from dicomslide.errors import DicomSlideError, MetadataError
 from dicomslide.image import TiledImage
 
 # the package's exceptions, defined whether or not the OpenSlide library loads
 from dicomslide.openslide import OpenSlideError, OpenSlideUnsupportedFormatError
 from dicomslide.slide import Slide, find_slides
 from dicomslide.store import FrameStore
+from dicomslide.tile import check_image_geometry
+from dicomslide.utils import is_volume_image
 
 __all__ = ["DicomBackend"]
 
@@ -1041,6 +1050,43 @@ def _is_local(client: Any) -> bool:
     return isinstance(client, DICOMfileClient)
 
 
+class _OpenSlideFolder(LocalFolderClient):
+    """The files of a folder as OpenSlide reads them.
+
+    A VL Whole Slide Microscopy file whose frames cannot be laid out (e.g.
+    Rows of 0, see :func:`dicomslide.tile.check_image_geometry`) is left out
+    with a warning, as OpenSlide leaves out a file that libdicom refuses; the
+    other images of its slide open without it.
+    """
+
+    @property
+    def left_out(self) -> dict[str, MetadataError]:
+        """Dict[str, MetadataError]: why images were left out, by SOP
+        Instance UID"""
+        self.headers()
+        return self.__dict__["_left_out"]
+
+    def headers(self) -> list[Dataset]:
+        kept = self.__dict__.get("_kept")
+        if kept is None:
+            left_out: dict[str, MetadataError] = {}
+            kept = []
+            for header in super().headers():
+                try:
+                    if header.get("SOPClassUID") == _VL_WSI_SOP_CLASS_UID:
+                        # (LABEL and OVERVIEW frames are counted on first use)
+                        check_image_geometry(
+                            header, frame_count=is_volume_image(header)
+                        )
+                except MetadataError as error:
+                    logger.warning("leaving out %s: %s", header.filename, error)
+                    left_out[str(header.get("SOPInstanceUID"))] = error
+                    continue
+                kept.append(header)
+            self.__dict__.update(_kept=kept, _left_out=left_out)
+        return kept
+
+
 class DicomBackend:
     """OpenSlide's view of a DICOM whole slide image.
 
@@ -1123,7 +1169,12 @@ class DicomBackend:
                 f"Unsupported or missing image file: {path}"
             )
         sop_instance_uid = cls._wsi_instance(path)
-        slides = cls._find(path.parent)
+        folder = _OpenSlideFolder(path.parent)
+        slides = cls._find(folder)
+        if sop_instance_uid in folder.left_out:  # libdicom refuses it
+            raise OpenSlideError(
+                f"cannot read {path}: {folder.left_out[sop_instance_uid]}"
+            )
         for slide in slides:
             if sop_instance_uid in slide.sop_instance_uids:
                 return cls(slide, origin=str(path))
@@ -1165,17 +1216,17 @@ class DicomBackend:
         return sop_instance
 
     @staticmethod
-    def _find(folder: Path) -> list[Slide]:
+    def _find(folder: _OpenSlideFolder) -> list[Slide]:
         try:
             return find_slides(folder, include_derived=False, correct_color=False)
         except (DicomSlideError, ValueError) as error:
             raise OpenSlideError(
-                f"cannot read the slides in {folder}: {error}"
+                f"cannot read the slides in {folder.folder}: {error}"
             ) from error
 
     @classmethod
     def _only_slide(cls, folder: Path) -> Slide:
-        slides = cls._find(folder)
+        slides = cls._find(_OpenSlideFolder(folder))
         if not slides:
             raise OpenSlideUnsupportedFormatError(
                 f"no DICOM whole slide image found in {folder}"
