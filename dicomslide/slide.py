@@ -6,47 +6,50 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache
+from dicomslide.channels import (
+    ChannelKey as ChannelKey,  # where dicomslide 0.8.0.dev had it
+)
+from dicomslide.channels import (
+    arrange_images,
+    group_concatenations,
+)
 from dicomslide.client import open_client, portable
+from dicomslide.consistency import (
+    check_slide_images,
+    distinct_values,
+    repair_pixel_spacings,
+)
 from dicomslide.discovery import describe_group, find_slide_images, open_source
 from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import DicomSlideError, MetadataError
 from dicomslide.image import TiledImage
 from dicomslide.matrix import normalize_padding
-from dicomslide.pyramid import Pyramid, PyramidLevel, derive_pixel_spacings
+from dicomslide.pyramid import Pyramid, PyramidLevel
 from dicomslide.utils import (
-    DERIVED_PIXEL_SPACING,
     VL_WSI_SOP_CLASS_UID,
     does_optical_path_item_match,
     does_segment_item_match,
     does_specimen_description_item_match,
-    get_image_pixel_spacing,
-    get_image_size,
-    image_flavor,
     is_label_image,
     is_overview_image,
-    is_tiled_image,
-    is_volume_image,
 )
+
+# names dicomslide 0.7 exported from this module
+from dicomslide.utils import get_image_size as get_image_size
+from dicomslide.utils import is_volume_image as is_volume_image
 
 if TYPE_CHECKING:
     import highdicom as hd
     from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)
-
-_OPTICAL_PATH = ChannelTypes.OPTICAL_PATH
-_CHANNEL_TYPE_ORDER = (
-    ChannelTypes.OPTICAL_PATH,
-    ChannelTypes.SEGMENT,
-    ChannelTypes.PARAMETER,
-)
 
 
 def _annotation_bounds(
@@ -69,113 +72,6 @@ def _annotation_bounds(
         half = np.sqrt(major**2 + minor**2)
         return center - half, center + half
     return points.min(axis=0), points.max(axis=0)
-
-
-def _one_per_size(images: Sequence[TiledImage]) -> tuple[TiledImage, ...]:
-    """Images by size, largest first; of images of one size, a VOLUME image
-    wins over a THUMBNAIL (a thumbnail as large as a level adds nothing)."""
-    by_size: dict[tuple[int, int], TiledImage] = {}
-    for image in dict.fromkeys(images):
-        kept = by_size.get(image.size)
-        if kept is None or _flavor(kept) == "THUMBNAIL" != _flavor(image):
-            by_size[image.size] = image
-    return tuple(
-        sorted(by_size.values(), key=lambda i: get_image_size(i.metadata), reverse=True)
-    )
-
-
-def _values(image_metadata: Sequence[Dataset], keyword: str) -> list[str]:
-    """The distinct non-empty values of an attribute, in order of appearance."""
-    values = (element_value(m, keyword) for m in image_metadata)
-    return list(dict.fromkeys(str(v) for v in values if v))
-
-
-def _derive_pixel_spacings(image_metadata: Sequence[Dataset]) -> None:
-    """Give images whose stored Pixel Spacing contradicts their size the
-    spacing their size implies (see :func:`dicomslide.pyramid.derive_pixel_spacings`),
-    and warn once."""
-    derived = derive_pixel_spacings(image_metadata)
-    if not derived:
-        return
-    for metadata in image_metadata:
-        if not is_tiled_image(metadata) or is_label_image(metadata):
-            continue
-        size = (
-            int(metadata.TotalPixelMatrixRows),
-            int(metadata.TotalPixelMatrixColumns),
-        )
-        try:
-            stored = get_image_pixel_spacing(metadata)
-        except MetadataError:
-            continue
-        for (wrong_size, wrong_spacing), spacing in derived.items():
-            if size == wrong_size and np.allclose(stored, wrong_spacing, rtol=1e-6):
-                setattr(metadata, DERIVED_PIXEL_SPACING, spacing)
-    sizes = ", ".join(
-        f"{rows}x{columns} px: {spacing[0]:.6g} mm"
-        for ((rows, columns), _), spacing in sorted(derived.items(), reverse=True)
-    )
-    (_, repeated) = next(iter(derived))
-    logger.warning(
-        "slide %s: images of several sizes state the Pixel Spacing %s mm of the "
-        "largest image; the spacing of the others is derived from their sizes "
-        "(%s)",
-        _name(image_metadata),
-        tuple(float(v) for v in repeated),
-        sizes,
-    )
-
-
-def _name(image_metadata: Sequence[Dataset]) -> str:
-    """Name a slide in messages by its container, or else its series."""
-    containers = _values(image_metadata, "ContainerIdentifier")
-    if containers:
-        return repr(containers[0])
-    series = _values(image_metadata, "SeriesInstanceUID")
-    return f"of series {series[0]} (no container)" if series else "(no container)"
-
-
-def _is_associated(metadata: Dataset) -> bool:
-    return is_label_image(metadata) or is_overview_image(metadata)
-
-
-def _flavor(image: TiledImage) -> str:
-    return image_flavor(image.metadata) or ""
-
-
-class ChannelKey(NamedTuple):
-    """What identifies a channel of a slide."""
-
-    #: Type of the channel
-    type: ChannelTypes
-    #: Series Instance UID of a derived series, empty for optical paths
-    scope: str
-    #: Optical Path Identifier, Segment Number or parameter number
-    identifier: str
-
-
-def group_concatenations(image_metadata: Sequence[Dataset]) -> list[list[Dataset]]:
-    """Group instances into images: the parts of a concatenation form one.
-
-    Parameters
-    ----------
-    image_metadata: Sequence[pydicom.Dataset]
-        Metadata of image instances
-
-    Returns
-    -------
-    List[List[pydicom.Dataset]]
-        Instances of each image, in the order images first appear
-
-    """
-    groups: dict[str, list[Dataset]] = {}
-    for metadata in image_metadata:
-        key = str(
-            element_value(metadata, "ConcatenationUID")
-            or element_value(metadata, "SOPInstanceUID")
-        )
-        groups.setdefault(key, []).append(metadata)
-    return list(groups.values())
 
 
 class Slide:
@@ -231,17 +127,12 @@ class Slide:
         if len(image_metadata) == 0:
             raise ValueError("image_metadata must not be empty")
         self._client = open_client(client)
-        self._check_consistency(image_metadata)
-        _derive_pixel_spacings(image_metadata)
-        first = image_metadata[0]
+        check_slide_images(image_metadata)
+        repair_pixel_spacings(image_metadata)
         self._container_id = next(
-            iter(_values(image_metadata, "ContainerIdentifier")), ""
+            iter(distinct_values(image_metadata, "ContainerIdentifier")), ""
         )
         self._correct_color = correct_color
-
-        # A channel is an optical path, or a segment or parameter of one
-        # derived series (segment numbers repeat across segmentations).
-        volume: dict[tuple[ChannelKey, float], list[TiledImage]] = defaultdict(list)
         self._image_options = (max_frame_cache_size, correct_color, cache)
         # LABEL and OVERVIEW images become TiledImages on first use: reading
         # the slide's pixels doesn't need them.
@@ -258,137 +149,51 @@ class Slide:
                 self._associated_parts["OVERVIEW"].append(parts)
             else:
                 images.append(self._make_image(parts))
-        # Several pyramids (Pyramid UIDs) may image the slide: the one with
-        # the largest image gives the levels, the others are kept aside.
-        by_pyramid: dict[str, list[TiledImage]] = defaultdict(list)
-        for image in images:
-            if is_volume_image(image.metadata):
-                by_pyramid[str(image.metadata.get("PyramidUID", ""))].append(image)
-        primary = max(
-            by_pyramid.items(),
-            key=lambda item: (
-                max(get_image_size(i.metadata) for i in item[1]),
-                item[0],
-            ),
-            default=("", []),
-        )[0]
-        secondary = {
-            uid: group
-            for uid, group in by_pyramid.items()
-            if uid not in (primary, "")  # images without a Pyramid UID join the main
-        }
-        for image in images:
-            metadata = image.metadata
-            if str(metadata.get("PyramidUID", "")) in secondary and is_volume_image(
-                metadata
-            ):
-                continue
-            if (
-                is_volume_image(metadata)
-                or image.channel_type != ChannelTypes.OPTICAL_PATH
-            ):
-                scope = (
-                    ""
-                    if image.channel_type == ChannelTypes.OPTICAL_PATH
-                    else str(metadata.SeriesInstanceUID)
-                )
-                for channel in range(image.num_channels):
-                    channel_key = ChannelKey(
-                        image.channel_type, scope, image.get_channel_identifier(channel)
-                    )
-                    for plane in range(image.num_focal_planes):
-                        volume[
-                            (channel_key, image.get_focal_plane_offset(plane))
-                        ].append(image)
-            else:
-                logger.debug(
-                    "image %s is neither VOLUME, LABEL nor OVERVIEW",
-                    metadata.SOPInstanceUID,
-                )
-        if not any(key.type == ChannelTypes.OPTICAL_PATH for key, _ in volume):
+        if not images:
             raise MetadataError(
                 "a slide needs at least one VOLUME or THUMBNAIL image",
-                str(first.get("SOPInstanceUID")),
+                str(element_value(image_metadata[0], "SOPInstanceUID")),
             )
-        self._thumbnail_images = tuple(
-            image for image in images if _flavor(image) == "THUMBNAIL"
-        )
-
-        # optical paths as stored; derived channels by series (Series Number,
-        # then UID), then segment or parameter number
-        channels = list(dict.fromkeys(k for k, _ in volume if k.type == _OPTICAL_PATH))
-        series_numbers = {
-            str(image.metadata.SeriesInstanceUID): int(
-                image.metadata.get("SeriesNumber") or 0
-            )
-            for group in volume.values()
-            for image in group
-        }
-        channels += sorted(
-            {k for k, _ in volume if k.type != _OPTICAL_PATH},
-            key=lambda k: (
-                _CHANNEL_TYPE_ORDER.index(k.type),
-                series_numbers.get(k.scope, 0),
-                k.scope,
-                int(k.identifier) if k.identifier.isdigit() else 0,
-                k.identifier,
-            ),
-        )
-        self._channels = channels
-        self._focal_plane_offsets = sorted(
-            {offset for key, offset in volume if key.type == ChannelTypes.OPTICAL_PATH}
-        )
-
-        self._volume_images: dict[tuple[int, int], tuple[TiledImage, ...]] = {}
-        for channel_index, channel_key in enumerate(channels):
-            plane_offsets = sorted(
-                {offset for key, offset in volume if key == channel_key}
-            )
-            for plane_index, offset in enumerate(self._focal_plane_offsets):
-                if offset not in plane_offsets:
-                    if len(plane_offsets) != 1:
-                        continue
-                    # derived images of a single plane apply to every plane
-                    offset = plane_offsets[0]
-                self._volume_images[(channel_index, plane_index)] = _one_per_size(
-                    volume[(channel_key, offset)]
-                )
-
-        reference = [image.metadata for image in self._volume_images[(0, 0)]]
-        self._pyramids: dict[tuple[int, int], Pyramid] = {}
-        for key_, volume_images in self._volume_images.items():
-            try:
-                self._pyramids[key_] = Pyramid(
-                    [image.metadata for image in volume_images],
-                    pyramid_tolerance,
-                    ref_metadata=reference,
-                )
-            except ValueError as error:
-                raise MetadataError(
-                    f"images of channel {key_[0]} and focal plane {key_[1]} do not "
-                    f"form a pyramid: {error}",
-                    str(volume_images[0].metadata.SOPInstanceUID),
-                ) from error
+        arrangement = arrange_images(images)
+        self._channels = arrangement.channels
+        self._focal_plane_offsets = arrangement.focal_plane_offsets
+        self._volume_images = arrangement.volume_images
+        self._secondary = arrangement.other_pyramids
+        self._thumbnail_images = arrangement.thumbnail_images
+        self._pyramids = self._build_pyramids(pyramid_tolerance)
         self._pyramid = self._pyramids[(0, 0)]
-        self._frame_of_reference_uid = str(
-            element_value(
-                self._volume_images[(0, 0)][0].metadata, "FrameOfReferenceUID"
-            )
-            or ""
-        )
-        self._secondary = [
-            self._assign_to_channels(group) for _, group in sorted(secondary.items())
-        ]
         self._other_pyramids = tuple(
-            Pyramid(
-                [image.metadata for image in volume_images[(0, 0)]], pyramid_tolerance
-            )
-            for volume_images in self._secondary
-            if (0, 0) in volume_images
+            Pyramid([i.metadata for i in images[(0, 0)]], pyramid_tolerance)
+            for images in self._secondary
+            if (0, 0) in images
+        )
+        base = self._volume_images[(0, 0)][0].metadata
+        self._frame_of_reference_uid = str(
+            element_value(base, "FrameOfReferenceUID") or ""
         )
         uids = sorted(str(m.SOPInstanceUID) for m in image_metadata)
         self._sop_instance_uids = frozenset(uids)
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
+
+    def _build_pyramids(self, tolerance: float) -> dict[tuple[int, int], Pyramid]:
+        """The pyramid of every channel and focal plane, on the levels of
+        channel 0 and focal plane 0."""
+        reference = [image.metadata for image in self._volume_images[(0, 0)]]
+        pyramids: dict[tuple[int, int], Pyramid] = {}
+        for key, volume_images in self._volume_images.items():
+            try:
+                pyramids[key] = Pyramid(
+                    [image.metadata for image in volume_images],
+                    tolerance,
+                    ref_metadata=reference,
+                )
+            except ValueError as error:
+                raise MetadataError(
+                    f"images of channel {key[0]} and focal plane {key[1]} do not "
+                    f"form a pyramid: {error}",
+                    str(volume_images[0].metadata.SOPInstanceUID),
+                ) from error
+        return pyramids
 
     def _make_image(self, parts: Sequence[Dataset]) -> TiledImage:
         max_frame_cache_size, correct_color, cache = self._image_options
@@ -410,71 +215,6 @@ class Slide:
             # of two threads that made them at once, both get the first's
             images = self._associated_images.setdefault(flavor, made)
         return images
-
-    def _assign_to_channels(
-        self, images: Sequence[TiledImage]
-    ) -> dict[tuple[int, int], tuple[TiledImage, ...]]:
-        """Sort the images of another pyramid by the slide's channels and planes."""
-        assigned: dict[tuple[int, int], list[TiledImage]] = defaultdict(list)
-        for image in images:
-            for channel in range(image.num_channels):
-                for plane in range(image.num_focal_planes):
-                    try:
-                        key = (
-                            self.get_channel_index(
-                                image.get_channel_identifier(channel),
-                                ChannelTypes.OPTICAL_PATH,
-                            ),
-                            self.get_focal_plane_index(
-                                image.get_focal_plane_offset(plane)
-                            ),
-                        )
-                    except ValueError:
-                        logger.debug(
-                            "image %s: channel or focal plane not in the main pyramid",
-                            image.metadata.SOPInstanceUID,
-                        )
-                        continue
-                    assigned[key].append(image)
-        return {
-            key: tuple(
-                sorted(group, key=lambda i: get_image_size(i.metadata), reverse=True)
-            )
-            for key, group in assigned.items()
-        }
-
-    @staticmethod
-    def _check_consistency(image_metadata: Sequence[Dataset]) -> None:
-        """Refuse what cannot be one slide; warn about what contradicts itself.
-
-        Two containers cannot be one glass slide. Images that name different
-        frames of reference (or a container only some of them name) are read
-        as one slide, as OpenSlide does: grouping put them together.
-        """
-        seen: set[str] = set()
-        for metadata in image_metadata:
-            if not isinstance(metadata, Dataset):
-                raise TypeError("image_metadata must be a sequence of datasets")
-            uid = str(element_value(metadata, "SOPInstanceUID"))
-            if uid in seen:
-                raise MetadataError("SOP Instance UID occurs twice in the slide", uid)
-            seen.add(uid)
-        containers = _values(image_metadata, "ContainerIdentifier")
-        if len(containers) > 1:
-            raise MetadataError(
-                "the images name several containers: "
-                + ", ".join(repr(c) for c in containers)
-            )
-        frames_of_reference = _values(image_metadata, "FrameOfReferenceUID")
-        if len(frames_of_reference) > 1:
-            logger.warning(
-                "slide %s: its images name %d frames of reference (%s%s); they "
-                "are read as one slide, placed by their own positions",
-                _name(image_metadata),
-                len(frames_of_reference),
-                ", ".join(frames_of_reference[:2]),
-                ", ..." if len(frames_of_reference) > 2 else "",
-            )
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
