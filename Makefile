@@ -41,7 +41,7 @@ demo: $(VENV)/.runtime
 	$(BIN)/dicomslide info data/sample
 	$(BIN)/dicomslide thumbnail data/sample --size 512 -o $(OUT)/thumbnail.png
 	$(BIN)/dicomslide label data/sample -o $(OUT)/label.png
-	$(BIN)/dicomslide region data/sample --level 0 --offset 1200 1500 --size 768 1024 -o $(OUT)/region.png
+	$(BIN)/dicomslide region data/sample --level 0 --offset 1500 1200 --size 1024 768 -o $(OUT)/region.png
 	@echo "The pictures are in $(abspath $(OUT))"
 
 $(VENV)/.docs: $(VENV)/.runtime requirements_docs.txt

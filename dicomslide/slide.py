@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import PIL.Image
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache
-from dicomslide.channels import (
-    ChannelKey as ChannelKey,  # where dicomslide 0.8.0.dev had it
-)
-from dicomslide.channels import (
-    arrange_images,
-    group_concatenations,
-)
+from dicomslide.channels import arrange_images, group_concatenations
 from dicomslide.client import open_client, portable
 from dicomslide.consistency import (
     check_slide_images,
@@ -28,10 +24,16 @@ from dicomslide.consistency import (
 from dicomslide.discovery import describe_group, find_slide_images, open_source
 from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
-from dicomslide.errors import DicomSlideError, MetadataError
+from dicomslide.errors import (
+    DicomSlideError,
+    MetadataError,
+    MultipleSlidesError,
+    SlideNotFoundError,
+)
 from dicomslide.image import TiledImage
 from dicomslide.matrix import normalize_padding
 from dicomslide.pyramid import Pyramid, PyramidLevel
+from dicomslide.transport import without_credentials
 from dicomslide.utils import (
     VL_WSI_SOP_CLASS_UID,
     does_optical_path_item_match,
@@ -339,6 +341,26 @@ class Slide:
         return tuple(level.pixel_spacing for level in self._pyramid)
 
     @property
+    def microns_per_pixel(self) -> tuple[tuple[float, float], ...]:
+        """Tuple[Tuple[float, float], ...]: :attr:`pixel_spacings` in
+        micrometers per pixel: along the rows (x, left to right) and along the
+        columns (y, top to bottom) of each level, as OpenSlide's ``mpp-x`` and
+        ``mpp-y`` of level 0"""
+        return tuple((x * 1000.0, y * 1000.0) for x, y in self.pixel_spacings)
+
+    @property
+    def objective_power(self) -> float | None:
+        """Union[float, None]: Objective Lens Power of the optical path of
+        channel 0, when the metadata give it"""
+        metadata = self._volume_images[(0, 0)][0].metadata
+        identifier = self._channels[0].identifier
+        for item in element_value(metadata, "OpticalPathSequence") or []:
+            if str(element_value(item, "OpticalPathIdentifier")) == identifier:
+                power = element_value(item, "ObjectiveLensPower")
+                return float(power) if power not in (None, "") else None
+        return None
+
+    @property
     def downsampling_factors(self) -> tuple[float, ...]:
         """Tuple[float, ...]: Downsampling factors of images at each pyramid
         level relative to the base level (mean of rows and columns)"""
@@ -514,6 +536,96 @@ class Slide:
         ]
         plane = planes.index(offset) if offset in planes else 0
         return image.get_total_pixel_matrix(image.get_channel_index(identifier), plane)
+
+    def get_thumbnail(
+        self,
+        size: int | tuple[int, int] = 512,
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> PIL.Image.Image:
+        """Get a thumbnail of the slide.
+
+        The thumbnail is made from the smallest level at least as large as
+        the thumbnail, resampled with a Lanczos filter, with the colours of
+        the slide's ``correct_color`` setting.
+
+        Parameters
+        ----------
+        size: Union[int, Tuple[int, int]], optional
+            Largest size: a number bounds both sides; a pair is (rows,
+            columns), the order of the dicomslide API. The thumbnail keeps
+            the slide's aspect ratio and is never larger than level 0.
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        PIL.Image.Image
+            RGB (or greyscale) picture
+
+        Raises
+        ------
+        ValueError
+            When the size is not positive, or the channel's samples are not
+            8 bit (read them with :meth:`get_image_region`)
+
+        """
+        max_rows, max_columns = (size, size) if isinstance(size, int) else size
+        if min(max_rows, max_columns) < 1:
+            raise ValueError(f"thumbnail size must be positive, got {size}")
+        rows, columns = self.size
+        scale = min(max_rows / rows, max_columns / columns, 1.0)
+        target = (max(1, int(rows * scale)), max(1, int(columns * scale)))
+        level = self._level_for(target, channel_index, focal_plane_index)
+        dimensions = self.total_pixel_matrix_dimensions[level]
+        pixels = self.get_image_region(
+            (0, 0), level, dimensions, channel_index, focal_plane_index
+        )
+        if pixels.dtype != np.uint8:
+            raise ValueError(
+                f"channel {channel_index} has {pixels.dtype} samples; thumbnails "
+                "are made of 8-bit images"
+            )
+        array = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+        picture = PIL.Image.fromarray(array)
+        # Pillow's own rounding of the size, as OpenSlide's thumbnails have
+        picture.thumbnail(
+            (max_columns, max_rows), PIL.Image.Resampling.LANCZOS, reducing_gap=3.0
+        )
+        return picture
+
+    def _level_for(
+        self, size: tuple[int, int], channel_index: int, focal_plane_index: int
+    ) -> int:
+        """The smallest level of a channel at least as large as `size`
+        (else its largest level)."""
+        present = [
+            level
+            for level in range(self.num_levels)
+            if self._has_image(level, channel_index, focal_plane_index)
+        ]
+        if not present:
+            raise ValueError(f"channel {channel_index} has no image")
+        large_enough = [
+            level
+            for level in present
+            if all(
+                have >= want
+                for have, want in zip(self.total_pixel_matrix_dimensions[level], size)
+            )
+        ]
+        return max(large_enough) if large_enough else min(present)
+
+    def _has_image(
+        self, level: int, channel_index: int, focal_plane_index: int
+    ) -> bool:
+        try:
+            self.get_image(level, channel_index, focal_plane_index)
+        except ValueError:
+            return False
+        return True
 
     def to_dask(
         self, level: int = 0, channel_index: int = 0, focal_plane_index: int = 0
@@ -957,7 +1069,7 @@ class Slide:
         number: Union[int, None], optional
             Segment number
         label: Union[str, None], optional
-            Segment label
+            Segment label (compared ignoring case and white space)
         property_category: Union[highdicom.sr.CodedConcept, pydicom.sr.coding.Code, None], optional
             Category of segmented property
         property_type: Union[highdicom.sr.CodedConcept, pydicom.sr.coding.Code, None], optional
@@ -987,7 +1099,7 @@ class Slide:
 
 
 def find_slides(
-    client: Any,
+    source: Any = None,
     study_instance_uid: str | None = None,
     patient_id: str | None = None,
     study_id: str | None = None,
@@ -1002,16 +1114,17 @@ def find_slides(
     correct_color: bool = True,
     cache: FrameCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    client: Any = None,
 ) -> list[Slide]:
     """Find slides.
 
     Parameters
     ----------
-    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
-        DICOMweb client; or a local folder path (opens the embedded
-        ``DICOMfileClient``); or a path to one file (finds the slide that
-        file belongs to among the files of its folder); or an ``http(s)://``
-        DICOMweb base URL
+    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        Where to look: a local folder path (opens the embedded client); a
+        path to one file (finds the slide that file belongs to among the
+        files of its folder); an ``http(s)://`` DICOMweb base URL; or a
+        ``DICOMClient`` (e.g. a ``dicomweb_client.DICOMwebClient``)
     study_instance_uid: Union[str, None], optional
         DICOM Study Instance UID
     patient_id: Union[str, None], optional
@@ -1050,6 +1163,9 @@ def find_slides(
         shared by all images
     progress: Union[Callable[[int, int], None], None], optional
         Called with (series done, series in all) as discovery proceeds
+    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike, None], optional
+        The name dicomslide 0.7 gave `source`, for callers that pass it by
+        keyword
 
     Returns
     -------
@@ -1057,7 +1173,13 @@ def find_slides(
         Digital slides, sorted by container identifier
 
     """  # noqa: E501
-    client, source_file = open_source(client)
+    if client is not None:
+        if source is not None:
+            raise TypeError("find_slides() takes a source or a client, not both")
+        source = client
+    if source is None:
+        raise TypeError("find_slides() needs a source: a path, a URL or a client")
+    client, source_file = open_source(source)
     image_groups = find_slide_images(
         client,
         study_instance_uid,
@@ -1069,6 +1191,12 @@ def find_slides(
         specimen_stains,
         optical_path_ids,
         progress=progress,
+    )
+    logger.debug(
+        "%s: %d images in %d groups",
+        _describe_source(source),
+        sum(len(images) for images in image_groups),
+        len(image_groups),
     )
     slides = []
     for images in image_groups:
@@ -1129,3 +1257,48 @@ def _make_slide(
             continue
         accepted += images
     return slide
+
+
+def open_slide(source: Any, **filters: Any) -> Slide:
+    """Open the one slide of a source.
+
+    Parameters
+    ----------
+    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        A folder, a file of the slide, a DICOMweb URL or a client (see
+        :func:`find_slides`)
+    **filters: Any
+        Further arguments of :func:`find_slides`, such as ``container_id``,
+        ``study_instance_uid`` or ``correct_color``
+
+    Returns
+    -------
+    dicomslide.Slide
+        The slide
+
+    Raises
+    ------
+    dicomslide.errors.SlideNotFoundError
+        When the source holds no slide (that matches the filters)
+    dicomslide.errors.MultipleSlidesError
+        When it holds several; the message lists their container identifiers
+
+    """
+    slides = find_slides(source, **filters)
+    where = _describe_source(source)
+    if not slides:
+        raise SlideNotFoundError(f"no slide found in {where}")
+    if len(slides) > 1:
+        names = [s.container_id or "(no container)" for s in slides]
+        raise MultipleSlidesError(
+            f"{len(slides)} slides found in {where}: {', '.join(names)}; choose one "
+            "with container_id= (or study_instance_uid=), or open one of its files",
+            names,
+        )
+    return slides[0]
+
+
+def _describe_source(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return without_credentials(os.fsdecode(source))
+    return repr(source)
