@@ -1,11 +1,12 @@
 # make test: lint, type-check and test in a virtual environment (.venv)
 # make demo: run the demo on the bundled sample slide in data/sample
+# make dist: build a wheel of the package into dist/
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 OUT ?= out/demo
 
-.PHONY: install install-test test lint typecheck pytest demo sample docs bench clean
+.PHONY: install install-test test lint typecheck pytest demo sample docs bench dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,5 +59,9 @@ bench: $(VENV)/.test
 sample: $(VENV)/.test
 	$(BIN)/python data/make_sample.py
 
+dist: $(BIN)/python
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/*.whl
+
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) out dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis
