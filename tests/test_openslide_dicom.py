@@ -49,12 +49,8 @@ from pydicom.tag import Tag
 
 import dicomslide
 from dicomslide.cache import FrameCache
-from dicomslide.openslide import dicom
-from dicomslide.openslide.dicom import (
-    DicomBackend,
-    OpenSlideError,
-    OpenSlideUnsupportedFormatError,
-)
+from dicomslide.openslide import OpenSlideError, OpenSlideUnsupportedFormatError
+from dicomslide.openslide.dicom import DicomBackend
 
 try:
     from dicomslide.openslide import lowlevel
@@ -316,12 +312,13 @@ def test_fractional_downsample_reads_are_resampled_like_openslide(corpus):
 
 
 @needs_openslide
-def test_exceptions_are_lowlevels():
-    assert dicom.OpenSlideError is lowlevel.OpenSlideError
-    assert (
-        dicom.OpenSlideUnsupportedFormatError
-        is lowlevel.OpenSlideUnsupportedFormatError
-    )
+def test_exceptions_are_lowlevels(tmp_path):
+    """The DICOM backend raises the library's exceptions when it loads."""
+    assert OpenSlideError is lowlevel.OpenSlideError
+    not_dicom = tmp_path / "notes.dcm"
+    not_dicom.write_text("hello")
+    with pytest.raises(lowlevel.OpenSlideUnsupportedFormatError):
+        DicomBackend.open(not_dicom)
 
 
 @needs_openslide
