@@ -33,7 +33,6 @@ import random
 import shutil
 import struct
 import threading
-import types
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +47,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
 import dicomslide
+import dicomslide.openslide
 from dicomslide.cache import FrameCache
 from dicomslide.openslide import OpenSlideError, OpenSlideUnsupportedFormatError
 from dicomslide.openslide.dicom import DicomBackend
@@ -724,8 +724,9 @@ def test_set_cache(corpus):
     path = corpus / "V14-wsidicom-native-explicit"
     backend = DicomBackend.open(path)
     before = np.asarray(backend.read_region((100, 100), 0, (300, 300)))
-    cache = FrameCache(64 << 20)
-    backend.set_cache(types.SimpleNamespace(frame_cache=cache))  # OpenSlideCache
+    shared = dicomslide.openslide.OpenSlideCache(64 << 20)
+    backend.set_cache(shared)
+    cache = shared.frame_cache
     assert np.array_equal(
         np.asarray(backend.read_region((100, 100), 0, (300, 300))), before
     )

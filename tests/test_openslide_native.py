@@ -842,8 +842,8 @@ def test_image_slide_leaves_a_given_image_open():
         assert slide.dimensions == (300, 250)
     image.load()  # still open
     with ours.ImageSlide(BOXES_PNG) as slide:
-        file_image = slide._image
-    assert slide._image is None and file_image.fp is None
+        file_image = slide._picture
+    assert slide._picture is None and file_image.fp is None
 
 
 def test_open_slide_falls_back_like_openslide_python(oracle, tmp_path):

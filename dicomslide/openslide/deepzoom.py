@@ -138,10 +138,10 @@ class DeepZoomGenerator:
         overlap: int = 1,
         limit_bounds: bool = False,
     ) -> None:
-        self._osr = osr
+        self._slide = osr
         self._tile_size = tile_size
         self._overlap = overlap
-        self._limit_bounds = limit_bounds
+        self._bounded = limit_bounds
 
         # The shown part of the slide: its level-0 origin, and its size as a
         # fraction of level 0 (which sizes it in every slide level).
@@ -185,9 +185,9 @@ class DeepZoomGenerator:
 
     def __repr__(self) -> str:
         return (
-            f"{self.__class__.__name__}({self._osr!r}, "
+            f"{self.__class__.__name__}({self._slide!r}, "
             f"tile_size={self._tile_size!r}, overlap={self._overlap!r}, "
-            f"limit_bounds={self._limit_bounds!r})"
+            f"limit_bounds={self._bounded!r})"
         )
 
     @property
@@ -254,8 +254,8 @@ class DeepZoomGenerator:
 
         """
         arguments, size = self._locate(level, address)
-        region = self._osr.read_region(*arguments)
-        tile = render(region, self._osr.properties, size)
+        region = self._slide.read_region(*arguments)
+        tile = render(region, self._slide.properties, size)
         profile = region.info.get("icc_profile")
         if profile is not None:
             tile.info["icc_profile"] = profile

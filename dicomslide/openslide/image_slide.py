@@ -31,22 +31,20 @@ class ImageSlide(AbstractSlide):
 
     def __init__(self, file: Filename | Image.Image) -> None:
         super().__init__()
-        self._file_arg = file
+        self._source = file
         self._lock = threading.Lock()
-        self._image: Image.Image | None
-        if isinstance(file, Image.Image):
-            self._close = False
-            self._image = file
-        else:
-            self._close = True
-            self._image = Image.open(file)
-        self._icc: bytes | None = self._image.info.get("icc_profile")
+        # a file is opened here and closed by close(); a given image is the
+        # caller's to close
+        self._owns_picture = not isinstance(file, Image.Image)
+        picture = file if isinstance(file, Image.Image) else Image.open(file)
+        self._picture: Image.Image | None = picture
+        self._icc: bytes | None = picture.info.get("icc_profile")
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self._file_arg!r})"
+        return f"{self.__class__.__name__}({self._source!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self._file_arg,))
+        return (type(self), (self._source,))
 
     def _icc_profile(self) -> bytes | None:
         return self._icc
@@ -75,15 +73,15 @@ class ImageSlide(AbstractSlide):
     def close(self) -> None:
         """Close the slide (and the image file it opened)."""
         with self._lock:
-            if self._close and self._image is not None:
-                self._image.close()
-            self._close = False
-            self._image = None
+            picture, self._picture = self._picture, None
+            if picture is not None and self._owns_picture:
+                picture.close()
 
-    def _open_image(self) -> Image.Image:
-        if self._image is None:
+    def _live_picture(self) -> Image.Image:
+        picture = self._picture
+        if picture is None:
             raise ValueError("Cannot read from a closed slide")
-        return self._image
+        return picture
 
     @property
     def level_count(self) -> Literal[1]:
@@ -93,7 +91,7 @@ class ImageSlide(AbstractSlide):
     @property
     def level_dimensions(self) -> tuple[tuple[int, int]]:
         """Tuple[Tuple[int, int]]: (width, height) of the image"""
-        return (self._open_image().size,)
+        return (self._live_picture().size,)
 
     @property
     def level_downsamples(self) -> tuple[float]:
@@ -154,24 +152,20 @@ class ImageSlide(AbstractSlide):
 
         """
         with self._lock:
-            image = self._open_image()
+            picture = self._live_picture()
             if level != 0:
                 raise OpenSlideError("Invalid level")
             if any(extent < 0 for extent in size):
                 raise OpenSlideError(f"Size {size} must be non-negative")
             region = Image.new("RGBA", size, (0, 0, 0, 0))
-            # The part of the region inside the image, in image coordinates.
-            box = [
-                max(0, min(start, limit))
-                for start, limit in zip(location, image.size, strict=True)
-            ] + [
-                max(0, min(start + extent, limit))
-                for start, extent, limit in zip(location, size, image.size, strict=True)
-            ]
-            left, top, right, bottom = box
-            if right > left and bottom > top:
-                crop = image.crop((left, top, right, bottom))
-                region.paste(crop, (left - location[0], top - location[1]))
+            # where the region and the picture overlap, in picture coordinates
+            (x, y), (width, height) = location, size
+            left, top = max(x, 0), max(y, 0)
+            right = min(x + width, picture.width)
+            bottom = min(y + height, picture.height)
+            if left < right and top < bottom:
+                overlap = picture.crop((left, top, right, bottom))
+                region.paste(overlap, (left - x, top - y))
         if self._icc is not None:
             region.info["icc_profile"] = self._icc
         return region

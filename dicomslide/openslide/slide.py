@@ -32,14 +32,17 @@ _T = TypeVar("_T")
 _DICOMSLIDE_07_NAMES = {"LABEL": "label", "OVERVIEW": "macro", "THUMBNAIL": "thumbnail"}
 
 
-class _BackendMap(Mapping[str, _T], metaclass=ABCMeta):
+class _BackendView(Mapping[str, _T], metaclass=ABCMeta):
     """Read-only mapping over a backend, with openslide-python's repr."""
+
+    #: the class name that openslide-python's repr of the mapping shows
+    _shown_as = ""
 
     def __init__(self, backend: SlideBackend) -> None:
         self._backend = backend
 
     def __repr__(self) -> str:
-        return f"<{self.__class__.__name__} {dict(self)!r}>"
+        return f"<{self._shown_as} {dict(self)!r}>"
 
     @abstractmethod
     def _keys(self) -> list[str]: ...
@@ -51,7 +54,9 @@ class _BackendMap(Mapping[str, _T], metaclass=ABCMeta):
         return len(self._keys())
 
 
-class _PropertyMap(_BackendMap[str]):
+class _Properties(_BackendView[str]):
+    _shown_as = "_PropertyMap"
+
     def _keys(self) -> list[str]:
         return list(self._backend.properties)
 
@@ -59,7 +64,9 @@ class _PropertyMap(_BackendMap[str]):
         return self._backend.properties[name]
 
 
-class _AssociatedImageMap(_BackendMap[Image.Image]):
+class _AssociatedImages(_BackendView[Image.Image]):
+    _shown_as = "_AssociatedImageMap"
+
     def __init__(self, backend: SlideBackend, slide_profile: bytes | None) -> None:
         super().__init__(backend)
         self._slide_profile = slide_profile
@@ -87,11 +94,11 @@ class _AssociatedImageMap(_BackendMap[Image.Image]):
 
 
 def _reopened(
-    cls: type[OpenSlide], backend: SlideBackend, filename: Filename | Slide
+    cls: type[OpenSlide], backend: SlideBackend, source: Filename | Slide
 ) -> OpenSlide:
     """Unpickle an OpenSlide: wrap the backend reopened by its own reduce."""
     slide = cls.__new__(cls)
-    slide._attach(backend, filename)
+    slide._attach(backend, source)
     return slide
 
 
@@ -125,16 +132,16 @@ class OpenSlide(AbstractSlide):
         super().__init__()
         self._attach(open_backend(filename), filename)
 
-    def _attach(self, backend: SlideBackend, filename: Filename | Slide) -> None:
-        self._filename = filename
+    def _attach(self, backend: SlideBackend, source: Filename | Slide) -> None:
+        self._source = source
         self._backend = backend
         self._icc = backend.icc_profile
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self._filename!r})"
+        return f"{self.__class__.__name__}({self._source!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_reopened, (type(self), self._backend, self._filename))
+        return (_reopened, (type(self), self._backend, self._source))
 
     def _icc_profile(self) -> bytes | None:
         return self._icc
@@ -184,7 +191,7 @@ class OpenSlide(AbstractSlide):
         ``openslide.*`` properties are the same for every format; others are
         vendor specific.
         """
-        return _PropertyMap(self._backend)
+        return _Properties(self._backend)
 
     @property
     def associated_images(self) -> Mapping[str, Image.Image]:
@@ -193,7 +200,7 @@ class OpenSlide(AbstractSlide):
         Images are read when accessed, as RGBA (not premultiplied), with their
         ICC profile in ``info["icc_profile"]`` when they have one.
         """
-        return _AssociatedImageMap(self._backend, self._icc)
+        return _AssociatedImages(self._backend, self._icc)
 
     def get_best_level_for_downsample(self, downsample: float) -> int:
         """Return the best level for displaying a downsample factor.

@@ -24,6 +24,7 @@ from PIL import Image
 from dicomslide._compat import rgba_image
 from dicomslide.cache import FrameCache
 from dicomslide.errors import DicomSlideError
+from dicomslide.openslide.cache import OpenSlideCache
 from dicomslide.openslide.dicom.levels import (
     Level,
     associated_images,
@@ -347,18 +348,17 @@ class DicomBackend:
                 raise self._fail(error) from error
         return _straight_image(out)
 
-    def set_cache(self, cache: Any) -> None:
+    def set_cache(self, cache: OpenSlideCache | FrameCache) -> None:
         """Read through another frame cache.
 
         Parameters
         ----------
-        cache: Any
-            A :class:`dicomslide.openslide.OpenSlideCache` (its ``frame_cache``
-            is used) or a :class:`dicomslide.cache.FrameCache`
+        cache: Union[dicomslide.openslide.OpenSlideCache, dicomslide.cache.FrameCache]
+            The cache (of an ``OpenSlideCache``, its ``frame_cache`` is used)
 
         """
         self._check()
-        frame_cache = getattr(cache, "frame_cache", cache)
+        frame_cache = cache.frame_cache if isinstance(cache, OpenSlideCache) else cache
         if not isinstance(frame_cache, FrameCache):
             raise TypeError(f"not a cache: {cache!r}")
         with self._lock:
