@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -64,7 +64,7 @@ def _viewable_rgba_image(rgba: np.ndarray) -> Image.Image:
     array = np.ascontiguousarray(rgba)
     image = _frombuffer(array)
     image.__class__ = _ArrayImage  # the same object, viewable without a copy
-    image._array = array  # type: ignore[attr-defined]
+    cast(_ArrayImage, image)._array = array
     return image
 
 

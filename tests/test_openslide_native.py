@@ -929,6 +929,27 @@ def test_dicom_file_is_an_openslide(oracle, dicom_folder):
         slide.read_region((0, 0), 0, (1, 1))
 
 
+def test_dicom_file_the_dicom_backend_declines_goes_to_the_library(oracle, tmp_path):
+    """A DICOM file that is no slide image: both readers decline it."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.SOPClassUID = CTImageStorage
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
+    path = tmp_path / "ct.dcm"
+    dataset.save_as(path, enforce_file_format=True)
+    assert ours.OpenSlide.detect_format(path) == "dicom"
+    with pytest.raises(ours.OpenSlideUnsupportedFormatError, match="Not a WSI DICOM"):
+        ours.OpenSlide(path)  # the DICOM backend's reason, after the library's no
+    with pytest.raises(oracle.OpenSlideUnsupportedFormatError):
+        oracle.OpenSlide(path)
+
+
 def test_dicom_folder_slide_and_open_slide(dicom_folder, dicom_slide):
     from_file = ours.OpenSlide(dicom_folder / "boxes_0.dcm")
     expected = from_file.read_region((0, 0), 0, (16, 16)).tobytes()
