@@ -86,6 +86,8 @@ class _Axis:
         """Level-0 coordinate and slide-level length of the region of a span."""
         start = first * self.stretch  # in slide-level pixels, not rounded
         reach = self.source_extent - math.ceil(start)
+        # the origin is added before truncating (in floating point), which
+        # decides some coordinates just below a whole number
         location = int(self.origin + start * self.source_downsample)
         return location, min(math.ceil(length * self.stretch), reach)
 

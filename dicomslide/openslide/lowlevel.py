@@ -419,6 +419,8 @@ class _Api:
     ----------
     library: ctypes.CDLL
         The loaded OpenSlide library
+    origin: str
+        Where the library was found, for messages
 
     Raises
     ------
@@ -427,8 +429,9 @@ class _Api:
 
     """
 
-    def __init__(self, library: _ct.CDLL) -> None:
+    def __init__(self, library: _ct.CDLL, origin: str) -> None:
         self.library = library
+        self.origin = origin
         self.c = {
             name: self._resolve(name, proto) for name, proto in _PROTOTYPES.items()
         }
@@ -441,7 +444,7 @@ class _Api:
                 self._frees[name] = free
 
     def __repr__(self) -> str:
-        return f"<OpenSlide {self.get_version()} from {self.library._name}>"
+        return f"<OpenSlide {self.get_version()} from {self.origin}>"
 
     def _resolve(self, name: str, proto: _Prototype) -> Any:
         try:
@@ -849,13 +852,13 @@ def _search(
     environ = _os.environ if environ is None else environ
     for candidate in _candidates(environ, package, names):
         try:
-            api = _Api(candidate.load())
+            api = _Api(candidate.load(), candidate.label)
         except (ImportError, OSError, OpenSlideError) as exc:
             failures.append(f"  {candidate.label}: {type(exc).__name__}: {exc}")
             if candidate.explicit:
                 _logger.warning("cannot load %s: %s", candidate.label, exc)
             continue
-        _logger.debug("loaded OpenSlide through %s: %r", candidate.label, api)
+        _logger.debug("loaded %r", api)
         return api
     raise ModuleNotFoundError(
         "Couldn't load the OpenSlide library. Tried:\n"
@@ -886,7 +889,7 @@ def _load(path: str | _os.PathLike[str]) -> _Api:
         When it is older than OpenSlide 3.4.0
 
     """
-    return _Api(_ct.CDLL(_os.fspath(path)))
+    return _Api(_ct.CDLL(_os.fspath(path)), _os.fspath(path))
 
 
 _API = _search()
