@@ -30,6 +30,7 @@ once, as a method of :class:`_Api`, the API bound to one loaded library.
 """
 
 import ctypes as _ct
+import ctypes.util as _ct_util
 import functools as _functools
 import importlib as _importlib
 import logging as _logging
@@ -794,9 +795,7 @@ def _load_from_package(package: str) -> _ct.CDLL:
 
 def _load_found_library() -> _ct.CDLL:
     """Load what ctypes.util.find_library finds (e.g. MacPorts on macOS)."""
-    import ctypes.util
-
-    path = ctypes.util.find_library("openslide")
+    path = _ct_util.find_library("openslide")
     if path is None:
         raise OSError("ctypes.util.find_library('openslide') found nothing")
     return _ct.CDLL(path)
