@@ -12,21 +12,27 @@ image's Pixel Spacing get the spacing their sizes imply
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicomslide.discovery import describe_group
 from dicomslide.elements import element_value
-from dicomslide.errors import MetadataError
+from dicomslide.errors import DicomSlideError, MetadataError
 from dicomslide.pyramid import derive_pixel_spacings
 from dicomslide.utils import (
     DERIVED_PIXEL_SPACING,
+    VL_WSI_SOP_CLASS_UID,
     get_image_pixel_spacing,
     is_label_image,
     is_overview_image,
     is_tiled_image,
 )
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -164,3 +170,84 @@ def repair_pixel_spacings(image_metadata: Sequence[Dataset]) -> None:
         tuple(float(v) for v in repeated),
         sizes,
     )
+
+
+def make_leaving_out(
+    members: list[Dataset], make: Callable[[list[Dataset]], T], fail_on_error: bool
+) -> T | None:
+    """Make a slide of a group of images, leaving out derived images that
+    break it.
+
+    A derived series that the slide cannot hold (its size matches no level,
+    say) is left out with one warning; a slide that fails without derived
+    images raises, or with `fail_on_error` False is skipped with a warning.
+
+    Parameters
+    ----------
+    members: List[pydicom.Dataset]
+        Metadata of the images of the slide
+    make: Callable[[List[pydicom.Dataset]], T]
+        Makes a slide of images (e.g. :class:`dicomslide.Slide`)
+    fail_on_error: bool
+        Whether a slide that cannot be made raises
+
+    Returns
+    -------
+    Union[T, None]
+        The slide, or None when it was skipped
+
+    """
+    try:
+        return make(members)
+    except (DicomSlideError, ValueError) as error:
+        is_derived = [is_derived_image(m) for m in members]
+        if not any(is_derived):
+            if fail_on_error:
+                raise
+            logger.warning("skipping slide (%s): %s", describe_group(members), error)
+            return None
+        failure = error
+    whole_slide = [m for m, derived in zip(members, is_derived) if not derived]
+    try:
+        slide = make(whole_slide)
+    except (DicomSlideError, ValueError) as error:
+        if fail_on_error:
+            raise
+        logger.warning("skipping slide (%s): %s", describe_group(members), error)
+        return None
+    logger.debug(
+        "slide (%s) fails with its derived images: %s", describe_group(members), failure
+    )
+    series: dict[str, list[Dataset]] = defaultdict(list)
+    for image, derived in zip(members, is_derived):
+        if derived:
+            series[str(element_value(image, "SeriesInstanceUID"))].append(image)
+    accepted = list(whole_slide)
+    for images in series.values():
+        try:
+            slide = make(accepted + images)
+        except (DicomSlideError, ValueError) as error:
+            logger.warning(
+                "skipping derived image(s) of %s: %s", describe_group(images), error
+            )
+            continue
+        accepted += images
+    return slide
+
+
+def is_derived_image(metadata: Dataset) -> bool:
+    """Whether an image is derived (not VL Whole Slide Microscopy).
+
+    Parameters
+    ----------
+    metadata: pydicom.Dataset
+        Metadata of an image
+
+    Returns
+    -------
+    bool
+        Whether the image is a segmentation, parametric map or other
+        non-WSI image
+
+    """
+    return element_value(metadata, "SOPClassUID") != VL_WSI_SOP_CLASS_UID

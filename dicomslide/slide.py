@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,19 +12,20 @@ import numpy as np
 import PIL.Image
 from pydicom.dataset import Dataset
 
+from dicomslide.annotations import annotation_bounds
 from dicomslide.cache import FrameCache
 from dicomslide.channels import arrange_images, group_concatenations
 from dicomslide.client import open_client, portable
 from dicomslide.consistency import (
     check_slide_images,
     distinct_values,
+    make_leaving_out,
     repair_pixel_spacings,
 )
-from dicomslide.discovery import describe_group, find_slide_images, open_source
+from dicomslide.discovery import find_slide_images, open_source
 from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import (
-    DicomSlideError,
     MetadataError,
     MultipleSlidesError,
     SlideNotFoundError,
@@ -35,7 +35,6 @@ from dicomslide.matrix import normalize_padding
 from dicomslide.pyramid import Pyramid, PyramidLevel
 from dicomslide.transport import without_credentials
 from dicomslide.utils import (
-    VL_WSI_SOP_CLASS_UID,
     does_optical_path_item_match,
     does_segment_item_match,
     does_specimen_description_item_match,
@@ -52,28 +51,6 @@ if TYPE_CHECKING:
     from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)
-
-
-def _annotation_bounds(
-    annotation: hd.sr.Scoord3DContentItem,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Smallest and largest (x, y) of the area an annotation covers, in mm."""
-    import highdicom as hd
-
-    points = np.asarray(annotation.value, dtype=np.float64).reshape(-1, 3)[:, :2]
-    graphic_type = hd.sr.GraphicTypeValues3D(annotation.graphic_type)
-    if graphic_type in (
-        hd.sr.GraphicTypeValues3D.ELLIPSE,
-        hd.sr.GraphicTypeValues3D.ELLIPSOID,
-    ):
-        # endpoints of the major axis, then of the minor axis (and, for an
-        # ellipsoid, of a third axis that is ignored in the slide plane)
-        center = (points[0] + points[1]) / 2.0
-        major = (points[1] - points[0]) / 2.0
-        minor = (points[3] - points[2]) / 2.0
-        half = np.sqrt(major**2 + minor**2)
-        return center - half, center + half
-    return points.min(axis=0), points.max(axis=0)
 
 
 class Slide:
@@ -601,31 +578,17 @@ class Slide:
     ) -> int:
         """The smallest level of a channel at least as large as `size`
         (else its largest level)."""
-        present = [
-            level
-            for level in range(self.num_levels)
-            if self._has_image(level, channel_index, focal_plane_index)
-        ]
-        if not present:
-            raise ValueError(f"channel {channel_index} has no image")
+        sizes = {
+            i.size for i in self.get_volume_images(channel_index, focal_plane_index)
+        }
+        dimensions = self.total_pixel_matrix_dimensions
+        present = [level for level, dims in enumerate(dimensions) if dims in sizes]
         large_enough = [
             level
             for level in present
-            if all(
-                have >= want
-                for have, want in zip(self.total_pixel_matrix_dimensions[level], size)
-            )
+            if dimensions[level][0] >= size[0] and dimensions[level][1] >= size[1]
         ]
         return max(large_enough) if large_enough else min(present)
-
-    def _has_image(
-        self, level: int, channel_index: int, focal_plane_index: int
-    ) -> bool:
-        try:
-            self.get_image(level, channel_index, focal_plane_index)
-        except ValueError:
-            return False
-        return True
 
     def to_dask(
         self, level: int = 0, channel_index: int = 0, focal_plane_index: int = 0
@@ -742,7 +705,7 @@ class Slide:
                 f"the annotation is in frame of reference {reference}, the slide "
                 f"in {self._frame_of_reference_uid}"
             )
-        low, high = _annotation_bounds(annotation)
+        low, high = annotation_bounds(annotation)
         left, top, right, bottom = normalize_padding(padding)
         image = self.get_image(level, channel_index, focal_plane_index)
         axes = image._slide_axes()
@@ -1198,65 +1161,25 @@ def find_slides(
         sum(len(images) for images in image_groups),
         len(image_groups),
     )
-    slides = []
-    for images in image_groups:
-        slide = _make_slide(
+
+    def make(images: list[Dataset]) -> Slide:
+        return Slide(
             client,
             images,
-            fail_on_error,
             max_frame_cache_size=max_frame_cache_size,
             pyramid_tolerance=pyramid_tolerance,
             correct_color=correct_color,
             cache=cache,
         )
+
+    slides = []
+    for images in image_groups:
+        slide = make_leaving_out(images, make, fail_on_error)
         if slide is not None:
             slides.append(slide)
     if source_file is not None:
         slides = [s for s in slides if source_file in s.sop_instance_uids]
     return slides
-
-
-def _make_slide(
-    client: Any, members: list[Dataset], fail_on_error: bool, **options: Any
-) -> Slide | None:
-    """Make a slide of a group of images; a derived image that breaks it is
-    left out with a warning, and a broken slide raises or is skipped."""
-    try:
-        return Slide(client, members, **options)
-    except (DicomSlideError, ValueError) as error:
-        whole_slide = [m for m in members if m.SOPClassUID == VL_WSI_SOP_CLASS_UID]
-        if len(whole_slide) == len(members):
-            if fail_on_error:
-                raise
-            logger.warning("skipping slide (%s): %s", describe_group(members), error)
-            return None
-        failure = error
-    # Without its derived images the slide may be fine: add them series by series.
-    try:
-        slide = Slide(client, whole_slide, **options)
-    except (DicomSlideError, ValueError) as error:
-        if fail_on_error:
-            raise
-        logger.warning("skipping slide (%s): %s", describe_group(members), error)
-        return None
-    logger.debug(
-        "slide (%s) fails with its derived images: %s", describe_group(members), failure
-    )
-    series: dict[str, list[Dataset]] = defaultdict(list)
-    for image in members:
-        if image.SOPClassUID != VL_WSI_SOP_CLASS_UID:
-            series[str(element_value(image, "SeriesInstanceUID"))].append(image)
-    accepted = list(whole_slide)
-    for images in series.values():
-        try:
-            slide = Slide(client, accepted + images, **options)
-        except (DicomSlideError, ValueError) as error:
-            logger.warning(
-                "skipping derived image(s) of %s: %s", describe_group(images), error
-            )
-            continue
-        accepted += images
-    return slide
 
 
 def open_slide(source: Any, **filters: Any) -> Slide:
