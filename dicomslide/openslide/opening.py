@@ -17,6 +17,7 @@ from dicomslide.openslide.dicom import DicomBackend
 from dicomslide.openslide.dicom.sources import (
     folder_holds_part10_file,
     is_dicom_source,
+    is_dicomweb_url,
     is_part10_file,
 )
 from dicomslide.openslide.library import OpenSlideUnsupportedFormatError
@@ -56,7 +57,11 @@ def open_backend(source: Any) -> SlideBackend:
     try:
         return DicomBackend.open(source)
     except OpenSlideUnsupportedFormatError as error:
-        if isinstance(source, Slide) or os.path.isdir(source):
+        if (
+            isinstance(source, Slide)
+            or is_dicomweb_url(source)
+            or os.path.isdir(source)
+        ):
             raise
         _logger.debug("DICOM backend declined %r (%s): trying OpenSlide", source, error)
         try:
@@ -81,6 +86,8 @@ def detect_vendor(filename: Any) -> str | None:
         recognised
 
     """
+    if is_dicomweb_url(filename):
+        return DICOM_VENDOR
     if isinstance(filename, str | bytes | os.PathLike):
         if os.path.isdir(filename):
             return DICOM_VENDOR if folder_holds_part10_file(filename) else None

@@ -22,6 +22,7 @@ from dicomslide.openslide.library import OpenSlideError
 from dicomslide.openslide.opening import detect_vendor, open_backend
 from dicomslide.openslide.properties import DICOM_VENDOR, PROPERTY_NAME_VENDOR
 from dicomslide.slide import Slide
+from dicomslide.transport import without_credentials
 
 __all__ = ["OpenSlide"]
 
@@ -116,8 +117,10 @@ class OpenSlide(AbstractSlide):
     Parameters
     ----------
     filename: Union[str, bytes, os.PathLike, dicomslide.Slide]
-        Path of a slide file, of a DICOM file or of a folder of DICOM files, or
-        a DICOM slide
+        Path of a slide file, of a DICOM file or of a folder of DICOM files; a
+        DICOMweb URL (``https://host/dicom-web``, or with
+        ``/studies/<uid>[/series/<uid>]`` to choose a slide; credentials in
+        the URL go into the session, see the DICOMweb guide); or a DICOM slide
 
     Raises
     ------
@@ -138,7 +141,10 @@ class OpenSlide(AbstractSlide):
         self._icc = backend.icc_profile
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self._source!r})"
+        source = self._source
+        if isinstance(source, str):
+            source = without_credentials(source)
+        return f"{self.__class__.__name__}({source!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_reopened, (type(self), self._backend, self._source))

@@ -1,6 +1,7 @@
 """DICOM sources of the facade: which paths are DICOM, and the slide they hold.
 
-A DICOM source is a :class:`dicomslide.Slide`, a folder, or a DICOM Part 10
+A DICOM source is a :class:`dicomslide.Slide`, a DICOMweb URL (of a service,
+or of one of its studies or series), a folder, or a DICOM Part 10
 file (``DICM`` at byte 128: :func:`is_part10_file`, the one place that check
 is written in the facade). :func:`find_slide` finds the slide a source shows:
 a folder must hold one slide; a file names its slide, which is looked for in
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -27,6 +30,7 @@ from dicomslide.openslide.library import (
 )
 from dicomslide.slide import Slide, find_slides
 from dicomslide.tile import check_image_geometry
+from dicomslide.transport import without_credentials
 from dicomslide.utils import is_volume_image
 
 logger = logging.getLogger(__name__)
@@ -35,6 +39,8 @@ __all__ = [
     "find_slide",
     "folder_holds_part10_file",
     "is_dicom_source",
+    "is_dicomweb_url",
+    "split_dicomweb_url",
     "is_part10_file",
     "starts_like_part10",
 ]
@@ -94,6 +100,55 @@ def folder_holds_part10_file(folder: str | bytes | os.PathLike[Any]) -> bool:
     return False
 
 
+def is_dicomweb_url(source: object) -> bool:
+    """Whether a source is an ``http(s)://`` URL (of a DICOMweb service).
+
+    Parameters
+    ----------
+    source: object
+        What :class:`dicomslide.openslide.OpenSlide` was given
+
+    Returns
+    -------
+    bool
+        Whether it is an HTTP or HTTPS URL
+
+    """
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def split_dicomweb_url(url: str) -> tuple[str, str | None, str | None]:
+    """Split a DICOMweb URL into the service's root and a study and series.
+
+    ``https://host/dicom-web/studies/1.2.3/series/4.5.6`` (as viewers and
+    archives link to a series) is the root ``https://host/dicom-web``, study
+    ``1.2.3`` and series ``4.5.6``; a URL without ``/studies/`` is a root.
+
+    Parameters
+    ----------
+    url: str
+        URL
+
+    Returns
+    -------
+    Tuple[str, Union[str, None], Union[str, None]]
+        Root URL, Study Instance UID and Series Instance UID (None where the
+        URL names none)
+
+    """
+    parts = urlsplit(url)
+    match = _STUDY_SERIES.search(parts.path)
+    if match is None:
+        return url.rstrip("/"), None, None
+    root = urlunsplit(parts._replace(path=parts.path[: match.start()], query=""))
+    return root.rstrip("/"), match["study"], match["series"]
+
+
+_STUDY_SERIES = re.compile(
+    r"/studies/(?P<study>[0-9.]+)(?:/series/(?P<series>[0-9.]+))?/*$"
+)
+
+
 def is_dicom_source(source: object) -> bool:
     """Whether the DICOM backend is the one to open `source`.
 
@@ -108,7 +163,7 @@ def is_dicom_source(source: object) -> bool:
         True for a :class:`dicomslide.Slide`, a folder and a DICOM file
 
     """
-    if isinstance(source, Slide):
+    if isinstance(source, Slide) or is_dicomweb_url(source):
         return True
     if not isinstance(source, str | bytes | os.PathLike):
         return False
@@ -142,6 +197,8 @@ def find_slide(source: Any) -> tuple[Slide, Slide | str]:
     """
     if isinstance(source, Slide):
         return source, source
+    if is_dicomweb_url(source):
+        return _slide_of_url(source), source
     try:
         path = Path(os.fsdecode(os.fspath(source)))
     except TypeError:
@@ -239,6 +296,41 @@ def _slides_in(folder: _OpenSlideFolder) -> list[Slide]:
         raise OpenSlideError(
             f"cannot read the slides in {folder.folder}: {error}"
         ) from error
+
+
+def _slide_of_url(url: str) -> Slide:
+    """The one slide of a DICOMweb service, or of its study or series."""
+    root, study, series = split_dicomweb_url(url)
+    shown = without_credentials(url)
+    try:
+        slides = find_slides(
+            root,
+            study_instance_uid=study,
+            include_derived=False,
+            correct_color=False,
+        )
+    except (DicomSlideError, ValueError) as error:
+        raise OpenSlideError(f"cannot read the slides of {shown}: {error}") from error
+    if series is not None:
+        slides = [
+            slide
+            for slide in slides
+            if any(
+                str(image.metadata.SeriesInstanceUID) == series
+                for image in slide.get_volume_images()
+            )
+        ]
+    if not slides:
+        raise OpenSlideUnsupportedFormatError(
+            f"no DICOM whole slide image found at {shown}"
+        )
+    if len(slides) > 1:
+        names = ", ".join(repr(slide.container_id) for slide in slides)
+        raise OpenSlideUnsupportedFormatError(
+            f"{shown} holds {len(slides)} slides ({names}); add "
+            "/studies/<Study Instance UID>/series/<Series Instance UID> to the URL"
+        )
+    return slides[0]
 
 
 def _only_slide(folder: Path) -> Slide:
