@@ -36,7 +36,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 import requests
 
+from benchmarks.environment import machine_info
 from benchmarks.limit import scan_series
 from benchmarks.workloads import Read, Sizes, Workload, build
 
@@ -537,24 +537,6 @@ def _progress(cell: Cell) -> str:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def machine_info() -> dict[str, Any]:
-    """The main suite's machine description (``benchmarks.run.machine_info``)."""
-    try:
-        from benchmarks.run import machine_info as suite_machine_info
-
-        return suite_machine_info()
-    except Exception:  # the suite module may be mid-edit: a minimal fallback
-        return {
-            "cpu_model": platform.processor() or "unknown",
-            "cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)),
-            "memory_gib": None,
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "python_implementation": platform.python_implementation(),
-        }
 
 
 def versions() -> dict[str, str]:
