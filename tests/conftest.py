@@ -10,56 +10,40 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _shared_data(variable: str, name: str) -> Path | None:
+    """A folder of ``../shared/data`` (or the one an environment variable names)."""
+    configured = os.environ.get(variable)
+    path = Path(configured) if configured else ROOT.parent / "shared" / "data" / name
+    return path if path.is_dir() else None
+
+
+def _required(variable: str, name: str) -> Path:
+    """The folder, or a skip (a failure where DICOMSLIDE_REQUIRE_CORPUS=1, as in
+    CI) when it is absent."""
+    path = _shared_data(variable, name)
+    if path is None:
+        reason = f"{name} not found: set {variable} to the {name} folder"
+        if os.environ.get("DICOMSLIDE_REQUIRE_CORPUS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
 def corpus_path() -> Path | None:
     """Locate the third-party DICOM WSI corpus (DICOMSLIDE_CORPUS)."""
-    configured = os.environ.get("DICOMSLIDE_CORPUS")
-    path = (
-        Path(configured)
-        if configured
-        else ROOT.parent / "shared" / "data" / "wsi-corpus"
-    )
-    return path if path.is_dir() else None
+    return _shared_data("DICOMSLIDE_CORPUS", "wsi-corpus")
 
 
 @pytest.fixture(scope="session")
 def corpus() -> Path:
-    """Folder of the third-party corpus; skips (or fails in CI) when absent."""
-    path = corpus_path()
-    if path is None:
-        reason = (
-            "third-party WSI corpus not found: set DICOMSLIDE_CORPUS to the "
-            "wsi-corpus folder"
-        )
-        if os.environ.get("DICOMSLIDE_REQUIRE_CORPUS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
-
-
-def wild_path() -> Path | None:
-    """Locate the DICOM files other projects wrote (DICOMSLIDE_WILD)."""
-    configured = os.environ.get("DICOMSLIDE_WILD")
-    path = (
-        Path(configured)
-        if configured
-        else ROOT.parent / "shared" / "data" / "wild-dicom"
-    )
-    return path if path.is_dir() else None
+    """Folder of the third-party corpus our converters wrote."""
+    return _required("DICOMSLIDE_CORPUS", "wsi-corpus")
 
 
 @pytest.fixture(scope="session")
 def wild() -> Path:
-    """Folder of the wild files; skips (or fails where DICOMSLIDE_REQUIRE_CORPUS=1,
-    as in CI) when absent."""
-    path = wild_path()
-    if path is None:
-        reason = (
-            "wild DICOM files not found: set DICOMSLIDE_WILD to the wild-dicom folder"
-        )
-        if os.environ.get("DICOMSLIDE_REQUIRE_CORPUS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
+    """Folder of the DICOM files other projects wrote (DICOMSLIDE_WILD)."""
+    return _required("DICOMSLIDE_WILD", "wild-dicom")
 
 
 @pytest.fixture(scope="session")
