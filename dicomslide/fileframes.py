@@ -32,7 +32,7 @@ from dicomslide.codec import (
 )
 from dicomslide.errors import FrameError, FrameRetrievalError
 from dicomslide.fetch import checked_frame_numbers, split_frames
-from dicomslide.files import PIXEL_DATA_OFFSET
+from dicomslide.files import PIXEL_DATA_OFFSET, read_part10_header
 
 logger = logging.getLogger(__name__)
 
@@ -149,14 +149,13 @@ class FileFrameSource:
             return self._error(message, frame_number)
 
         try:
+            dataset = self._header
+            offset = getattr(dataset, PIXEL_DATA_OFFSET, None)
+            if dataset is None or offset is None:
+                dataset = read_part10_header(self.path)
+                offset = getattr(dataset, PIXEL_DATA_OFFSET)
             with open(self.path, "rb") as fp:
-                offset = getattr(self._header, PIXEL_DATA_OFFSET, None)
-                if self._header is not None and offset is not None:
-                    dataset = self._header
-                    fp.seek(offset)
-                else:
-                    # pydicom leaves the file positioned at the Pixel Data
-                    dataset = pydicom.dcmread(fp, stop_before_pixels=True)
+                fp.seek(offset)
                 transfer_syntax_uid = str(
                     dataset.file_meta.get("TransferSyntaxUID", "")
                 )
