@@ -52,11 +52,13 @@ from dicomslide.transport import (
 from dicomslide.web import WebFrameSource, retrieve_bulk_data
 
 __all__ = [
+    "ICC_PROFILE_URIS",
     "LocalFolderClient",
     "UserFileClient",
     "call",
     "fetch_bulk_icc_profile",
     "folder_index",
+    "folder_of",
     "make_frame_source",
     "open_client",
     "open_web_client",

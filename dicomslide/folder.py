@@ -405,7 +405,9 @@ class LocalFolderClient:
             metadata["00083002"] = {"vr": "UI", "Value": [syntax]}
         return metadata
 
-    def retrieve_study_metadata(self, study_instance_uid: str) -> list[dict[str, dict[str, Any]]]:
+    def retrieve_study_metadata(
+        self, study_instance_uid: str
+    ) -> list[dict[str, dict[str, Any]]]:
         """Retrieve the metadata of the instances of a study.
 
         Parameters
