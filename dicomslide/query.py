@@ -117,11 +117,10 @@ def tag_of(key: Any) -> int:
     return int(tag)
 
 
-def _vr(tag: int, header: Dataset | None = None) -> str:
-    if header is not None and tag in header:
-        return str(header[tag].VR)
+def _vr(tag: int) -> str:
+    """The VR of a tag in the dictionary (the first of ``"US or SS"``)."""
     try:
-        return str(dictionary_VR(tag))
+        return str(dictionary_VR(tag)).split(" or ")[0]
     except KeyError:
         return "UN"
 
