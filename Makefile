@@ -1,11 +1,12 @@
 # make test: lint, type-check and test in a virtual environment (.venv)
 # make demo: run the demo on the bundled sample slide in data/sample
+# make dist: build a wheel of the package into dist/
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 OUT ?= out/demo
 
-.PHONY: install install-test test lint typecheck pytest demo sample docs bench clean
+.PHONY: install install-test test lint typecheck pytest demo sample docs bench dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +42,7 @@ demo: $(VENV)/.runtime
 	$(BIN)/dicomslide info data/sample
 	$(BIN)/dicomslide thumbnail data/sample --size 512 -o $(OUT)/thumbnail.png
 	$(BIN)/dicomslide label data/sample -o $(OUT)/label.png
-	$(BIN)/dicomslide region data/sample --level 0 --offset 1200 1500 --size 768 1024 -o $(OUT)/region.png
+	$(BIN)/dicomslide region data/sample --level 0 --offset 1500 1200 --size 1024 768 -o $(OUT)/region.png
 	@echo "The pictures are in $(abspath $(OUT))"
 
 $(VENV)/.docs: $(VENV)/.runtime requirements_docs.txt
@@ -58,5 +59,9 @@ bench: $(VENV)/.test
 sample: $(VENV)/.test
 	$(BIN)/python data/make_sample.py
 
+dist: $(BIN)/python
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/*.whl
+
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) out dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -14,7 +14,7 @@ from dicomslide.pyramid import (
     sort_images_by_pixel_spacing,
     sort_images_by_size,
 )
-from dicomslide.slide import Slide, find_slides
+from dicomslide.slide import Slide, find_slides, open_slide
 from dicomslide.tile import (
     assemble_total_pixel_matrix,
     compute_frame_positions,
@@ -66,6 +66,7 @@ __all__ = [
     "does_segment_item_match",
     "does_specimen_description_item_match",
     "find_slides",
+    "open_slide",
     "get_image_pixel_spacing",
     "get_image_size",
     "is_image",

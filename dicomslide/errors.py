@@ -7,6 +7,8 @@ in their message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class DicomSlideError(Exception):
     """Base class of all errors raised by dicomslide."""
@@ -90,3 +92,28 @@ class ServerError(DicomSlideError):
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class SlideNotFoundError(DicomSlideError, LookupError):
+    """A source holds no slide (that matches the filters given).
+
+    Parameters
+    ----------
+    message: str
+        Where no slide was found
+    candidates: Sequence[str], optional
+        Container identifiers of the slides found, when there are several
+
+    """
+
+    def __init__(self, message: str, candidates: Sequence[str] = ()) -> None:
+        self.candidates = tuple(candidates)
+        super().__init__(message)
+
+
+class MultipleSlidesError(SlideNotFoundError):
+    """A source holds several slides where one was asked for.
+
+    The message and :attr:`candidates` list the container identifiers of the
+    slides found.
+    """

@@ -789,3 +789,29 @@ class TiledImage:
 
         """
         return get_referenced_instances(self._metadata, sop_class_uid)
+
+
+def rgba_frame_store(image: TiledImage) -> FrameStore:
+    """The frames of an image, read as opaque RGBA (package-internal).
+
+    For faces that show pixels as RGBA, such as the OpenSlide facade: see
+    :meth:`dicomslide.store.FrameStore.as_rgba`. The view shares the image's
+    frame tables, sources and cache; reads take ``fill=0`` for transparency.
+
+    Parameters
+    ----------
+    image: dicomslide.TiledImage
+        Image of 8-bit grey or RGB frames
+
+    Returns
+    -------
+    dicomslide.store.FrameStore
+        A new RGBA view of the image's frames
+
+    Raises
+    ------
+    ValueError
+        When the frames are not 8-bit grey or RGB
+
+    """
+    return image._store.as_rgba()

@@ -577,14 +577,16 @@ class TotalPixelMatrix:
         Raises
         ------
         ImportError
-            When Dask is not installed (``pip install dicomslide[dask]``)
+            When Dask is not installed (``pip install "dask[array]"``, or this
+            package with its ``dask`` extra)
 
         """
         try:
             import dask.array as da
         except ImportError as error:
             raise ImportError(
-                "to_dask needs Dask: pip install 'dicomslide[dask]'"
+                "to_dask needs Dask: pip install 'dask[array]' (or install "
+                "dicomslide with its dask extra: pip install '.[dask]' in a clone)"
             ) from error
         if tiles_per_chunk < 1:
             raise ValueError("tiles_per_chunk must be at least 1")

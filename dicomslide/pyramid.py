@@ -374,10 +374,14 @@ class Pyramid:
     def __repr__(self) -> str:
         lines = [f"<Pyramid of {len(self)} levels>"]
         for i, level in enumerate(self._levels):
+            rows, columns = level.total_pixel_matrix_dimensions
+            spacing_x, spacing_y = level.pixel_spacing  # along a row, a column
+            down_rows, down_columns = level.downsampling_factors
             lines.append(
-                f"  level {i}: {level.total_pixel_matrix_dimensions} px, "
-                f"spacing {level.pixel_spacing} mm, "
-                f"downsampling {level.downsampling_factors}"
+                f"  level {i}: {rows} rows x {columns} columns, "
+                f"spacing {spacing_x:.6g} mm left-right x {spacing_y:.6g} mm "
+                f"top-bottom, downsampling {down_rows:.6g} (rows) x "
+                f"{down_columns:.6g} (columns)"
                 + ("" if level.has_pixels else " (no pixels)")
             )
         return "\n".join(lines)

@@ -4,178 +4,53 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
+import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import PIL.Image
 from pydicom.dataset import Dataset
 
+from dicomslide.annotations import annotation_bounds
 from dicomslide.cache import FrameCache
+from dicomslide.channels import arrange_images, group_concatenations
 from dicomslide.client import open_client, portable
-from dicomslide.discovery import describe_group, find_slide_images, open_source
+from dicomslide.consistency import (
+    check_slide_images,
+    distinct_values,
+    make_leaving_out,
+    repair_pixel_spacings,
+)
+from dicomslide.discovery import find_slide_images, open_source
 from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
-from dicomslide.errors import DicomSlideError, MetadataError
+from dicomslide.errors import (
+    MetadataError,
+    MultipleSlidesError,
+    SlideNotFoundError,
+)
 from dicomslide.image import TiledImage
 from dicomslide.matrix import normalize_padding
-from dicomslide.pyramid import Pyramid, PyramidLevel, derive_pixel_spacings
+from dicomslide.pyramid import Pyramid, PyramidLevel
+from dicomslide.transport import without_credentials
 from dicomslide.utils import (
-    DERIVED_PIXEL_SPACING,
-    VL_WSI_SOP_CLASS_UID,
     does_optical_path_item_match,
     does_segment_item_match,
     does_specimen_description_item_match,
-    get_image_pixel_spacing,
-    get_image_size,
-    image_flavor,
     is_label_image,
     is_overview_image,
-    is_tiled_image,
-    is_volume_image,
 )
+
+# names dicomslide 0.7 exported from this module
+from dicomslide.utils import get_image_size as get_image_size
+from dicomslide.utils import is_volume_image as is_volume_image
 
 if TYPE_CHECKING:
     import highdicom as hd
     from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)
-
-_OPTICAL_PATH = ChannelTypes.OPTICAL_PATH
-_CHANNEL_TYPE_ORDER = (
-    ChannelTypes.OPTICAL_PATH,
-    ChannelTypes.SEGMENT,
-    ChannelTypes.PARAMETER,
-)
-
-
-def _annotation_bounds(
-    annotation: hd.sr.Scoord3DContentItem,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Smallest and largest (x, y) of the area an annotation covers, in mm."""
-    import highdicom as hd
-
-    points = np.asarray(annotation.value, dtype=np.float64).reshape(-1, 3)[:, :2]
-    graphic_type = hd.sr.GraphicTypeValues3D(annotation.graphic_type)
-    if graphic_type in (
-        hd.sr.GraphicTypeValues3D.ELLIPSE,
-        hd.sr.GraphicTypeValues3D.ELLIPSOID,
-    ):
-        # endpoints of the major axis, then of the minor axis (and, for an
-        # ellipsoid, of a third axis that is ignored in the slide plane)
-        center = (points[0] + points[1]) / 2.0
-        major = (points[1] - points[0]) / 2.0
-        minor = (points[3] - points[2]) / 2.0
-        half = np.sqrt(major**2 + minor**2)
-        return center - half, center + half
-    return points.min(axis=0), points.max(axis=0)
-
-
-def _one_per_size(images: Sequence[TiledImage]) -> tuple[TiledImage, ...]:
-    """Images by size, largest first; of images of one size, a VOLUME image
-    wins over a THUMBNAIL (a thumbnail as large as a level adds nothing)."""
-    by_size: dict[tuple[int, int], TiledImage] = {}
-    for image in dict.fromkeys(images):
-        kept = by_size.get(image.size)
-        if kept is None or _flavor(kept) == "THUMBNAIL" != _flavor(image):
-            by_size[image.size] = image
-    return tuple(
-        sorted(by_size.values(), key=lambda i: get_image_size(i.metadata), reverse=True)
-    )
-
-
-def _values(image_metadata: Sequence[Dataset], keyword: str) -> list[str]:
-    """The distinct non-empty values of an attribute, in order of appearance."""
-    values = (element_value(m, keyword) for m in image_metadata)
-    return list(dict.fromkeys(str(v) for v in values if v))
-
-
-def _derive_pixel_spacings(image_metadata: Sequence[Dataset]) -> None:
-    """Give images whose stored Pixel Spacing contradicts their size the
-    spacing their size implies (see :func:`dicomslide.pyramid.derive_pixel_spacings`),
-    and warn once."""
-    derived = derive_pixel_spacings(image_metadata)
-    if not derived:
-        return
-    for metadata in image_metadata:
-        if not is_tiled_image(metadata) or is_label_image(metadata):
-            continue
-        size = (
-            int(metadata.TotalPixelMatrixRows),
-            int(metadata.TotalPixelMatrixColumns),
-        )
-        try:
-            stored = get_image_pixel_spacing(metadata)
-        except MetadataError:
-            continue
-        for (wrong_size, wrong_spacing), spacing in derived.items():
-            if size == wrong_size and np.allclose(stored, wrong_spacing, rtol=1e-6):
-                setattr(metadata, DERIVED_PIXEL_SPACING, spacing)
-    sizes = ", ".join(
-        f"{rows}x{columns} px: {spacing[0]:.6g} mm"
-        for ((rows, columns), _), spacing in sorted(derived.items(), reverse=True)
-    )
-    (_, repeated) = next(iter(derived))
-    logger.warning(
-        "slide %s: images of several sizes state the Pixel Spacing %s mm of the "
-        "largest image; the spacing of the others is derived from their sizes "
-        "(%s)",
-        _name(image_metadata),
-        tuple(float(v) for v in repeated),
-        sizes,
-    )
-
-
-def _name(image_metadata: Sequence[Dataset]) -> str:
-    """Name a slide in messages by its container, or else its series."""
-    containers = _values(image_metadata, "ContainerIdentifier")
-    if containers:
-        return repr(containers[0])
-    series = _values(image_metadata, "SeriesInstanceUID")
-    return f"of series {series[0]} (no container)" if series else "(no container)"
-
-
-def _is_associated(metadata: Dataset) -> bool:
-    return is_label_image(metadata) or is_overview_image(metadata)
-
-
-def _flavor(image: TiledImage) -> str:
-    return image_flavor(image.metadata) or ""
-
-
-class ChannelKey(NamedTuple):
-    """What identifies a channel of a slide."""
-
-    #: Type of the channel
-    type: ChannelTypes
-    #: Series Instance UID of a derived series, empty for optical paths
-    scope: str
-    #: Optical Path Identifier, Segment Number or parameter number
-    identifier: str
-
-
-def group_concatenations(image_metadata: Sequence[Dataset]) -> list[list[Dataset]]:
-    """Group instances into images: the parts of a concatenation form one.
-
-    Parameters
-    ----------
-    image_metadata: Sequence[pydicom.Dataset]
-        Metadata of image instances
-
-    Returns
-    -------
-    List[List[pydicom.Dataset]]
-        Instances of each image, in the order images first appear
-
-    """
-    groups: dict[str, list[Dataset]] = {}
-    for metadata in image_metadata:
-        key = str(
-            element_value(metadata, "ConcatenationUID")
-            or element_value(metadata, "SOPInstanceUID")
-        )
-        groups.setdefault(key, []).append(metadata)
-    return list(groups.values())
 
 
 class Slide:
@@ -231,17 +106,12 @@ class Slide:
         if len(image_metadata) == 0:
             raise ValueError("image_metadata must not be empty")
         self._client = open_client(client)
-        self._check_consistency(image_metadata)
-        _derive_pixel_spacings(image_metadata)
-        first = image_metadata[0]
+        check_slide_images(image_metadata)
+        repair_pixel_spacings(image_metadata)
         self._container_id = next(
-            iter(_values(image_metadata, "ContainerIdentifier")), ""
+            iter(distinct_values(image_metadata, "ContainerIdentifier")), ""
         )
         self._correct_color = correct_color
-
-        # A channel is an optical path, or a segment or parameter of one
-        # derived series (segment numbers repeat across segmentations).
-        volume: dict[tuple[ChannelKey, float], list[TiledImage]] = defaultdict(list)
         self._image_options = (max_frame_cache_size, correct_color, cache)
         # LABEL and OVERVIEW images become TiledImages on first use: reading
         # the slide's pixels doesn't need them.
@@ -258,137 +128,51 @@ class Slide:
                 self._associated_parts["OVERVIEW"].append(parts)
             else:
                 images.append(self._make_image(parts))
-        # Several pyramids (Pyramid UIDs) may image the slide: the one with
-        # the largest image gives the levels, the others are kept aside.
-        by_pyramid: dict[str, list[TiledImage]] = defaultdict(list)
-        for image in images:
-            if is_volume_image(image.metadata):
-                by_pyramid[str(image.metadata.get("PyramidUID", ""))].append(image)
-        primary = max(
-            by_pyramid.items(),
-            key=lambda item: (
-                max(get_image_size(i.metadata) for i in item[1]),
-                item[0],
-            ),
-            default=("", []),
-        )[0]
-        secondary = {
-            uid: group
-            for uid, group in by_pyramid.items()
-            if uid not in (primary, "")  # images without a Pyramid UID join the main
-        }
-        for image in images:
-            metadata = image.metadata
-            if str(metadata.get("PyramidUID", "")) in secondary and is_volume_image(
-                metadata
-            ):
-                continue
-            if (
-                is_volume_image(metadata)
-                or image.channel_type != ChannelTypes.OPTICAL_PATH
-            ):
-                scope = (
-                    ""
-                    if image.channel_type == ChannelTypes.OPTICAL_PATH
-                    else str(metadata.SeriesInstanceUID)
-                )
-                for channel in range(image.num_channels):
-                    channel_key = ChannelKey(
-                        image.channel_type, scope, image.get_channel_identifier(channel)
-                    )
-                    for plane in range(image.num_focal_planes):
-                        volume[
-                            (channel_key, image.get_focal_plane_offset(plane))
-                        ].append(image)
-            else:
-                logger.debug(
-                    "image %s is neither VOLUME, LABEL nor OVERVIEW",
-                    metadata.SOPInstanceUID,
-                )
-        if not any(key.type == ChannelTypes.OPTICAL_PATH for key, _ in volume):
+        if not images:
             raise MetadataError(
                 "a slide needs at least one VOLUME or THUMBNAIL image",
-                str(first.get("SOPInstanceUID")),
+                str(element_value(image_metadata[0], "SOPInstanceUID")),
             )
-        self._thumbnail_images = tuple(
-            image for image in images if _flavor(image) == "THUMBNAIL"
-        )
-
-        # optical paths as stored; derived channels by series (Series Number,
-        # then UID), then segment or parameter number
-        channels = list(dict.fromkeys(k for k, _ in volume if k.type == _OPTICAL_PATH))
-        series_numbers = {
-            str(image.metadata.SeriesInstanceUID): int(
-                image.metadata.get("SeriesNumber") or 0
-            )
-            for group in volume.values()
-            for image in group
-        }
-        channels += sorted(
-            {k for k, _ in volume if k.type != _OPTICAL_PATH},
-            key=lambda k: (
-                _CHANNEL_TYPE_ORDER.index(k.type),
-                series_numbers.get(k.scope, 0),
-                k.scope,
-                int(k.identifier) if k.identifier.isdigit() else 0,
-                k.identifier,
-            ),
-        )
-        self._channels = channels
-        self._focal_plane_offsets = sorted(
-            {offset for key, offset in volume if key.type == ChannelTypes.OPTICAL_PATH}
-        )
-
-        self._volume_images: dict[tuple[int, int], tuple[TiledImage, ...]] = {}
-        for channel_index, channel_key in enumerate(channels):
-            plane_offsets = sorted(
-                {offset for key, offset in volume if key == channel_key}
-            )
-            for plane_index, offset in enumerate(self._focal_plane_offsets):
-                if offset not in plane_offsets:
-                    if len(plane_offsets) != 1:
-                        continue
-                    # derived images of a single plane apply to every plane
-                    offset = plane_offsets[0]
-                self._volume_images[(channel_index, plane_index)] = _one_per_size(
-                    volume[(channel_key, offset)]
-                )
-
-        reference = [image.metadata for image in self._volume_images[(0, 0)]]
-        self._pyramids: dict[tuple[int, int], Pyramid] = {}
-        for key_, volume_images in self._volume_images.items():
-            try:
-                self._pyramids[key_] = Pyramid(
-                    [image.metadata for image in volume_images],
-                    pyramid_tolerance,
-                    ref_metadata=reference,
-                )
-            except ValueError as error:
-                raise MetadataError(
-                    f"images of channel {key_[0]} and focal plane {key_[1]} do not "
-                    f"form a pyramid: {error}",
-                    str(volume_images[0].metadata.SOPInstanceUID),
-                ) from error
+        arrangement = arrange_images(images)
+        self._channels = arrangement.channels
+        self._focal_plane_offsets = arrangement.focal_plane_offsets
+        self._volume_images = arrangement.volume_images
+        self._secondary = arrangement.other_pyramids
+        self._thumbnail_images = arrangement.thumbnail_images
+        self._pyramids = self._build_pyramids(pyramid_tolerance)
         self._pyramid = self._pyramids[(0, 0)]
-        self._frame_of_reference_uid = str(
-            element_value(
-                self._volume_images[(0, 0)][0].metadata, "FrameOfReferenceUID"
-            )
-            or ""
-        )
-        self._secondary = [
-            self._assign_to_channels(group) for _, group in sorted(secondary.items())
-        ]
         self._other_pyramids = tuple(
-            Pyramid(
-                [image.metadata for image in volume_images[(0, 0)]], pyramid_tolerance
-            )
-            for volume_images in self._secondary
-            if (0, 0) in volume_images
+            Pyramid([i.metadata for i in images[(0, 0)]], pyramid_tolerance)
+            for images in self._secondary
+            if (0, 0) in images
+        )
+        base = self._volume_images[(0, 0)][0].metadata
+        self._frame_of_reference_uid = str(
+            element_value(base, "FrameOfReferenceUID") or ""
         )
         uids = sorted(str(m.SOPInstanceUID) for m in image_metadata)
         self._sop_instance_uids = frozenset(uids)
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
+
+    def _build_pyramids(self, tolerance: float) -> dict[tuple[int, int], Pyramid]:
+        """The pyramid of every channel and focal plane, on the levels of
+        channel 0 and focal plane 0."""
+        reference = [image.metadata for image in self._volume_images[(0, 0)]]
+        pyramids: dict[tuple[int, int], Pyramid] = {}
+        for key, volume_images in self._volume_images.items():
+            try:
+                pyramids[key] = Pyramid(
+                    [image.metadata for image in volume_images],
+                    tolerance,
+                    ref_metadata=reference,
+                )
+            except ValueError as error:
+                raise MetadataError(
+                    f"images of channel {key[0]} and focal plane {key[1]} do not "
+                    f"form a pyramid: {error}",
+                    str(volume_images[0].metadata.SOPInstanceUID),
+                ) from error
+        return pyramids
 
     def _make_image(self, parts: Sequence[Dataset]) -> TiledImage:
         max_frame_cache_size, correct_color, cache = self._image_options
@@ -410,71 +194,6 @@ class Slide:
             # of two threads that made them at once, both get the first's
             images = self._associated_images.setdefault(flavor, made)
         return images
-
-    def _assign_to_channels(
-        self, images: Sequence[TiledImage]
-    ) -> dict[tuple[int, int], tuple[TiledImage, ...]]:
-        """Sort the images of another pyramid by the slide's channels and planes."""
-        assigned: dict[tuple[int, int], list[TiledImage]] = defaultdict(list)
-        for image in images:
-            for channel in range(image.num_channels):
-                for plane in range(image.num_focal_planes):
-                    try:
-                        key = (
-                            self.get_channel_index(
-                                image.get_channel_identifier(channel),
-                                ChannelTypes.OPTICAL_PATH,
-                            ),
-                            self.get_focal_plane_index(
-                                image.get_focal_plane_offset(plane)
-                            ),
-                        )
-                    except ValueError:
-                        logger.debug(
-                            "image %s: channel or focal plane not in the main pyramid",
-                            image.metadata.SOPInstanceUID,
-                        )
-                        continue
-                    assigned[key].append(image)
-        return {
-            key: tuple(
-                sorted(group, key=lambda i: get_image_size(i.metadata), reverse=True)
-            )
-            for key, group in assigned.items()
-        }
-
-    @staticmethod
-    def _check_consistency(image_metadata: Sequence[Dataset]) -> None:
-        """Refuse what cannot be one slide; warn about what contradicts itself.
-
-        Two containers cannot be one glass slide. Images that name different
-        frames of reference (or a container only some of them name) are read
-        as one slide, as OpenSlide does: grouping put them together.
-        """
-        seen: set[str] = set()
-        for metadata in image_metadata:
-            if not isinstance(metadata, Dataset):
-                raise TypeError("image_metadata must be a sequence of datasets")
-            uid = str(element_value(metadata, "SOPInstanceUID"))
-            if uid in seen:
-                raise MetadataError("SOP Instance UID occurs twice in the slide", uid)
-            seen.add(uid)
-        containers = _values(image_metadata, "ContainerIdentifier")
-        if len(containers) > 1:
-            raise MetadataError(
-                "the images name several containers: "
-                + ", ".join(repr(c) for c in containers)
-            )
-        frames_of_reference = _values(image_metadata, "FrameOfReferenceUID")
-        if len(frames_of_reference) > 1:
-            logger.warning(
-                "slide %s: its images name %d frames of reference (%s%s); they "
-                "are read as one slide, placed by their own positions",
-                _name(image_metadata),
-                len(frames_of_reference),
-                ", ".join(frames_of_reference[:2]),
-                ", ..." if len(frames_of_reference) > 2 else "",
-            )
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -597,6 +316,26 @@ class Slide:
         """Tuple[Tuple[float, float], ...]: Distance between neighboring pixels
         along the row (left to right) and column (top to bottom) directions"""
         return tuple(level.pixel_spacing for level in self._pyramid)
+
+    @property
+    def microns_per_pixel(self) -> tuple[tuple[float, float], ...]:
+        """Tuple[Tuple[float, float], ...]: :attr:`pixel_spacings` in
+        micrometers per pixel: along the rows (x, left to right) and along the
+        columns (y, top to bottom) of each level, as OpenSlide's ``mpp-x`` and
+        ``mpp-y`` of level 0"""
+        return tuple((x * 1000.0, y * 1000.0) for x, y in self.pixel_spacings)
+
+    @property
+    def objective_power(self) -> float | None:
+        """Union[float, None]: Objective Lens Power of the optical path of
+        channel 0, when the metadata give it"""
+        metadata = self._volume_images[(0, 0)][0].metadata
+        identifier = self._channels[0].identifier
+        for item in element_value(metadata, "OpticalPathSequence") or []:
+            if str(element_value(item, "OpticalPathIdentifier")) == identifier:
+                power = element_value(item, "ObjectiveLensPower")
+                return float(power) if power not in (None, "") else None
+        return None
 
     @property
     def downsampling_factors(self) -> tuple[float, ...]:
@@ -775,6 +514,82 @@ class Slide:
         plane = planes.index(offset) if offset in planes else 0
         return image.get_total_pixel_matrix(image.get_channel_index(identifier), plane)
 
+    def get_thumbnail(
+        self,
+        size: int | tuple[int, int] = 512,
+        channel_index: int = 0,
+        focal_plane_index: int = 0,
+    ) -> PIL.Image.Image:
+        """Get a thumbnail of the slide.
+
+        The thumbnail is made from the smallest level at least as large as
+        the thumbnail, resampled with a Lanczos filter, with the colours of
+        the slide's ``correct_color`` setting.
+
+        Parameters
+        ----------
+        size: Union[int, Tuple[int, int]], optional
+            Largest size: a number bounds both sides; a pair is (rows,
+            columns), the order of the dicomslide API. The thumbnail keeps
+            the slide's aspect ratio and is never larger than level 0.
+        channel_index: int, optional
+            Zero-based channel index
+        focal_plane_index: int, optional
+            Zero-based focal plane index
+
+        Returns
+        -------
+        PIL.Image.Image
+            RGB (or greyscale) picture
+
+        Raises
+        ------
+        ValueError
+            When the size is not positive, or the channel's samples are not
+            8 bit (read them with :meth:`get_image_region`)
+
+        """
+        max_rows, max_columns = (size, size) if isinstance(size, int) else size
+        if min(max_rows, max_columns) < 1:
+            raise ValueError(f"thumbnail size must be positive, got {size}")
+        rows, columns = self.size
+        scale = min(max_rows / rows, max_columns / columns, 1.0)
+        target = (max(1, int(rows * scale)), max(1, int(columns * scale)))
+        level = self._level_for(target, channel_index, focal_plane_index)
+        dimensions = self.total_pixel_matrix_dimensions[level]
+        pixels = self.get_image_region(
+            (0, 0), level, dimensions, channel_index, focal_plane_index
+        )
+        if pixels.dtype != np.uint8:
+            raise ValueError(
+                f"channel {channel_index} has {pixels.dtype} samples; thumbnails "
+                "are made of 8-bit images"
+            )
+        array = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+        picture = PIL.Image.fromarray(array)
+        # Pillow's own rounding of the size, as OpenSlide's thumbnails have
+        picture.thumbnail(
+            (max_columns, max_rows), PIL.Image.Resampling.LANCZOS, reducing_gap=3.0
+        )
+        return picture
+
+    def _level_for(
+        self, size: tuple[int, int], channel_index: int, focal_plane_index: int
+    ) -> int:
+        """The smallest level of a channel at least as large as `size`
+        (else its largest level)."""
+        sizes = {
+            i.size for i in self.get_volume_images(channel_index, focal_plane_index)
+        }
+        dimensions = self.total_pixel_matrix_dimensions
+        present = [level for level, dims in enumerate(dimensions) if dims in sizes]
+        large_enough = [
+            level
+            for level in present
+            if dimensions[level][0] >= size[0] and dimensions[level][1] >= size[1]
+        ]
+        return max(large_enough) if large_enough else min(present)
+
     def to_dask(
         self, level: int = 0, channel_index: int = 0, focal_plane_index: int = 0
     ) -> Any:
@@ -890,7 +705,7 @@ class Slide:
                 f"the annotation is in frame of reference {reference}, the slide "
                 f"in {self._frame_of_reference_uid}"
             )
-        low, high = _annotation_bounds(annotation)
+        low, high = annotation_bounds(annotation)
         left, top, right, bottom = normalize_padding(padding)
         image = self.get_image(level, channel_index, focal_plane_index)
         axes = image._slide_axes()
@@ -1217,7 +1032,7 @@ class Slide:
         number: Union[int, None], optional
             Segment number
         label: Union[str, None], optional
-            Segment label
+            Segment label (compared ignoring case and white space)
         property_category: Union[highdicom.sr.CodedConcept, pydicom.sr.coding.Code, None], optional
             Category of segmented property
         property_type: Union[highdicom.sr.CodedConcept, pydicom.sr.coding.Code, None], optional
@@ -1247,7 +1062,7 @@ class Slide:
 
 
 def find_slides(
-    client: Any,
+    source: Any = None,
     study_instance_uid: str | None = None,
     patient_id: str | None = None,
     study_id: str | None = None,
@@ -1262,16 +1077,17 @@ def find_slides(
     correct_color: bool = True,
     cache: FrameCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    client: Any = None,
 ) -> list[Slide]:
     """Find slides.
 
     Parameters
     ----------
-    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
-        DICOMweb client; or a local folder path (opens the embedded
-        ``DICOMfileClient``); or a path to one file (finds the slide that
-        file belongs to among the files of its folder); or an ``http(s)://``
-        DICOMweb base URL
+    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        Where to look: a local folder path (opens the embedded client); a
+        path to one file (finds the slide that file belongs to among the
+        files of its folder); an ``http(s)://`` DICOMweb base URL; or a
+        ``DICOMClient`` (e.g. a ``dicomweb_client.DICOMwebClient``)
     study_instance_uid: Union[str, None], optional
         DICOM Study Instance UID
     patient_id: Union[str, None], optional
@@ -1310,6 +1126,9 @@ def find_slides(
         shared by all images
     progress: Union[Callable[[int, int], None], None], optional
         Called with (series done, series in all) as discovery proceeds
+    client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike, None], optional
+        The name dicomslide 0.7 gave `source`, for callers that pass it by
+        keyword
 
     Returns
     -------
@@ -1317,7 +1136,13 @@ def find_slides(
         Digital slides, sorted by container identifier
 
     """  # noqa: E501
-    client, source_file = open_source(client)
+    if client is not None:
+        if source is not None:
+            raise TypeError("find_slides() takes a source or a client, not both")
+        source = client
+    if source is None:
+        raise TypeError("find_slides() needs a source: a path, a URL or a client")
+    client, source_file = open_source(source)
     image_groups = find_slide_images(
         client,
         study_instance_uid,
@@ -1330,17 +1155,26 @@ def find_slides(
         optical_path_ids,
         progress=progress,
     )
-    slides = []
-    for images in image_groups:
-        slide = _make_slide(
+    logger.debug(
+        "%s: %d images in %d groups",
+        _describe_source(source),
+        sum(len(images) for images in image_groups),
+        len(image_groups),
+    )
+
+    def make(images: list[Dataset]) -> Slide:
+        return Slide(
             client,
             images,
-            fail_on_error,
             max_frame_cache_size=max_frame_cache_size,
             pyramid_tolerance=pyramid_tolerance,
             correct_color=correct_color,
             cache=cache,
         )
+
+    slides = []
+    for images in image_groups:
+        slide = make_leaving_out(images, make, fail_on_error)
         if slide is not None:
             slides.append(slide)
     if source_file is not None:
@@ -1348,44 +1182,46 @@ def find_slides(
     return slides
 
 
-def _make_slide(
-    client: Any, members: list[Dataset], fail_on_error: bool, **options: Any
-) -> Slide | None:
-    """Make a slide of a group of images; a derived image that breaks it is
-    left out with a warning, and a broken slide raises or is skipped."""
-    try:
-        return Slide(client, members, **options)
-    except (DicomSlideError, ValueError) as error:
-        whole_slide = [m for m in members if m.SOPClassUID == VL_WSI_SOP_CLASS_UID]
-        if len(whole_slide) == len(members):
-            if fail_on_error:
-                raise
-            logger.warning("skipping slide (%s): %s", describe_group(members), error)
-            return None
-        failure = error
-    # Without its derived images the slide may be fine: add them series by series.
-    try:
-        slide = Slide(client, whole_slide, **options)
-    except (DicomSlideError, ValueError) as error:
-        if fail_on_error:
-            raise
-        logger.warning("skipping slide (%s): %s", describe_group(members), error)
-        return None
-    logger.debug(
-        "slide (%s) fails with its derived images: %s", describe_group(members), failure
-    )
-    series: dict[str, list[Dataset]] = defaultdict(list)
-    for image in members:
-        if image.SOPClassUID != VL_WSI_SOP_CLASS_UID:
-            series[str(element_value(image, "SeriesInstanceUID"))].append(image)
-    accepted = list(whole_slide)
-    for images in series.values():
-        try:
-            slide = Slide(client, accepted + images, **options)
-        except (DicomSlideError, ValueError) as error:
-            logger.warning(
-                "skipping derived image(s) of %s: %s", describe_group(images), error
-            )
-            continue
-        accepted += images
-    return slide
+def open_slide(source: Any, **filters: Any) -> Slide:
+    """Open the one slide of a source.
+
+    Parameters
+    ----------
+    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+        A folder, a file of the slide, a DICOMweb URL or a client (see
+        :func:`find_slides`)
+    **filters: Any
+        Further arguments of :func:`find_slides`, such as ``container_id``,
+        ``study_instance_uid`` or ``correct_color``
+
+    Returns
+    -------
+    dicomslide.Slide
+        The slide
+
+    Raises
+    ------
+    dicomslide.errors.SlideNotFoundError
+        When the source holds no slide (that matches the filters)
+    dicomslide.errors.MultipleSlidesError
+        When it holds several; the message lists their container identifiers
+
+    """
+    slides = find_slides(source, **filters)
+    where = _describe_source(source)
+    if not slides:
+        raise SlideNotFoundError(f"no slide found in {where}")
+    if len(slides) > 1:
+        names = [s.container_id or "(no container)" for s in slides]
+        raise MultipleSlidesError(
+            f"{len(slides)} slides found in {where}: {', '.join(names)}; choose one "
+            "with container_id= (or study_instance_uid=), or open one of its files",
+            names,
+        )
+    return slides[0]
+
+
+def _describe_source(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return without_credentials(os.fsdecode(source))
+    return repr(source)

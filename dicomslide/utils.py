@@ -198,6 +198,10 @@ def does_optical_path_item_match(
     return True
 
 
+def _folded(text: object) -> str:
+    return " ".join(str(text or "").split()).casefold()
+
+
 def does_segment_item_match(
     item: Dataset,
     number: int | None = None,
@@ -214,7 +218,8 @@ def does_segment_item_match(
     number: Union[int, None], optional
         Segment number
     label: Union[str, None], optional
-        Segment label
+        Segment label (compared ignoring case and surrounding or repeated
+        white space)
     property_category: Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept, None], optional
         Segmented property category
     property_type: Union[pydicom.sr.coding.Code, highdicom.sr.CodedConcept, None], optional
@@ -228,7 +233,7 @@ def does_segment_item_match(
     """  # noqa: E501
     if number is not None and int(item.get("SegmentNumber", -1)) != int(number):
         return False
-    if label is not None and item.get("SegmentLabel") != label:
+    if label is not None and _folded(item.get("SegmentLabel")) != _folded(label):
         return False
     for keyword, code in (
         ("SegmentedPropertyCategoryCodeSequence", property_category),

@@ -59,7 +59,8 @@ class PyramidSlide(ours.AbstractSlide):
     def __init__(self, levels: list[Image.Image], properties: dict[str, str]) -> None:
         self._levels = [image.convert("RGBA") for image in levels]
         self._properties = properties
-        self._profile = icc_profile()
+        # the profile for this package's AbstractSlide, and for openslide-python's
+        self._icc = self._profile = icc_profile()
         base = self._levels[0].size
         self._downsamples = tuple(
             (base[0] / image.size[0] + base[1] / image.size[1]) / 2
@@ -68,6 +69,9 @@ class PyramidSlide(ours.AbstractSlide):
 
     def __repr__(self) -> str:
         return f"PyramidSlide({len(self._levels)} levels)"
+
+    def _icc_profile(self) -> bytes:
+        return self._icc
 
     @classmethod
     def detect_format(cls, filename):
@@ -105,6 +109,8 @@ class PyramidSlide(ours.AbstractSlide):
         return len(self._downsamples) - 1
 
     def read_region(self, location, level, size):
+        if min(size) < 0:  # as OpenSlide
+            raise ours.OpenSlideError(f"negative size {size} not allowed")
         image = self._levels[level]
         factor = self._downsamples[level]
         x, y = (math.floor(c / factor) for c in location)
@@ -114,25 +120,31 @@ class PyramidSlide(ours.AbstractSlide):
         return region
 
 
-def pyramid_slide() -> PyramidSlide:
-    width, height = 700, 530
+def pyramid_slide(
+    width: int = 700,
+    height: int = 530,
+    factors: tuple[float, ...] = (3, 7.5),
+    properties: dict[str, str] | None = None,
+) -> PyramidSlide:
+    """Levels shrunk by `factors` (rounded up), margins transparent."""
     base = np.dstack([pattern(width, height), np.full((height, width), 255, np.uint8)])
-    base[:40, :] = 0  # transparent margin: the background colour shows
-    base[200:260, 300:420, 3] = 128  # half transparent
+    base[: height // 13, :] = 0  # transparent margin: the background colour shows
+    base[height * 2 // 5 : height // 2, width * 3 // 7 : width * 3 // 5, 3] = 128
     image = Image.fromarray(base)
     levels = [image] + [
         image.resize(
             (math.ceil(width / f), math.ceil(height / f)), Image.Resampling.BOX
         )
-        for f in (3, 7.5)
+        for f in factors
     ]
-    properties = {
-        ours.PROPERTY_NAME_BACKGROUND_COLOR: "20A0F0",
-        ours.PROPERTY_NAME_BOUNDS_X: "37",
-        ours.PROPERTY_NAME_BOUNDS_Y: "51",
-        ours.PROPERTY_NAME_BOUNDS_WIDTH: "601",
-        ours.PROPERTY_NAME_BOUNDS_HEIGHT: "433",
-    }
+    if properties is None:
+        properties = {
+            ours.PROPERTY_NAME_BACKGROUND_COLOR: "20A0F0",
+            ours.PROPERTY_NAME_BOUNDS_X: "37",
+            ours.PROPERTY_NAME_BOUNDS_Y: "51",
+            ours.PROPERTY_NAME_BOUNDS_WIDTH: "601",
+            ours.PROPERTY_NAME_BOUNDS_HEIGHT: "433",
+        }
     return PyramidSlide(levels, properties)
 
 
@@ -215,9 +227,21 @@ def assert_same_generators(mine: DeepZoomGenerator, theirs) -> None:
                 level, address
             ) == theirs.get_tile_dimensions(level, address)
         for address in addresses(columns, rows):
-            assert_same_image(
-                mine.get_tile(level, address), theirs.get_tile(level, address)
-            )
+            tile = outcome(mine.get_tile, level, address)
+            expected = outcome(theirs.get_tile, level, address)
+            if isinstance(expected, Image.Image):
+                assert isinstance(tile, Image.Image), tile
+                assert_same_image(tile, expected)
+            else:  # a region past the level's edge, which the slide refuses
+                assert tile == expected
+
+
+def outcome(call, *args):
+    """What a call gives: its result, or its exception's type name and text."""
+    try:
+        return call(*args)
+    except Exception as error:
+        return (type(error).__name__, str(error))
 
 
 @pytest.mark.parametrize("limit_bounds", [False, True])
@@ -303,3 +327,140 @@ def test_dicom_slide(oracle, tmp_path):
         assert tile.size == (8, 8)
         stored = slide.read_region((0, 0), 0, (1, 1)).info["icc_profile"]
         assert tile.info["icc_profile"] == stored  # the profile's bytes as stored
+
+
+def bounds(x: int, y: int, width: int, height: int) -> dict[str, str]:
+    return {
+        ours.PROPERTY_NAME_BOUNDS_X: str(x),
+        ours.PROPERTY_NAME_BOUNDS_Y: str(y),
+        ours.PROPERTY_NAME_BOUNDS_WIDTH: str(width),
+        ours.PROPERTY_NAME_BOUNDS_HEIGHT: str(height),
+    }
+
+
+#: Odd geometries: sizes that halve unevenly, levels that are no power of two
+#: apart, a level one pixel high, bounds (all four, some, none) and a
+#: background colour.
+ODD_SLIDES = {
+    "odd-sizes": lambda: pyramid_slide(333, 101, (2.2, 5), {}),
+    "bounds": lambda: pyramid_slide(257, 129, (1.5, 4), bounds(3, 5, 250, 111)),
+    "bounds-x-only": lambda: pyramid_slide(
+        301, 77, (3,), {ours.PROPERTY_NAME_BOUNDS_X: "21"}
+    ),
+    "bounds-size-only": lambda: pyramid_slide(
+        190,
+        230,
+        (2, 7.3),
+        {
+            ours.PROPERTY_NAME_BOUNDS_WIDTH: "121",
+            ours.PROPERTY_NAME_BOUNDS_HEIGHT: "199",
+            ours.PROPERTY_NAME_BACKGROUND_COLOR: "102030",
+        },
+    ),
+    "thin": lambda: pyramid_slide(517, 3, (2, 4), {}),
+    "single-level": lambda: pyramid_slide(65, 65, (), bounds(1, 2, 63, 61)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_SLIDES))
+@pytest.mark.parametrize("limit_bounds", [False, True])
+@pytest.mark.parametrize(("tile_size", "overlap"), [(50, 0), (63, 1), (32, 8)])
+def test_odd_geometries_match_openslide_python(
+    oracle, name, tile_size, overlap, limit_bounds
+):
+    """Tile sizes that do not divide the levels, overlaps 0, 1 and 8, the 1 x 1
+    levels at the top; every tile's region and size, and sampled tiles' pixels."""
+    slide = ODD_SLIDES[name]()
+    mine = DeepZoomGenerator(slide, tile_size, overlap, limit_bounds)
+    theirs = oracle.DeepZoomGenerator(slide, tile_size, overlap, limit_bounds)
+    assert mine.level_dimensions[0] == (1, 1)
+    assert_same_generators(mine, theirs)
+
+
+def test_random_pyramids_match_openslide_python(oracle):
+    """Levels, grids and every tile's region and size of random pyramids.
+
+    The slides only describe their levels (no pixels are read), so that many
+    shapes can be compared: sizes, downsamples, bounds, tile sizes, overlaps.
+    """
+
+    class Shape(PyramidSlide):
+        def __init__(self, sizes, properties):
+            self._sizes = tuple(sizes)
+            self._properties = properties
+            base = sizes[0]
+            self._downsamples = tuple(
+                (base[0] / w + base[1] / h) / 2 for w, h in self._sizes
+            )
+
+        @property
+        def level_dimensions(self):
+            return self._sizes
+
+        @property
+        def level_count(self):
+            return len(self._sizes)
+
+    rng = np.random.default_rng(21)
+    compared = 0
+    for _ in range(60):
+        width, height = (int(v) for v in rng.integers(1, 3000, 2))
+        sizes = [(width, height)]
+        for _ in range(int(rng.integers(0, 4))):
+            factor = float(rng.choice([2, 2.5, 3, 4, 1.7]))
+            sizes.append(
+                (
+                    max(1, math.ceil(sizes[-1][0] / factor)),
+                    max(1, math.ceil(sizes[-1][1] / factor)),
+                )
+            )
+        properties = {}
+        if rng.random() < 0.7:
+            x, y = (
+                int(rng.integers(0, width // 2 + 1)),
+                int(rng.integers(0, height // 2 + 1)),
+            )
+            properties = bounds(
+                x,
+                y,
+                int(rng.integers(1, width - x + 1)),
+                int(rng.integers(1, height - y + 1)),
+            )
+        slide = Shape(sizes, properties)
+        if any(
+            b < a for a, b in zip(slide.level_downsamples, slide.level_downsamples[1:])
+        ):
+            continue
+        tile_size = int(rng.choice([7, 50, 127, 254, 256, 510]))
+        overlap = int(rng.choice([0, 1, 2, 8]))
+        limit_bounds = bool(rng.random() < 0.6)
+        mine = DeepZoomGenerator(slide, tile_size, overlap, limit_bounds)
+        theirs = oracle.DeepZoomGenerator(slide, tile_size, overlap, limit_bounds)
+        assert mine.level_dimensions == theirs.level_dimensions
+        assert mine.level_tiles == theirs.level_tiles
+        assert mine.tile_count == theirs.tile_count
+        assert mine.get_dzi("png") == theirs.get_dzi("png")
+        for level, (columns, rows) in enumerate(theirs.level_tiles):
+            for address in addresses(columns, rows):
+                assert mine.get_tile_coordinates(
+                    level, address
+                ) == theirs.get_tile_coordinates(level, address)
+                assert mine.get_tile_dimensions(
+                    level, address
+                ) == theirs.get_tile_dimensions(level, address)
+                compared += 1
+    assert compared > 1000
+
+
+@pytest.mark.parametrize("name", sorted(ODD_SLIDES))
+def test_thumbnails_of_odd_slides_match_openslide_python(oracle, name):
+    """get_thumbnail: the level picked, the background colour, the shrinking."""
+    import openslide
+
+    slide = ODD_SLIDES[name]()
+    width, height = slide.dimensions
+    for size in [(1, 1), (16, 16), (width // 3 + 1, 10), (width, height), (999, 999)]:
+        assert_same_image(
+            slide.get_thumbnail(size),
+            openslide.AbstractSlide.get_thumbnail(slide, size),
+        )

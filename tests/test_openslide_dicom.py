@@ -33,7 +33,6 @@ import random
 import shutil
 import struct
 import threading
-import types
 from pathlib import Path
 
 import numpy as np
@@ -48,13 +47,10 @@ from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
 import dicomslide
+import dicomslide.openslide
 from dicomslide.cache import FrameCache
-from dicomslide.openslide import dicom
-from dicomslide.openslide.dicom import (
-    DicomBackend,
-    OpenSlideError,
-    OpenSlideUnsupportedFormatError,
-)
+from dicomslide.openslide import OpenSlideError, OpenSlideUnsupportedFormatError
+from dicomslide.openslide.dicom import DicomBackend
 
 try:
     from dicomslide.openslide import lowlevel
@@ -316,12 +312,13 @@ def test_fractional_downsample_reads_are_resampled_like_openslide(corpus):
 
 
 @needs_openslide
-def test_exceptions_are_lowlevels():
-    assert dicom.OpenSlideError is lowlevel.OpenSlideError
-    assert (
-        dicom.OpenSlideUnsupportedFormatError
-        is lowlevel.OpenSlideUnsupportedFormatError
-    )
+def test_exceptions_are_lowlevels(tmp_path):
+    """The DICOM backend raises the library's exceptions when it loads."""
+    assert OpenSlideError is lowlevel.OpenSlideError
+    not_dicom = tmp_path / "notes.dcm"
+    not_dicom.write_text("hello")
+    with pytest.raises(lowlevel.OpenSlideUnsupportedFormatError):
+        DicomBackend.open(not_dicom)
 
 
 @needs_openslide
@@ -727,8 +724,9 @@ def test_set_cache(corpus):
     path = corpus / "V14-wsidicom-native-explicit"
     backend = DicomBackend.open(path)
     before = np.asarray(backend.read_region((100, 100), 0, (300, 300)))
-    cache = FrameCache(64 << 20)
-    backend.set_cache(types.SimpleNamespace(frame_cache=cache))  # OpenSlideCache
+    shared = dicomslide.openslide.OpenSlideCache(64 << 20)
+    backend.set_cache(shared)
+    cache = shared.frame_cache
     assert np.array_equal(
         np.asarray(backend.read_region((100, 100), 0, (300, 300))), before
     )

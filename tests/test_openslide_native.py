@@ -842,8 +842,8 @@ def test_image_slide_leaves_a_given_image_open():
         assert slide.dimensions == (300, 250)
     image.load()  # still open
     with ours.ImageSlide(BOXES_PNG) as slide:
-        file_image = slide._image
-    assert slide._image is None and file_image.fp is None
+        file_image = slide._picture
+    assert slide._picture is None and file_image.fp is None
 
 
 def test_open_slide_falls_back_like_openslide_python(oracle, tmp_path):
@@ -927,6 +927,27 @@ def test_dicom_file_is_an_openslide(oracle, dicom_folder):
     slide.close()
     with pytest.raises(ctypes.ArgumentError):
         slide.read_region((0, 0), 0, (1, 1))
+
+
+def test_dicom_file_the_dicom_backend_declines_goes_to_the_library(oracle, tmp_path):
+    """A DICOM file that is no slide image: both readers decline it."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    dataset = Dataset()
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.SOPClassUID = CTImageStorage
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
+    path = tmp_path / "ct.dcm"
+    dataset.save_as(path, enforce_file_format=True)
+    assert ours.OpenSlide.detect_format(path) == "dicom"
+    with pytest.raises(ours.OpenSlideUnsupportedFormatError, match="Not a WSI DICOM"):
+        ours.OpenSlide(path)  # the DICOM backend's reason, after the library's no
+    with pytest.raises(oracle.OpenSlideUnsupportedFormatError):
+        oracle.OpenSlide(path)
 
 
 def test_dicom_folder_slide_and_open_slide(dicom_folder, dicom_slide):

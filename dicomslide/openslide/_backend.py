@@ -1,6 +1,7 @@
 """What :class:`dicomslide.openslide.OpenSlide` needs from a kind of slide.
 
-Two backends implement this protocol: the native one (libopenslide through
+Two backends implement this protocol: the native one
+(:mod:`dicomslide.openslide.native`: libopenslide through
 :mod:`dicomslide.openslide.lowlevel`, for SVS, NDPI, MRXS, TIFF, ...) and the
 DICOM one (:mod:`dicomslide.openslide.dicom`, pure Python over a
 :class:`dicomslide.Slide`). ``OpenSlide`` holds one backend and adds what
@@ -12,9 +13,12 @@ manager, pickling); it never decodes pixels itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from dicomslide.openslide.cache import OpenSlideCache
 
 
 class SlideBackend(Protocol):
@@ -69,7 +73,7 @@ class SlideBackend(Protocol):
         """The level OpenSlide would pick for a downsample."""
         ...
 
-    def set_cache(self, cache: Any) -> None:
+    def set_cache(self, cache: OpenSlideCache) -> None:
         """Use an :class:`dicomslide.openslide.OpenSlideCache`."""
         ...
 

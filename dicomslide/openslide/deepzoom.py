@@ -1,48 +1,113 @@
-"""Deep Zoom tiles and metadata of any slide.
+"""Deep Zoom images of any slide: :class:`DeepZoomGenerator`.
 
-:class:`DeepZoomGenerator` cuts a slide (an :class:`~dicomslide.openslide.OpenSlide`
-of any backend, an :class:`~dicomslide.openslide.ImageSlide`, or any other
-:class:`~dicomslide.openslide.AbstractSlide`) into the tiles of a Deep Zoom
-image, with the arithmetic of openslide-python's ``openslide.deepzoom``: the
-same levels, tile grid, regions read and pixels.
+A Deep Zoom image (Seadragon's format, which OpenSeadragon shows) is a pyramid
+of levels numbered from 0, a single pixel, up to the full image; each level is
+half its successor, rounded up, until both sides are 1. Every level is cut into
+square tiles of ``tile_size`` pixels from its top left corner (the last column
+and row may be narrower), and a tile also carries ``overlap`` pixels of its
+neighbours on each side that has a neighbour. A ``.dzi`` XML document gives the
+tile size, the overlap, the tile format and the size of the full image; a
+viewer asks for tile ``<level>/<column>_<row>.<format>``.
 
-Four coordinate frames are involved: tile column and row within a Deep Zoom
-level, pixels of a Deep Zoom level, pixels of the slide level read, and pixels
-of slide level 0.
+:class:`DeepZoomGenerator` draws such tiles from any
+:class:`~dicomslide.openslide.AbstractSlide` (an
+:class:`~dicomslide.openslide.OpenSlide` of either backend, an
+:class:`~dicomslide.openslide.ImageSlide`, or a class of your own) through the
+slide's own ``read_region``, with the levels, regions and pixels of
+openslide-python's generator. Each Deep Zoom level is read from the slide level
+that ``get_best_level_for_downsample`` picks for the level's power-of-two
+downsample, and a region of that level is shrunk to the tile
+(:mod:`dicomslide.openslide.rendering`). With ``limit_bounds``, the pyramid
+covers the slide's bounds (``openslide.bounds-*``) instead of all of level 0.
 """
 
 from __future__ import annotations
 
 import math
-from io import BytesIO
-from typing import TYPE_CHECKING
-from xml.etree.ElementTree import Element, ElementTree, SubElement
+from dataclasses import dataclass
+from typing import TypeAlias
+from xml.etree.ElementTree import Element, SubElement, tostring
 
 from PIL import Image
 
-import dicomslide.openslide as openslide
-
-if TYPE_CHECKING:
-    from dicomslide.openslide import AbstractSlide
+from dicomslide.openslide.abstract import AbstractSlide
+from dicomslide.openslide.properties import (
+    PROPERTY_NAME_BOUNDS_HEIGHT,
+    PROPERTY_NAME_BOUNDS_WIDTH,
+    PROPERTY_NAME_BOUNDS_X,
+    PROPERTY_NAME_BOUNDS_Y,
+)
+from dicomslide.openslide.rendering import render
 
 __all__ = ["DeepZoomGenerator"]
 
+#: XML namespace of ``.dzi`` documents
 _DZI_NAMESPACE = "http://schemas.microsoft.com/deepzoom/2008"
 
-_Pair = tuple[int, int]
+_Pair: TypeAlias = tuple[int, int]
 
 
-def _deep_zoom_dimensions(base: _Pair) -> tuple[_Pair, ...]:
-    """Sizes of the Deep Zoom levels, from 1x1 up to `base`.
+@dataclass(frozen=True)
+class _Axis:
+    """One direction (x or y) of a Deep Zoom level and of the slide level it reads.
 
-    Each level halves the next larger one, rounding up, down to one pixel.
+    Attributes
+    ----------
+    extent: int
+        Deep Zoom pixels of the level
+    tiles: int
+        Tiles of the level
+    stretch: float
+        Slide-level pixels per Deep Zoom pixel
+    source_extent: int
+        Pixels of the shown part of the slide, in the slide level
+    source_downsample: float
+        Downsample of the slide level
+    origin: int
+        Level-0 coordinate of the shown part of the slide
+
     """
-    sizes = [base]
-    width, height = base
-    while width > 1 or height > 1:
-        width, height = max(1, math.ceil(width / 2)), max(1, math.ceil(height / 2))
-        sizes.append((width, height))
-    return tuple(reversed(sizes))
+
+    extent: int
+    tiles: int
+    stretch: float
+    source_extent: int
+    source_downsample: float
+    origin: int
+
+    def span(self, index: int, tile_size: int, overlap: int) -> tuple[int, int]:
+        """First Deep Zoom pixel and length of a tile, overlap included."""
+        before = overlap if index > 0 else 0
+        after = overlap if index < self.tiles - 1 else 0
+        first = index * tile_size
+        return first - before, before + min(tile_size, self.extent - first) + after
+
+    def source(self, first: int, length: int) -> tuple[int, int]:
+        """Level-0 coordinate and slide-level length of the region of a span."""
+        start = first * self.stretch  # in slide-level pixels, not rounded
+        reach = self.source_extent - math.ceil(start)
+        # the origin is added before truncating (in floating point), which
+        # decides some coordinates just below a whole number
+        location = int(self.origin + start * self.source_downsample)
+        return location, min(math.ceil(length * self.stretch), reach)
+
+
+@dataclass(frozen=True)
+class _ZoomLevel:
+    """A Deep Zoom level: the slide level it is read from, and its two axes."""
+
+    source_level: int
+    x: _Axis
+    y: _Axis
+
+
+def _pyramid(full: _Pair) -> list[_Pair]:
+    """Sizes of the Deep Zoom levels of an image, from 1 x 1 up to `full`."""
+    sizes = [full]
+    while max(sizes[-1]) > 1:
+        width, height = sizes[-1]
+        sizes.append((max(1, math.ceil(width / 2)), max(1, math.ceil(height / 2))))
+    return sizes[::-1]
 
 
 class DeepZoomGenerator:
@@ -63,14 +128,10 @@ class DeepZoomGenerator:
 
     """
 
-    BOUNDS_OFFSET_PROPS = (
-        openslide.PROPERTY_NAME_BOUNDS_X,
-        openslide.PROPERTY_NAME_BOUNDS_Y,
-    )
-    BOUNDS_SIZE_PROPS = (
-        openslide.PROPERTY_NAME_BOUNDS_WIDTH,
-        openslide.PROPERTY_NAME_BOUNDS_HEIGHT,
-    )
+    #: Properties that give the level-0 location of the slide's bounds
+    BOUNDS_OFFSET_PROPS = (PROPERTY_NAME_BOUNDS_X, PROPERTY_NAME_BOUNDS_Y)
+    #: Properties that give the level-0 size of the slide's bounds
+    BOUNDS_SIZE_PROPS = (PROPERTY_NAME_BOUNDS_WIDTH, PROPERTY_NAME_BOUNDS_HEIGHT)
 
     def __init__(
         self,
@@ -79,87 +140,98 @@ class DeepZoomGenerator:
         overlap: int = 1,
         limit_bounds: bool = False,
     ) -> None:
-        self._osr = osr
+        self._slide = osr
         self._tile_size = tile_size
         self._overlap = overlap
-        self._limit_bounds = limit_bounds
-        properties = osr.properties
+        self._bounded = limit_bounds
 
-        # Slide level sizes (of the non-empty region if bounds are limited) and
-        # the level 0 position of their origin.
+        # The shown part of the slide: its level-0 origin, and its size as a
+        # fraction of level 0 (which sizes it in every slide level).
+        origin = (0, 0)
+        fraction = (1.0, 1.0)
         if limit_bounds:
-            self._l0_offset: _Pair = (
-                int(properties.get(self.BOUNDS_OFFSET_PROPS[0], 0)),
-                int(properties.get(self.BOUNDS_OFFSET_PROPS[1], 0)),
+            properties = osr.properties
+            base_width, base_height = osr.level_dimensions[0]
+            left, top = self.BOUNDS_OFFSET_PROPS
+            across, down = self.BOUNDS_SIZE_PROPS
+            origin = (int(properties.get(left, 0)), int(properties.get(top, 0)))
+            fraction = (
+                int(properties.get(across, base_width)) / base_width,
+                int(properties.get(down, base_height)) / base_height,
             )
-            scale = [
-                int(properties.get(name, full)) / full
-                for name, full in zip(
-                    self.BOUNDS_SIZE_PROPS, osr.dimensions, strict=True
-                )
-            ]
-            self._l_dimensions: tuple[_Pair, ...] = tuple(
-                (math.ceil(width * scale[0]), math.ceil(height * scale[1]))
-                for width, height in osr.level_dimensions
-            )
-        else:
-            self._l0_offset = (0, 0)
-            self._l_dimensions = tuple(osr.level_dimensions)
-        self._l0_dimensions = self._l_dimensions[0]
-
-        # Deep Zoom levels and their tile grids.
-        self._z_dimensions = _deep_zoom_dimensions(self._l0_dimensions)
-        self._t_dimensions = tuple(
-            (math.ceil(width / tile_size), math.ceil(height / tile_size))
-            for width, height in self._z_dimensions
-        )
-        self._dz_levels = len(self._z_dimensions)
-
-        # For each Deep Zoom level: its downsample from level 0, the slide
-        # level to read, and the downsample from that slide level.
-        l0_z_downsamples = [
-            2 ** (self._dz_levels - dz_level - 1) for dz_level in range(self._dz_levels)
+        shown = [
+            (math.ceil(width * fraction[0]), math.ceil(height * fraction[1]))
+            for width, height in osr.level_dimensions
         ]
-        self._slide_from_dz_level = tuple(
-            osr.get_best_level_for_downsample(factor) for factor in l0_z_downsamples
-        )
-        self._l0_l_downsamples = tuple(osr.level_downsamples)
-        self._l_z_downsamples = tuple(
-            factor / self._l0_l_downsamples[slide_level]
-            for factor, slide_level in zip(
-                l0_z_downsamples, self._slide_from_dz_level, strict=True
-            )
-        )
 
-        background = properties.get(openslide.PROPERTY_NAME_BACKGROUND_COLOR, "ffffff")
-        self._bg_color = f"#{background}"
+        sizes = _pyramid(shown[0])
+        levels = []
+        for number, (width, height) in enumerate(sizes):
+            downsample = 2 ** (len(sizes) - 1 - number)
+            source = osr.get_best_level_for_downsample(downsample)
+            source_downsample = osr.level_downsamples[source]
+            stretch = downsample / source_downsample
+            axis_x, axis_y = (
+                _Axis(
+                    extent=extent,
+                    tiles=math.ceil(extent / tile_size),
+                    stretch=stretch,
+                    source_extent=shown[source][axis],
+                    source_downsample=source_downsample,
+                    origin=origin[axis],
+                )
+                for axis, extent in enumerate((width, height))
+            )
+            levels.append(_ZoomLevel(source, axis_x, axis_y))
+        self._levels = tuple(levels)
 
     def __repr__(self) -> str:
         return (
-            f"{self.__class__.__name__}({self._osr!r}, "
+            f"{self.__class__.__name__}({self._slide!r}, "
             f"tile_size={self._tile_size!r}, overlap={self._overlap!r}, "
-            f"limit_bounds={self._limit_bounds!r})"
+            f"limit_bounds={self._bounded!r})"
         )
 
     @property
     def level_count(self) -> int:
         """int: number of Deep Zoom levels"""
-        return self._dz_levels
+        return len(self._levels)
 
     @property
     def level_tiles(self) -> tuple[_Pair, ...]:
         """Tuple[Tuple[int, int], ...]: (columns, rows) of tiles of every level"""
-        return self._t_dimensions
+        return tuple((level.x.tiles, level.y.tiles) for level in self._levels)
 
     @property
     def level_dimensions(self) -> tuple[_Pair, ...]:
         """Tuple[Tuple[int, int], ...]: (width, height) in pixels of every level"""
-        return self._z_dimensions
+        return tuple((level.x.extent, level.y.extent) for level in self._levels)
 
     @property
     def tile_count(self) -> int:
         """int: number of tiles of all levels"""
-        return sum(columns * rows for columns, rows in self._t_dimensions)
+        return sum(level.x.tiles * level.y.tiles for level in self._levels)
+
+    def _locate(
+        self, level: int, address: tuple[int, int]
+    ) -> tuple[tuple[_Pair, int, _Pair], _Pair]:
+        """The read_region arguments of a tile, and the tile's size."""
+        if level < 0 or level >= len(self._levels):
+            raise ValueError("Invalid level")
+        zoom = self._levels[level]
+        axes = (zoom.x, zoom.y)
+        for index, axis in zip(address, axes, strict=True):
+            if index < 0 or index >= axis.tiles:
+                raise ValueError("Invalid address")
+        spans = [
+            axis.span(index, self._tile_size, self._overlap)
+            for index, axis in zip(address, axes)
+        ]
+        regions = [axis.source(*span) for axis, span in zip(axes, spans)]
+        location = (regions[0][0], regions[1][0])
+        region_size = (regions[0][1], regions[1][1])
+        tile_size = (spans[0][1], spans[1][1])
+        return (location, zoom.source_level, region_size), tile_size
 
     def get_tile(self, level: int, address: tuple[int, int]) -> Image.Image:
         """Render a tile.
@@ -183,13 +255,10 @@ class DeepZoomGenerator:
             When the level or the address is out of range
 
         """
-        read_args, z_size = self._get_tile_info(level, address)
-        region = self._osr.read_region(*read_args)
+        arguments, size = self._locate(level, address)
+        region = self._slide.read_region(*arguments)
+        tile = render(region, self._slide.properties, size)
         profile = region.info.get("icc_profile")
-        background = Image.new("RGB", region.size, self._bg_color)
-        tile = Image.composite(region, background, region)
-        if tile.size != z_size:
-            tile.thumbnail(z_size, Image.Resampling.LANCZOS)
         if profile is not None:
             tile.info["icc_profile"] = profile
         return tile
@@ -212,7 +281,7 @@ class DeepZoomGenerator:
             Level 0 location, slide level and size of the region
 
         """
-        return self._get_tile_info(level, address)[0]
+        return self._locate(level, address)[0]
 
     def get_tile_dimensions(self, level: int, address: tuple[int, int]) -> _Pair:
         """Return the size of a tile.
@@ -230,7 +299,7 @@ class DeepZoomGenerator:
             (width, height) in pixels, overlap included
 
         """
-        return self._get_tile_info(level, address)[1]
+        return self._locate(level, address)[1]
 
     def get_dzi(self, format: str) -> str:
         """Return the XML metadata of the ``.dzi`` file.
@@ -246,6 +315,7 @@ class DeepZoomGenerator:
             XML document
 
         """
+        width, height = self.level_dimensions[-1]
         image = Element(
             "Image",
             TileSize=str(self._tile_size),
@@ -253,54 +323,5 @@ class DeepZoomGenerator:
             Format=format,
             xmlns=_DZI_NAMESPACE,
         )
-        width, height = self._l0_dimensions
         SubElement(image, "Size", Width=str(width), Height=str(height))
-        buffer = BytesIO()
-        ElementTree(image).write(buffer, encoding="UTF-8")
-        return buffer.getvalue().decode("UTF-8")
-
-    def _get_tile_info(
-        self, dz_level: int, address: tuple[int, int]
-    ) -> tuple[tuple[_Pair, int, _Pair], _Pair]:
-        """Region to read for a tile, and the size of the tile."""
-        if dz_level < 0 or dz_level >= self._dz_levels:
-            raise ValueError("Invalid level")
-        grid = self._t_dimensions[dz_level]
-        for index, count in zip(address, grid, strict=True):
-            if index < 0 or index >= count:
-                raise ValueError("Invalid address")
-        slide_level = self._slide_from_dz_level[dz_level]
-        l_z_downsample = self._l_z_downsamples[dz_level]
-        l0_l_downsample = self._l0_l_downsamples[slide_level]
-
-        location: list[int] = []
-        l_size: list[int] = []
-        z_size: list[int] = []
-        for axis in range(2):
-            index, count = address[axis], grid[axis]
-            # Overlap on the edges that border other tiles.
-            overlap_before = self._overlap * int(index != 0)
-            overlap_after = self._overlap * int(index != count - 1)
-            z_start = self._tile_size * index
-            z_extent = (
-                min(self._tile_size, self._z_dimensions[dz_level][axis] - z_start)
-                + overlap_before
-                + overlap_after
-            )
-            # Round the location down and the size up.
-            l_start = l_z_downsample * (z_start - overlap_before)
-            location.append(int(l0_l_downsample * l_start + self._l0_offset[axis]))
-            l_limit = self._l_dimensions[slide_level][axis]
-            l_size.append(
-                int(
-                    min(
-                        math.ceil(l_z_downsample * z_extent),
-                        l_limit - math.ceil(l_start),
-                    )
-                )
-            )
-            z_size.append(z_extent)
-        return (
-            ((location[0], location[1]), slide_level, (l_size[0], l_size[1])),
-            (z_size[0], z_size[1]),
-        )
+        return tostring(image, encoding="unicode")

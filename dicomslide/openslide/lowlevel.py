@@ -19,9 +19,18 @@ attempt and why it failed. Every public function has a boolean ``available``
 attribute; the functions that need OpenSlide 4.0.0 (ICC profiles and tile caches)
 raise :class:`OpenSlideVersionError` when the loaded library is older.
 
+Every function that takes a slide raises :class:`OpenSlideError` when the slide
+is in the error state (errors are sticky: once a call failed, every later call
+fails with the same message; :func:`get_error` gives it), and
+:class:`ctypes.ArgumentError` when an argument has the wrong type or the slide
+or cache handle is closed, released or of another copy of the library.
+
+Each C function is declared once, in :data:`_PROTOTYPES`; each public function
+once, as a method of :class:`_Api`, the API bound to one loaded library.
 """
 
 import ctypes as _ct
+import ctypes.util as _ct_util
 import functools as _functools
 import importlib as _importlib
 import logging as _logging
@@ -30,8 +39,18 @@ import platform as _platform
 import sys as _sys
 import types as _types
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, ParamSpec, Protocol, TypeAlias, TypeVar
+from typing import (
+    Any,
+    Concatenate,
+    Generic,
+    NamedTuple,
+    ParamSpec,
+    Protocol,
+    TypeAlias,
+    TypeVar,
+)
 from typing import cast as _cast
+from typing import overload as _overload
 
 import numpy as _np
 from PIL import Image
@@ -127,45 +146,49 @@ class _UnknownAssociatedImageError(KeyError, ValueError):
         return f"no associated image named {name!r}"
 
 
-# -- Handles ----------------------------------------------------------------
+# -- Handles and argument converters ----------------------------------------
+# ctypes calls from_param on every argument; what it raises reaches the caller
+# as ctypes.ArgumentError.
 
 
 class _Handle:
-    """A pointer handed out by the C library, valid until it is let go of.
+    """A pointer handed out by one copy of the C library, valid until let go of.
 
-    Subclasses name what they hold: the words of their argument errors and
-    the binding method that frees the pointer.
+    Subclasses name what they hold (the words of their argument errors) and the
+    C function that frees the pointer.
     """
 
     _reference = ""  # "Not an ... reference"
     _noun = ""  # "Passing undefined ... object"
     _gone = ""  # "Passing ... <noun> object" once let go of
-    _destroy = ""  # the _Binding method that frees the pointer
+    _free = ""  # the C function (without "openslide_") that frees the pointer
 
-    def __init__(self, ptr: _ct.c_void_p, owner: "_Binding | None" = None) -> None:
+    def __init__(self, ptr: _ct.c_void_p, owner: "_Api") -> None:
         self._as_parameter_ = ptr
-        self._owner = owner if owner is not None else _API._binding
+        self._owner = owner
         self._valid = True
 
     def __del__(self) -> None:
         if getattr(self, "_valid", False):
             self._valid = False
-            getattr(self._owner, self._destroy)(self._as_parameter_)
+            self._owner._free(self._free, self._as_parameter_)
 
     def invalidate(self) -> None:
         """Mark the handle let go of: it is no longer accepted."""
         self._valid = False
 
     @classmethod
-    def _checked(cls, obj: object) -> "_Handle":
+    def checked(cls, obj: object, owner: "_Api") -> "_Handle":
+        """`obj` if it is a live handle of this class and library (ctypes argument)."""
         if obj.__class__ is not cls:
             raise ValueError(f"Not an {cls._reference} reference")
-        handle = _cast(_Handle, obj)
-        if not handle._as_parameter_:
+        if not obj._as_parameter_:
             raise ValueError(f"Passing undefined {cls._noun} object")
-        if not handle._valid:
+        if not obj._valid:
             raise ValueError(f"Passing {cls._gone} {cls._noun} object")
-        return handle
+        if obj._owner is not owner:
+            raise ValueError(f"Passing {cls._noun} object of another OpenSlide library")
+        return obj
 
 
 class _OpenSlide(_Handle):
@@ -175,17 +198,7 @@ class _OpenSlide(_Handle):
     closed by :func:`close` or, failing that, when the handle is garbage-collected.
     """
 
-    _reference, _noun, _gone, _destroy = (
-        "OpenSlide",
-        "slide",
-        "closed",
-        "_destroy_slide",
-    )
-
-    @classmethod
-    def from_param(cls, obj: object) -> "_OpenSlide":
-        """Check that `obj` is an open slide handle (ctypes argument converter)."""
-        return _cast(_OpenSlide, cls._checked(obj))
+    _reference, _noun, _gone, _free = "OpenSlide", "slide", "closed", "close"
 
 
 class _OpenSlideCache(_Handle):
@@ -196,21 +209,23 @@ class _OpenSlideCache(_Handle):
     is garbage-collected; slides that use it keep it alive in the library.
     """
 
-    _reference, _noun, _gone, _destroy = (
+    _reference, _noun, _gone, _free = (
         "OpenSlide cache",
         "cache",
         "released",
-        "_destroy_cache",
+        "cache_release",
     )
 
-    @classmethod
-    def from_param(cls, obj: object) -> "_OpenSlideCache":
-        """Check that `obj` is a live cache handle (ctypes argument converter)."""
-        return _cast(_OpenSlideCache, cls._checked(obj))
 
+class _HandleArg:
+    """A live handle of one class that belongs to one library."""
 
-# -- Argument converters (ctypes from_param) --------------------------------
-# An exception raised by from_param reaches the caller as ctypes.ArgumentError.
+    def __init__(self, kind: type[_Handle], owner: "_Api") -> None:
+        self._kind = kind
+        self._owner = owner
+
+    def from_param(self, obj: object) -> _Handle:
+        return self._kind.checked(obj, self._owner)
 
 
 class _FilenameArg:
@@ -249,135 +264,6 @@ class _SizeArg:
         return _ct.c_size_t(obj)
 
 
-class _SlideArg:
-    """An open slide handle that belongs to one binding."""
-
-    def __init__(self, owner: "_Binding") -> None:
-        self._owner = owner
-
-    def from_param(self, obj: object) -> _OpenSlide:
-        slide = _OpenSlide.from_param(obj)
-        if slide._owner is not self._owner:
-            raise ValueError("Passing slide object of another OpenSlide library")
-        return slide
-
-
-class _CacheArg:
-    """A live cache handle that belongs to one binding."""
-
-    def __init__(self, owner: "_Binding") -> None:
-        self._owner = owner
-
-    def from_param(self, obj: object) -> _OpenSlideCache:
-        cache = _OpenSlideCache.from_param(obj)
-        if cache._owner is not self._owner:
-            raise ValueError("Passing cache object of another OpenSlide library")
-        return cache
-
-
-# -- C prototypes -----------------------------------------------------------
-
-_SLIDE = "slide"  # placeholder for the binding's _SlideArg
-_CACHE = "cache"  # placeholder for the binding's _CacheArg
-_INT64_P = _ct.POINTER(_ct.c_int64)
-_UINT32_P = _ct.POINTER(_ct.c_uint32)
-_CHAR_P = _ct.POINTER(_ct.c_char)
-_NAMES_P = _ct.POINTER(_ct.c_char_p)
-
-
-class _Prototype(NamedTuple):
-    name: str  # C symbol without its "openslide_" prefix
-    restype: Any
-    argtypes: tuple[Any, ...]
-    check: str  # result handler: _Binding._check_<check>
-    minimum_version: str | None = None  # None: the function must exist
-
-
-_PROTOTYPES = (
-    _Prototype("detect_vendor", _ct.c_char_p, (_FilenameArg,), "string"),
-    _Prototype("open", _ct.c_void_p, (_FilenameArg,), "open"),
-    _Prototype("close", None, (_SLIDE,), "close"),
-    _Prototype("get_error", _ct.c_char_p, (_SLIDE,), "string"),
-    _Prototype("get_version", _ct.c_char_p, (), "string"),
-    _Prototype("get_level_count", _ct.c_int32, (_SLIDE,), "error"),
-    _Prototype(
-        "get_level_dimensions",
-        None,
-        (_SLIDE, _ct.c_int32, _INT64_P, _INT64_P),
-        "error",
-    ),
-    _Prototype("get_level_downsample", _ct.c_double, (_SLIDE, _ct.c_int32), "error"),
-    _Prototype(
-        "get_best_level_for_downsample",
-        _ct.c_int32,
-        (_SLIDE, _ct.c_double),
-        "error",
-    ),
-    _Prototype(
-        "read_region",
-        None,
-        (_SLIDE, _UINT32_P, _ct.c_int64, _ct.c_int64, _ct.c_int32)
-        + (_ct.c_int64, _ct.c_int64),
-        "error",
-    ),
-    _Prototype("get_property_names", _NAMES_P, (_SLIDE,), "names"),
-    _Prototype("get_property_value", _ct.c_char_p, (_SLIDE, _Utf8Arg), "error"),
-    _Prototype("get_associated_image_names", _NAMES_P, (_SLIDE,), "names"),
-    _Prototype(
-        "get_associated_image_dimensions",
-        None,
-        (_SLIDE, _Utf8Arg, _INT64_P, _INT64_P),
-        "error",
-    ),
-    _Prototype("read_associated_image", None, (_SLIDE, _Utf8Arg, _UINT32_P), "error"),
-    _Prototype("get_icc_profile_size", _ct.c_int64, (_SLIDE,), "error", "4.0.0"),
-    _Prototype("read_icc_profile", None, (_SLIDE, _CHAR_P), "error", "4.0.0"),
-    _Prototype(
-        "get_associated_image_icc_profile_size",
-        _ct.c_int64,
-        (_SLIDE, _Utf8Arg),
-        "error",
-        "4.0.0",
-    ),
-    _Prototype(
-        "read_associated_image_icc_profile",
-        None,
-        (_SLIDE, _Utf8Arg, _CHAR_P),
-        "error",
-        "4.0.0",
-    ),
-    _Prototype("cache_create", _ct.c_void_p, (_SizeArg,), "cache", "4.0.0"),
-    _Prototype("set_cache", None, (_SLIDE, _CACHE), "error", "4.0.0"),
-    _Prototype("cache_release", None, (_CACHE,), "release", "4.0.0"),
-)
-
-#: C functions behind the public functions that call more than their namesake.
-_USES = {
-    "read_icc_profile": ("get_icc_profile_size", "read_icc_profile"),
-    "read_associated_image": (
-        "get_associated_image_dimensions",
-        "read_associated_image",
-    ),
-    "read_associated_image_icc_profile": (
-        "get_associated_image_icc_profile_size",
-        "read_associated_image_icc_profile",
-    ),
-}
-
-
-class _Unavailable:
-    """Stand-in for a C function that the loaded library lacks."""
-
-    available = False
-
-    def __init__(self, name: str, minimum_version: str) -> None:
-        self.__name__ = f"openslide_{name}"
-        self.minimum_version = minimum_version
-
-    def __call__(self, *args: Any) -> Any:
-        raise OpenSlideVersionError(self.minimum_version)
-
-
 # -- Pixels -----------------------------------------------------------------
 
 
@@ -395,16 +281,147 @@ def _argb_to_image(
     return Image.frombuffer("RGBA", size, data, "raw", raw_mode, 0, 1)
 
 
-# -- Binding to one library -------------------------------------------------
+def _pixels(width: int, height: int) -> Any:
+    return (_ct.c_uint32 * (width * height))()
 
 
-class _Binding:
-    """The OpenSlide API implemented on one loaded copy of the C library.
+# -- The C functions ----------------------------------------------------------
+
+_SLIDE = _OpenSlide  # argument placeholders, made _HandleArg of each library
+_CACHE = _OpenSlideCache
+_INT64_P = _ct.POINTER(_ct.c_int64)
+_UINT32_P = _ct.POINTER(_ct.c_uint32)
+_CHAR_P = _ct.POINTER(_ct.c_char)
+_NAMES_P = _ct.POINTER(_ct.c_char_p)
+
+
+class _Prototype(NamedTuple):
+    restype: Any
+    argtypes: tuple[Any, ...]
+    check: str  # result handler: _Api._check_<check>
+    since: str | None = None  # OpenSlide version that added it; None: 3.4.0
+
+
+#: Every C function used, by name without its "openslide_" prefix.
+_PROTOTYPES = {
+    "detect_vendor": _Prototype(_ct.c_char_p, (_FilenameArg,), "string"),
+    "open": _Prototype(_ct.c_void_p, (_FilenameArg,), "open"),
+    "close": _Prototype(None, (_SLIDE,), "let_go"),
+    "get_error": _Prototype(_ct.c_char_p, (_SLIDE,), "string"),
+    "get_version": _Prototype(_ct.c_char_p, (), "string"),
+    "get_level_count": _Prototype(_ct.c_int32, (_SLIDE,), "error"),
+    "get_level_dimensions": _Prototype(
+        None, (_SLIDE, _ct.c_int32, _INT64_P, _INT64_P), "error"
+    ),
+    "get_level_downsample": _Prototype(_ct.c_double, (_SLIDE, _ct.c_int32), "error"),
+    "get_best_level_for_downsample": _Prototype(
+        _ct.c_int32, (_SLIDE, _ct.c_double), "error"
+    ),
+    "read_region": _Prototype(
+        None,
+        (_SLIDE, _UINT32_P, _ct.c_int64, _ct.c_int64, _ct.c_int32)
+        + (_ct.c_int64, _ct.c_int64),
+        "error",
+    ),
+    "get_property_names": _Prototype(_NAMES_P, (_SLIDE,), "names"),
+    "get_property_value": _Prototype(_ct.c_char_p, (_SLIDE, _Utf8Arg), "error"),
+    "get_associated_image_names": _Prototype(_NAMES_P, (_SLIDE,), "names"),
+    "get_associated_image_dimensions": _Prototype(
+        None, (_SLIDE, _Utf8Arg, _INT64_P, _INT64_P), "error"
+    ),
+    "read_associated_image": _Prototype(None, (_SLIDE, _Utf8Arg, _UINT32_P), "error"),
+    "get_icc_profile_size": _Prototype(_ct.c_int64, (_SLIDE,), "error", "4.0.0"),
+    "read_icc_profile": _Prototype(None, (_SLIDE, _CHAR_P), "error", "4.0.0"),
+    "get_associated_image_icc_profile_size": _Prototype(
+        _ct.c_int64, (_SLIDE, _Utf8Arg), "error", "4.0.0"
+    ),
+    "read_associated_image_icc_profile": _Prototype(
+        None, (_SLIDE, _Utf8Arg, _CHAR_P), "error", "4.0.0"
+    ),
+    "cache_create": _Prototype(_ct.c_void_p, (_SizeArg,), "cache", "4.0.0"),
+    "set_cache": _Prototype(None, (_SLIDE, _CACHE), "error", "4.0.0"),
+    "cache_release": _Prototype(None, (_CACHE,), "let_go", "4.0.0"),
+}
+
+
+class _Unavailable:
+    """Stand-in for a C function that the loaded library lacks."""
+
+    available = False
+
+    def __init__(self, name: str, minimum_version: str) -> None:
+        self.__name__ = f"openslide_{name}"
+        self.minimum_version = minimum_version
+
+    def __call__(self, *args: Any) -> Any:
+        raise OpenSlideVersionError(self.minimum_version)
+
+
+# -- Public functions -----------------------------------------------------------
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
+
+
+class _Function(Protocol[_P, _R_co]):
+    """A public function: callable, and telling whether the library has it."""
+
+    available: bool
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+
+
+class _Public(Generic[_P, _R]):
+    """A method of :class:`_Api` that each API exports as a plain function.
+
+    The function has the method's name, signature and docstring, and an
+    ``available`` attribute: whether the library has the C functions it calls.
+    """
+
+    def __init__(
+        self, method: Callable[Concatenate["_Api", _P], _R], calls: tuple[str, ...]
+    ) -> None:
+        self._method = method
+        self._calls = calls or (method.__name__,)
+
+    @_overload
+    def __get__(self, api: None, owner: type["_Api"]) -> "_Public[_P, _R]": ...
+    @_overload
+    def __get__(self, api: "_Api", owner: type["_Api"]) -> _Function[_P, _R]: ...
+    def __get__(self, api: "_Api | None", owner: type["_Api"]) -> Any:
+        if api is None:
+            return self
+        bound: Callable[_P, _R] = _types.MethodType(self._method, api)
+
+        @_functools.wraps(bound)
+        def function(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            return bound(*args, **kwargs)
+
+        function.__qualname__ = function.__name__
+        function.__module__ = __name__
+        exported = _cast("_Function[_P, _R]", function)
+        exported.available = all(api.c[name].available for name in self._calls)
+        api.__dict__[function.__name__] = exported  # made once per API
+        return exported
+
+
+def _public(
+    *calls: str,
+) -> Callable[[Callable[Concatenate["_Api", _P], _R]], _Public[_P, _R]]:
+    """Make a method public; `calls` names its C functions if not its namesake."""
+    return lambda method: _Public(method, calls)
+
+
+class _Api:
+    """The public functions, bound to one loaded copy of the C library.
 
     Parameters
     ----------
     library: ctypes.CDLL
         The loaded OpenSlide library
+    origin: str
+        Where the library was found, for messages
 
     Raises
     ------
@@ -413,68 +430,48 @@ class _Binding:
 
     """
 
-    def __init__(self, library: _ct.CDLL) -> None:
+    def __init__(self, library: _ct.CDLL, origin: str) -> None:
         self.library = library
-        self._slide_arg = _SlideArg(self)
-        self._cache_arg = _CacheArg(self)
-        self._c = _types.SimpleNamespace(
-            **{proto.name: self._resolve(proto) for proto in _PROTOTYPES}
-        )
-        self._close_ptr = self._pointer_function("close")
-        if self._c.cache_release.available:
-            self._release_ptr = self._pointer_function("cache_release")
+        self.origin = origin
+        self.c = {
+            name: self._resolve(name, proto) for name, proto in _PROTOTYPES.items()
+        }
+        # Destructors free a pointer without the checks of the handle argument.
+        self._frees = {}
+        for name in ("close", "cache_release"):
+            if self.c[name].available:
+                free = library["openslide_" + name]
+                free.argtypes, free.restype = [_ct.c_void_p], None
+                self._frees[name] = free
 
     def __repr__(self) -> str:
-        return f"<OpenSlide {self.get_version()} from {self.library._name}>"
+        return f"<OpenSlide {self.get_version()} from {self.origin}>"
 
-    # -- setting up
-
-    def _resolve(self, proto: _Prototype) -> Any:
+    def _resolve(self, name: str, proto: _Prototype) -> Any:
         try:
             # library[...] makes a fresh object: its settings are not shared with
             # other users of the library (openslide-python sets getattr()'s ones).
-            func: Any = self.library["openslide_" + proto.name]
+            func: Any = self.library["openslide_" + name]
         except AttributeError:
-            if proto.minimum_version is None:
+            if proto.since is None:
                 raise OpenSlideVersionError("3.4.0") from None
-            return _Unavailable(proto.name, proto.minimum_version)
-        func.argtypes = [self._converter(arg) for arg in proto.argtypes]
+            return _Unavailable(name, proto.since)
+        func.argtypes = [
+            _HandleArg(arg, self) if arg in (_SLIDE, _CACHE) else arg
+            for arg in proto.argtypes
+        ]
         func.restype = proto.restype
         func.errcheck = getattr(self, "_check_" + proto.check)
         func.available = True
         return func
 
-    def _converter(self, argtype: Any) -> Any:
-        if argtype == _SLIDE:
-            return self._slide_arg
-        if argtype == _CACHE:
-            return self._cache_arg
-        return argtype
-
-    def _pointer_function(self, name: str) -> Any:
-        """The C function taking a bare pointer, for use by destructors."""
-        func = self.library["openslide_" + name]
-        func.argtypes = [_ct.c_void_p]
-        func.restype = None
-        return func
-
-    def _destroy_slide(self, ptr: _ct.c_void_p) -> None:
-        self._close_ptr(ptr)
-
-    def _destroy_cache(self, ptr: _ct.c_void_p) -> None:
-        self._release_ptr(ptr)
-
-    def available(self, function: str) -> bool:
-        """Whether the library has every C function that `function` calls."""
-        return all(
-            getattr(self._c, name).available
-            for name in _USES.get(function, (function,))
-        )
+    def _free(self, name: str, ptr: _ct.c_void_p) -> None:
+        self._frees[name](ptr)
 
     # -- result handlers (ctypes errcheck)
 
     def _raise_for_error(self, slide: _OpenSlide) -> None:
-        message = self._c.get_error(slide)
+        message = self.c["get_error"](slide)
         if message is not None:
             raise OpenSlideError(message)
 
@@ -499,23 +496,21 @@ class _Binding:
         if result is None:
             raise OpenSlideUnsupportedFormatError("Unsupported or missing image file")
         slide = _OpenSlide(_ct.c_void_p(result), self)
-        message = self._c.get_error(slide)
+        message = self.c["get_error"](slide)
         if message is not None:
-            self._c.close(slide)
+            self.c["close"](slide)
             raise OpenSlideError(message)
         return slide
-
-    def _check_close(self, result: None, func: Any, args: tuple[Any, ...]) -> None:
-        args[0].invalidate()
 
     def _check_cache(self, result: int, func: Any, args: Any) -> _OpenSlideCache:
         return _OpenSlideCache(_ct.c_void_p(result), self)
 
-    def _check_release(self, result: None, func: Any, args: tuple[Any, ...]) -> None:
+    def _check_let_go(self, result: None, func: Any, args: tuple[Any, ...]) -> None:
         args[0].invalidate()
 
-    # -- the public API
+    # -- the public functions
 
+    @_public()
     def open(self, filename: Filename) -> _OpenSlide:
         """Open a whole-slide image file.
 
@@ -535,28 +530,16 @@ class _Binding:
             When the file is missing or of no format that OpenSlide reads
         OpenSlideError
             When OpenSlide recognises the file but cannot open it
-        ctypes.ArgumentError
-            When `filename` is of another type
 
         """
-        return _cast(_OpenSlide, self._c.open(filename))
+        return _cast(_OpenSlide, self.c["open"](filename))
 
+    @_public()
     def close(self, slide: _OpenSlide) -> None:
-        """Close a slide; its handle is no longer accepted afterwards.
+        """Close a slide; its handle is no longer accepted afterwards."""
+        self.c["close"](slide)
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-
-        Raises
-        ------
-        ctypes.ArgumentError
-            When `slide` is not an open slide handle
-
-        """
-        self._c.close(slide)
-
+    @_public()
     def detect_vendor(self, filename: Filename) -> str | None:
         """Detect the format vendor of a slide file.
 
@@ -570,65 +553,25 @@ class _Binding:
         Union[str, None]
             Name of the vendor, or None if the file is not recognised
 
-        Raises
-        ------
-        ctypes.ArgumentError
-            When `filename` is of another type
-
         """
-        return _cast("str | None", self._c.detect_vendor(filename))
+        return _cast("str | None", self.c["detect_vendor"](filename))
 
+    @_public()
     def get_version(self) -> str:
-        """Return the version of the OpenSlide library.
+        """Return the version of the OpenSlide library, e.g. ``"4.0.1"``."""
+        return _cast(str, self.c["get_version"]())
 
-        Returns
-        -------
-        str
-            Version string, for example ``"4.0.1"``
-
-        """
-        return _cast(str, self._c.get_version())
-
+    @_public()
     def get_error(self, slide: _OpenSlide) -> str | None:
-        """Return the error that put a slide into its error state.
+        """Return the error that put a slide into its error state, or None."""
+        return _cast("str | None", self.c["get_error"](slide))
 
-        Once a slide is in the error state, every further call that takes it
-        raises :class:`OpenSlideError` with this message.
-
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-
-        Returns
-        -------
-        Union[str, None]
-            Error message, or None if the slide is not in the error state
-
-        """
-        return _cast("str | None", self._c.get_error(slide))
-
+    @_public()
     def get_level_count(self, slide: _OpenSlide) -> int:
-        """Return the number of resolution levels of a slide.
+        """Return the number of resolution levels of a slide."""
+        return _cast(int, self.c["get_level_count"](slide))
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-
-        Returns
-        -------
-        int
-            Number of levels
-
-        Raises
-        ------
-        OpenSlideError
-            When the slide is in the error state
-
-        """
-        return _cast(int, self._c.get_level_count(slide))
-
+    @_public()
     def get_level_dimensions(self, slide: _OpenSlide, level: int) -> tuple[int, int]:
         """Return the size of a level.
 
@@ -644,64 +587,26 @@ class _Binding:
         Tuple[int, int]
             Width and height in pixels; ``(-1, -1)`` for a level that does not exist
 
-        Raises
-        ------
-        OpenSlideError
-            When the slide is in the error state
-
         """
         width, height = _ct.c_int64(), _ct.c_int64()
-        self._c.get_level_dimensions(slide, level, _ct.byref(width), _ct.byref(height))
+        self.c["get_level_dimensions"](
+            slide, level, _ct.byref(width), _ct.byref(height)
+        )
         return width.value, height.value
 
+    @_public()
     def get_level_downsample(self, slide: _OpenSlide, level: int) -> float:
-        """Return the downsample factor of a level relative to level 0.
+        """Return the downsample of a level relative to level 0 (-1.0 if none)."""
+        return _cast(float, self.c["get_level_downsample"](slide, level))
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-        level: int
-            Zero-based level number
-
-        Returns
-        -------
-        float
-            Downsample factor; -1.0 for a level that does not exist
-
-        Raises
-        ------
-        OpenSlideError
-            When the slide is in the error state
-
-        """
-        return _cast(float, self._c.get_level_downsample(slide, level))
-
+    @_public()
     def get_best_level_for_downsample(
         self, slide: _OpenSlide, downsample: float
     ) -> int:
-        """Return the level best suited to display a given downsample factor.
+        """Return the level best suited to display a downsample factor."""
+        return _cast(int, self.c["get_best_level_for_downsample"](slide, downsample))
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-        downsample: float
-            Desired downsample factor
-
-        Returns
-        -------
-        int
-            Zero-based level number
-
-        Raises
-        ------
-        OpenSlideError
-            When the slide is in the error state
-
-        """
-        return _cast(int, self._c.get_best_level_for_downsample(slide, downsample))
-
+    @_public()
     def read_region(
         self, slide: _OpenSlide, x: int, y: int, level: int, w: int, h: int
     ) -> Image.Image:
@@ -732,8 +637,8 @@ class _Binding:
         Raises
         ------
         OpenSlideError
-            When `w` or `h` is negative (before anything is allocated), when the
-            read fails, or when the slide is in the error state
+            When `w` or `h` is negative (before anything is allocated), or when
+            the read fails
 
         """
         if w < 0 or h < 0:
@@ -743,128 +648,47 @@ class _Binding:
             )
         if w == 0 or h == 0:
             return Image.new("RGBA", (w, h))
-        buf = (_ct.c_uint32 * (w * h))()
-        self._c.read_region(slide, buf, x, y, level, w, h)
+        buf = _pixels(w, h)
+        self.c["read_region"](slide, buf, x, y, level, w, h)
         return _argb_to_image(buf, (w, h))
 
+    @_public()
     def get_property_names(self, slide: _OpenSlide) -> list[str]:
-        """Return the names of the properties of a slide.
+        """Return the names of the properties of a slide."""
+        return _cast("list[str]", self.c["get_property_names"](slide))
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-
-        Returns
-        -------
-        List[str]
-            Property names
-
-        Raises
-        ------
-        OpenSlideError
-            When the slide is in the error state
-
-        """
-        return _cast("list[str]", self._c.get_property_names(slide))
-
+    @_public()
     def get_property_value(self, slide: _OpenSlide, name: str | bytes) -> str | None:
-        """Return the value of a property of a slide.
+        """Return the value of a property of a slide, or None if it has none."""
+        return _cast("str | None", self.c["get_property_value"](slide, name))
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-        name: Union[str, bytes]
-            Property name
-
-        Returns
-        -------
-        Union[str, None]
-            Property value, or None if the slide has no such property
-
-        Raises
-        ------
-        OpenSlideError
-            When the slide is in the error state
-
-        """
-        return _cast("str | None", self._c.get_property_value(slide, name))
-
+    @_public()
     def get_associated_image_names(self, slide: _OpenSlide) -> list[str]:
-        """Return the names of the associated images (label, thumbnail, ...).
+        """Return the names of the associated images (label, thumbnail, ...)."""
+        return _cast("list[str]", self.c["get_associated_image_names"](slide))
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-
-        Returns
-        -------
-        List[str]
-            Associated image names
-
-        Raises
-        ------
-        OpenSlideError
-            When the slide is in the error state
-
-        """
-        return _cast("list[str]", self._c.get_associated_image_names(slide))
-
+    @_public()
     def get_associated_image_dimensions(
         self, slide: _OpenSlide, name: str | bytes
     ) -> tuple[int, int]:
-        """Return the size of an associated image.
-
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-        name: Union[str, bytes]
-            Associated image name
-
-        Returns
-        -------
-        Tuple[int, int]
-            Width and height in pixels; ``(-1, -1)`` if there is no such image
-
-        Raises
-        ------
-        OpenSlideError
-            When the slide is in the error state
-
-        """
+        """Return the size of an associated image; ``(-1, -1)`` if there is none."""
         width, height = _ct.c_int64(), _ct.c_int64()
-        self._c.get_associated_image_dimensions(
+        self.c["get_associated_image_dimensions"](
             slide, name, _ct.byref(width), _ct.byref(height)
         )
         return width.value, height.value
 
+    @_public("get_associated_image_dimensions", "read_associated_image")
     def read_associated_image(
         self, slide: _OpenSlide, name: str | bytes
     ) -> Image.Image:
-        """Read an associated image.
-
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-        name: Union[str, bytes]
-            Associated image name
-
-        Returns
-        -------
-        PIL.Image.Image
-            RGBA image (not premultiplied)
+        """Read an associated image as RGBA (not premultiplied).
 
         Raises
         ------
         KeyError
             When the slide has no associated image of that name (the exception is
             a ValueError too)
-        OpenSlideError
-            When the read fails or the slide is in the error state
 
         """
         width, height = self.get_associated_image_dimensions(slide, name)
@@ -872,114 +696,46 @@ class _Binding:
             raise _UnknownAssociatedImageError(name)
         if width == 0 or height == 0:
             return Image.new("RGBA", (width, height))
-        buf = (_ct.c_uint32 * (width * height))()
-        self._c.read_associated_image(slide, name, buf)
+        buf = _pixels(width, height)
+        self.c["read_associated_image"](slide, name, buf)
         return _argb_to_image(buf, (width, height))
 
+    @_public()
     def get_icc_profile_size(self, slide: _OpenSlide) -> int:
-        """Return the size of the ICC profile of the slide's pyramid.
+        """Return the size in bytes of the ICC profile of the slide (0 if none)."""
+        return _cast(int, self.c["get_icc_profile_size"](slide))
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-
-        Returns
-        -------
-        int
-            Size in bytes; 0 if there is no profile
-
-        Raises
-        ------
-        OpenSlideVersionError
-            When the library is older than OpenSlide 4.0.0
-        OpenSlideError
-            When the slide is in the error state
-
-        """
-        return _cast(int, self._c.get_icc_profile_size(slide))
-
+    @_public("get_icc_profile_size", "read_icc_profile")
     def read_icc_profile(self, slide: _OpenSlide) -> bytes | None:
-        """Read the ICC profile of the slide's pyramid.
-
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-
-        Returns
-        -------
-        Union[bytes, None]
-            The profile, or None if there is none
-
-        Raises
-        ------
-        OpenSlideVersionError
-            When the library is older than OpenSlide 4.0.0
-        OpenSlideError
-            When the read fails or the slide is in the error state
-
-        """
+        """Read the ICC profile of the slide's pyramid; None if there is none."""
         size = self.get_icc_profile_size(slide)
         if size == 0:
             return None
         buf = (_ct.c_char * size)()
-        self._c.read_icc_profile(slide, buf)
+        self.c["read_icc_profile"](slide, buf)
         return buf.raw
 
+    @_public()
     def get_associated_image_icc_profile_size(
         self, slide: _OpenSlide, name: str | bytes
     ) -> int:
-        """Return the size of the ICC profile of an associated image.
+        """Return the size of an associated image's ICC profile (0: none, -1:
+        no such image)."""
+        return _cast(int, self.c["get_associated_image_icc_profile_size"](slide, name))
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-        name: Union[str, bytes]
-            Associated image name
-
-        Returns
-        -------
-        int
-            Size in bytes; 0 if there is no profile, -1 if there is no such image
-
-        Raises
-        ------
-        OpenSlideVersionError
-            When the library is older than OpenSlide 4.0.0
-        OpenSlideError
-            When the slide is in the error state
-
-        """
-        return _cast(int, self._c.get_associated_image_icc_profile_size(slide, name))
-
+    @_public(
+        "get_associated_image_icc_profile_size", "read_associated_image_icc_profile"
+    )
     def read_associated_image_icc_profile(
         self, slide: _OpenSlide, name: str | bytes
     ) -> bytes | None:
-        """Read the ICC profile of an associated image.
-
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-        name: Union[str, bytes]
-            Associated image name
-
-        Returns
-        -------
-        Union[bytes, None]
-            The profile, or None if there is none
+        """Read the ICC profile of an associated image; None if it has none.
 
         Raises
         ------
         KeyError
             When the slide has no associated image of that name (the exception is
             a ValueError too)
-        OpenSlideVersionError
-            When the library is older than OpenSlide 4.0.0
-        OpenSlideError
-            When the read fails or the slide is in the error state
 
         """
         size = self.get_associated_image_icc_profile_size(slide, name)
@@ -988,148 +744,23 @@ class _Binding:
         if size == 0:
             return None
         buf = (_ct.c_char * size)()
-        self._c.read_associated_image_icc_profile(slide, name, buf)
+        self.c["read_associated_image_icc_profile"](slide, name, buf)
         return buf.raw
 
+    @_public()
     def cache_create(self, capacity: int) -> _OpenSlideCache:
-        """Create a tile cache that slides can share.
+        """Create a tile cache of `capacity` bytes that slides can share."""
+        return _cast(_OpenSlideCache, self.c["cache_create"](capacity))
 
-        Parameters
-        ----------
-        capacity: int
-            Capacity of the cache in bytes
-
-        Returns
-        -------
-        _OpenSlideCache
-            Handle of the cache
-
-        Raises
-        ------
-        OpenSlideVersionError
-            When the library is older than OpenSlide 4.0.0
-        ctypes.ArgumentError
-            When `capacity` is not a non-negative int
-
-        """
-        return _cast(_OpenSlideCache, self._c.cache_create(capacity))
-
+    @_public()
     def set_cache(self, slide: _OpenSlide, cache: _OpenSlideCache) -> None:
-        """Make a slide use a tile cache instead of its own.
+        """Make a slide use a tile cache instead of its own."""
+        self.c["set_cache"](slide, cache)
 
-        Parameters
-        ----------
-        slide: _OpenSlide
-            Handle of an open slide
-        cache: _OpenSlideCache
-            Handle of a cache
-
-        Raises
-        ------
-        OpenSlideVersionError
-            When the library is older than OpenSlide 4.0.0
-        OpenSlideError
-            When the slide is in the error state
-
-        """
-        self._c.set_cache(slide, cache)
-
+    @_public()
     def cache_release(self, cache: _OpenSlideCache) -> None:
-        """Release a tile cache; its handle is no longer accepted afterwards.
-
-        Slides that use the cache keep using it until they are closed.
-
-        Parameters
-        ----------
-        cache: _OpenSlideCache
-            Handle of a cache
-
-        Raises
-        ------
-        OpenSlideVersionError
-            When the library is older than OpenSlide 4.0.0
-        ctypes.ArgumentError
-            When `cache` is not a live cache handle
-
-        """
-        self._c.cache_release(cache)
-
-
-# -- Module-like namespace of public functions ------------------------------
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-_R_co = TypeVar("_R_co", covariant=True)
-
-
-class _Function(Protocol[_P, _R_co]):
-    """A public function: callable, and telling whether the library has it."""
-
-    available: bool
-
-    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
-
-
-class _Api:
-    """The public functions, bound to one library (a module-like namespace).
-
-    Parameters
-    ----------
-    binding: _Binding
-        The library to call
-
-    """
-
-    def __init__(self, binding: _Binding) -> None:
-        self._binding = binding
-        self.open = self._export(binding.open)
-        self.close = self._export(binding.close)
-        self.detect_vendor = self._export(binding.detect_vendor)
-        self.get_version = self._export(binding.get_version)
-        self.get_error = self._export(binding.get_error)
-        self.get_level_count = self._export(binding.get_level_count)
-        self.get_level_dimensions = self._export(binding.get_level_dimensions)
-        self.get_level_downsample = self._export(binding.get_level_downsample)
-        self.get_best_level_for_downsample = self._export(
-            binding.get_best_level_for_downsample
-        )
-        self.read_region = self._export(binding.read_region)
-        self.get_property_names = self._export(binding.get_property_names)
-        self.get_property_value = self._export(binding.get_property_value)
-        self.get_associated_image_names = self._export(
-            binding.get_associated_image_names
-        )
-        self.get_associated_image_dimensions = self._export(
-            binding.get_associated_image_dimensions
-        )
-        self.read_associated_image = self._export(binding.read_associated_image)
-        self.get_icc_profile_size = self._export(binding.get_icc_profile_size)
-        self.read_icc_profile = self._export(binding.read_icc_profile)
-        self.get_associated_image_icc_profile_size = self._export(
-            binding.get_associated_image_icc_profile_size
-        )
-        self.read_associated_image_icc_profile = self._export(
-            binding.read_associated_image_icc_profile
-        )
-        self.cache_create = self._export(binding.cache_create)
-        self.set_cache = self._export(binding.set_cache)
-        self.cache_release = self._export(binding.cache_release)
-
-    def __repr__(self) -> str:
-        return f"<API of {self._binding!r}>"
-
-    def _export(self, method: Callable[_P, _R]) -> _Function[_P, _R]:
-        name = method.__name__
-
-        @_functools.wraps(method)
-        def function(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-            return method(*args, **kwargs)
-
-        function.__qualname__ = name
-        function.__module__ = __name__
-        exported = _cast("_Function[_P, _R]", function)
-        exported.available = self._binding.available(name)
-        return exported
+        """Release a tile cache; slides that use it keep it until they close."""
+        self.c["cache_release"](cache)
 
 
 # -- Finding the library ----------------------------------------------------
@@ -1164,9 +795,7 @@ def _load_from_package(package: str) -> _ct.CDLL:
 
 def _load_found_library() -> _ct.CDLL:
     """Load what ctypes.util.find_library finds (e.g. MacPorts on macOS)."""
-    import ctypes.util
-
-    path = ctypes.util.find_library("openslide")
+    path = _ct_util.find_library("openslide")
     if path is None:
         raise OSError("ctypes.util.find_library('openslide') found nothing")
     return _ct.CDLL(path)
@@ -1222,13 +851,13 @@ def _search(
     environ = _os.environ if environ is None else environ
     for candidate in _candidates(environ, package, names):
         try:
-            api = _Api(_Binding(candidate.load()))
+            api = _Api(candidate.load(), candidate.label)
         except (ImportError, OSError, OpenSlideError) as exc:
             failures.append(f"  {candidate.label}: {type(exc).__name__}: {exc}")
             if candidate.explicit:
                 _logger.warning("cannot load %s: %s", candidate.label, exc)
             continue
-        _logger.debug("loaded OpenSlide through %s: %r", candidate.label, api)
+        _logger.debug("loaded %r", api)
         return api
     raise ModuleNotFoundError(
         "Couldn't load the OpenSlide library. Tried:\n"
@@ -1259,7 +888,7 @@ def _load(path: str | _os.PathLike[str]) -> _Api:
         When it is older than OpenSlide 3.4.0
 
     """
-    return _Api(_Binding(_ct.CDLL(_os.fspath(path))))
+    return _Api(_ct.CDLL(_os.fspath(path)), _os.fspath(path))
 
 
 _API = _search()

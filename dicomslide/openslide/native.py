@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from dicomslide.openslide import lowlevel
+from dicomslide.openslide.cache import OpenSlideCache, library_cache
+from dicomslide.openslide.library import OpenSlideUnsupportedFormatError, lowlevel
 
 _logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class NativeBackend:
 
     @classmethod
     def open(cls, filename: lowlevel.Filename) -> NativeBackend:
-        """Open a slide file with the OpenSlide library.
+        """Open a slide file with the OpenSlide library, if one is loaded.
 
         Parameters
         ----------
@@ -148,13 +149,18 @@ class NativeBackend:
         Raises
         ------
         OpenSlideUnsupportedFormatError
-            When the file is missing or of no format that OpenSlide reads
+            When the file is missing or of no format that OpenSlide reads, or
+            no OpenSlide library is loaded
         OpenSlideError
             When OpenSlide recognises the file but cannot open it
         ctypes.ArgumentError
             When `filename` is not a str, bytes or os.PathLike
 
         """
+        if lowlevel is None:
+            raise OpenSlideUnsupportedFormatError(
+                "Unsupported or missing image file (no OpenSlide library is loaded)"
+            )
         handle = lowlevel.open(filename)
         _logger.debug("opened %r with OpenSlide", filename)
         return cls(filename, handle)
@@ -171,9 +177,12 @@ class NativeBackend:
         Returns
         -------
         Union[str, None]
-            Vendor, or None if OpenSlide does not recognise the file
+            Vendor, or None if OpenSlide does not recognise the file or no
+            OpenSlide library is loaded
 
         """
+        if lowlevel is None:
+            return None
         return lowlevel.detect_vendor(filename)
 
     def __repr__(self) -> str:
@@ -300,7 +309,7 @@ class NativeBackend:
         """
         return self._call(lowlevel.get_best_level_for_downsample, downsample)
 
-    def set_cache(self, cache: Any) -> None:
+    def set_cache(self, cache: OpenSlideCache) -> None:
         """Use a tile cache that slides can share.
 
         Parameters
@@ -314,7 +323,7 @@ class NativeBackend:
             When the library is older than OpenSlide 4.0
 
         """
-        self._call(lowlevel.set_cache, cache._openslide_cache)
+        self._call(lowlevel.set_cache, library_cache(cache))
 
     def close(self) -> None:
         """Close the slide once no call is in progress.
