@@ -15,6 +15,7 @@ import io
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileDataset
@@ -76,12 +77,12 @@ def starts_like_part10(head: bytes) -> bool:
     return head[PREAMBLE_SIZE : PREAMBLE_SIZE + len(_PREFIX)] == _PREFIX
 
 
-def is_part10(path: str | os.PathLike[str]) -> bool:
+def is_part10(path: str | bytes | os.PathLike[Any]) -> bool:
     """Whether a path names a regular file that begins like a Part 10 file.
 
     Parameters
     ----------
-    path: Union[str, os.PathLike]
+    path: Union[str, bytes, os.PathLike]
         Path
 
     Returns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -301,3 +302,30 @@ def test_headers_of_files_shorter_than_the_first_read(image, tmp_path):
     assert header is not None
     assert header == pydicom.dcmread(cut, stop_before_pixels=True)
     assert "Rows" in header
+
+
+def test_part10_files_are_told_apart_one_way(image, tmp_path):
+    from dicomslide.errors import MetadataError
+    from dicomslide.files import NotPart10Error, is_part10, read_part10_header
+
+    path = image.files[0]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it would block: it is not opened
+    short = tmp_path / "short.dcm"
+    short.write_bytes(path.read_bytes()[:131])
+    text = tmp_path / "notes.txt"
+    text.write_text("not DICOM " * 20)
+    assert is_part10(path) and is_part10(os.fsencode(path))
+    for other in (tmp_path, fifo, short, text, tmp_path / "missing"):
+        assert not is_part10(other)
+    header = read_part10_header(path)
+    assert header == pydicom.dcmread(path, stop_before_pixels=True)
+    with pytest.raises(NotPart10Error, match="not a DICOM Part 10 file"):
+        read_part10_header(text)
+    broken = tmp_path / "broken.dcm"
+    # a file meta element of an unknown VR, which pydicom refuses
+    element = b"\x02\x00\x00\x00ZZ\x04\x00\x00\x00\x00\x00"
+    broken.write_bytes(path.read_bytes()[:132] + element + b"x" * 70_000)
+    with pytest.raises(MetadataError, match="cannot parse"):
+        read_part10_header(broken)
+    assert read_header(broken) is None and read_header(text) is None
