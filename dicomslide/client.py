@@ -1,40 +1,46 @@
-"""Talking to a ``DICOMClient``: opening sources, thread-safe local clients.
+"""Sources of slides: choosing a client, and asking clients for what they serve.
 
-Everything the package asks of a client goes through :func:`call`, which
-serialises calls into a ``DICOMfileClient`` (its SQLite connection is bound to
-one thread and holds one shared cursor).
+dicomslide reads from any ``dicomweb_client`` ``DICOMClient``. This module
+
+- opens a client for what a user passes (:func:`open_client`): a folder path
+  gives the embedded :class:`dicomslide.folder.LocalFolderClient`, a URL a
+  ``DICOMwebClient``;
+- makes every call into a client (:func:`call`) and chooses how frames are
+  fetched (:func:`make_frame_source`): from files directly, from a DICOMweb
+  server with dicomslide's own requests (:mod:`dicomslide.web`), or through
+  the client's ``retrieve_instance_frames``;
+- serves a user's own ``DICOMfileClient`` through its public methods only
+  (:class:`UserFileClient`).
+
+A ``DICOMfileClient`` keeps one SQLite connection that only the thread which
+created the client may use. dicomslide calls the user's client in the calling
+thread, one call at a time. In a thread that the connection refuses, the call
+is answered instead by dicomslide's own index of the same folder, which
+answers searches and retrievals as the client does. Frames are read from the
+files directly: the metadata read from a file name it, else the folder index
+finds the instance's file.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote, urlparse, urlsplit
 
-import numpy as np
 import requests
 from dicomweb_client import DICOMfileClient, DICOMwebClient
-from pydicom.dataset import Dataset, FileDataset
+from pydicom.dataset import Dataset
 
 from dicomslide.codec import PixelDescription
-from dicomslide.elements import (
-    DISCOVERY_ELEMENTS,
-    convert_elements,
-    element_value,
-    has_element,
-)
 from dicomslide.errors import DicomSlideError, ServerError
-from dicomslide.fetch import (
-    PIXEL_DATA_OFFSET,
-    ClientFrameSource,
-    FileFrameSource,
-    FrameSource,
-)
+from dicomslide.fetch import ClientFrameSource, FrameSource
+from dicomslide.fileframes import FileFrameSource
+from dicomslide.folder import LocalFolderClient
 from dicomslide.transport import (
     RequestError,
     rebase,
@@ -43,262 +49,25 @@ from dicomslide.transport import (
     split_credentials,
     without_credentials,
 )
-from dicomslide.utils import (
-    PARAMETRIC_MAP_SOP_CLASS_UID,
-    SEGMENTATION_SOP_CLASS_UIDS,
-    VL_WSI_SOP_CLASS_UID,
-)
 from dicomslide.web import WebFrameSource, retrieve_bulk_data
 
+__all__ = [
+    "ICC_PROFILE_URIS",
+    "LocalFolderClient",
+    "UserFileClient",
+    "call",
+    "fetch_bulk_icc_profile",
+    "folder_index",
+    "folder_of",
+    "make_frame_source",
+    "open_client",
+    "open_web_client",
+    "portable",
+    "resolve_bulk_data_uri",
+    "stored_transfer_syntax",
+]
+
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-_adopt_lock = threading.Lock()
-_LOCK_ATTRIBUTE = "_dicomslide_lock"
-
-
-class LocalFolderClient(DICOMfileClient):
-    """The embedded default client for a folder of DICOM Part 10 files.
-
-    A ``DICOMfileClient`` whose index lives in memory (nothing is written into
-    the data folder) and which can be used from any thread.
-
-    Parameters
-    ----------
-    folder: Union[str, os.PathLike]
-        Folder that holds the files (searched recursively)
-
-    """
-
-    def __init__(self, folder: str | os.PathLike) -> None:
-        path = Path(folder).expanduser().resolve()
-        if not path.is_dir():
-            raise FileNotFoundError(f"not a folder: {path}")
-        self.folder = path
-        # What DICOMfileClient sets before indexing; the index itself is
-        # built on first use of a DICOMweb-style method (see __getattr__):
-        # find_slides reads the file headers once via headers() instead.
-        self.base_url = path.as_uri()
-        self.scheme = "file"
-        self._headers: list[Dataset] | None = None
-        self._headers_lock = threading.Lock()
-        self._index_lock = threading.RLock()
-
-    def __getattr__(self, name: str) -> Any:
-        # Only called for attributes not set yet: build the index now.
-        state = self.__dict__
-        if name != "_db_manager" or "_index_lock" not in state:
-            raise AttributeError(name)
-        if state.get("_building") == threading.get_ident():
-            raise AttributeError(name)  # asked for while being built
-        with state["_index_lock"]:
-            if "_db_manager" not in state:
-                state["_building"] = threading.get_ident()
-                quiet = _QuietIndexing()
-                index_logger = logging.getLogger("dicomweb_client.file")
-                index_logger.addFilter(quiet)
-                try:
-                    super().__init__(
-                        url=self.folder.as_uri(), in_memory=True, readonly=True
-                    )
-                    self._index_skipped_images()
-                    _adopt(self)
-                finally:
-                    index_logger.removeFilter(quiet)
-                    state["_building"] = None
-        return state["_db_manager"]
-
-    def headers(self) -> list[Dataset]:
-        """Read the headers of the folder's Part 10 image files (once).
-
-        Returns
-        -------
-        List[pydicom.Dataset]
-            Metadata of every image instance (no pixel data); each knows its
-            ``filename`` and where its pixel data start
-
-        """
-        with self._headers_lock:
-            if self._headers is None:
-                self._headers = [
-                    header
-                    for path in files_under(self.folder)
-                    for header in [read_header(path)]
-                    if header is not None
-                ]
-            return self._headers
-
-    def _index_skipped_images(self) -> None:
-        """Index image files that the parent's indexing gave up on.
-
-        ``DICOMfileClient`` fails on files whose transfer syntax pydicom does
-        not know (e.g. JPEG XL) because it computes frame offsets. We read
-        frames ourselves, so such files are indexed without offsets.
-        """
-        manager = self._db_manager
-        indexed = set(manager._get_indexed_file_paths())
-        rows: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
-        for path in files_under(self.folder):
-            if path in indexed or path.name == "DICOMDIR":
-                continue
-            try:
-                with open(path, "rb") as fp:
-                    if fp.read(132)[128:] != b"DICM":
-                        continue  # not a Part 10 file
-                    fp.seek(0)
-                    # (typed as DicomFileLike, used as any binary file)
-                    dataset = manager._read_selected_metadata(fp)  # type: ignore[arg-type]
-                transfer_syntax_uid = str(dataset.file_meta.TransferSyntaxUID)
-            except Exception:
-                continue
-            if "SOPClassUID" not in dataset or "Rows" not in dataset:
-                continue
-            logger.debug("indexing %s (transfer syntax %s)", path, transfer_syntax_uid)
-            rows[0].append(manager._extract_study_metadata(dataset))
-            rows[1].append(manager._extract_series_metadata(dataset))
-            rows[2].append(
-                (
-                    *manager._extract_instance_metadata(dataset),
-                    transfer_syntax_uid,
-                    str(path.relative_to(self.folder)),
-                    -1,
-                    np.zeros((0,), dtype=np.uint32),
-                )
-            )
-        if rows[2]:
-            manager._insert_into_db(*rows)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.folder)!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The in-memory index does not travel; the receiving process rebuilds it.
-        return (type(self), (str(self.folder),))
-
-
-def files_under(folder: Path) -> list[Path]:
-    """List the files in a folder and its subfolders, sorted.
-
-    Like ``sorted(p for p in folder.rglob("*") if p.is_file())`` (symbolic
-    links to folders are not followed), in a tenth of the time.
-
-    Parameters
-    ----------
-    folder: pathlib.Path
-        Folder
-
-    Returns
-    -------
-    List[pathlib.Path]
-        Files, in path order
-
-    """
-    files: list[Path] = []
-    folders = [str(folder)]
-    while folders:
-        try:
-            with os.scandir(folders.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append(entry.path)
-                    elif entry.is_file():
-                        files.append(Path(entry.path))
-        except OSError as error:  # an unreadable subfolder is left out
-            logger.debug("cannot list %s: %s", error.filename, error)
-    return sorted(files)
-
-
-def read_header(path: Path) -> Dataset | None:
-    """Read the metadata of a Part 10 image file, up to its pixel data.
-
-    Parameters
-    ----------
-    path: pathlib.Path
-        File
-
-    Returns
-    -------
-    Union[pydicom.Dataset, None]
-        Metadata, or None for files that are not DICOM images
-
-    """
-    from pydicom import dcmread
-
-    try:
-        with open(path, "rb") as fp:
-            head = fp.read(_HEAD_BYTES)
-            if head[128:132] != b"DICM":
-                return None
-            parsed = _header_in(head)
-            if parsed is None:  # the header goes on past the first bytes
-                fp.seek(0)
-                header = dcmread(fp, stop_before_pixels=True)
-                offset = fp.tell()  # pydicom stops in front of the pixel data
-            else:
-                header, offset = parsed
-    except Exception as error:  # a broken file must not stop discovery
-        logger.warning("cannot read %s: %s", path, error)
-        return None
-    if not has_element(header, "SOPClassUID"):
-        return None
-    if (
-        not has_element(header, "Rows")
-        and element_value(header, "SOPClassUID") not in _SLIDE_IMAGE_CLASSES
-    ):
-        return None  # not an image (an image that lacks Rows is kept: broken)
-    convert_elements(header, DISCOVERY_ELEMENTS)
-    header.filename = str(path)
-    setattr(header, PIXEL_DATA_OFFSET, offset)
-    return header
-
-
-#: SOP classes of the images slides are made of
-_SLIDE_IMAGE_CLASSES = SEGMENTATION_SOP_CLASS_UIDS | {
-    VL_WSI_SOP_CLASS_UID,
-    PARAMETRIC_MAP_SOP_CLASS_UID,
-}
-
-#: Bytes read at the start of a file: most headers end within them
-_HEAD_BYTES = 64 * 1024
-
-# (7FE0,0010) Pixel Data, (7FE0,0008) Float and (7FE0,0009) Double Float
-# Pixel Data, little endian
-_PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
-
-
-def _header_in(head: bytes) -> tuple[FileDataset, int] | None:
-    """Parse a header from a file's first bytes, if it ends within them.
-
-    Returns the header and the offset of the pixel data, or None when the
-    bytes hold only part of the header (or pydicom fails on them).
-    """
-    from pydicom import dcmread
-
-    buffer = io.BytesIO(head)
-    try:
-        header = dcmread(buffer, stop_before_pixels=True)
-    except Exception:
-        return None
-    offset = buffer.tell()
-    whole_file = len(head) < _HEAD_BYTES
-    if not whole_file and head[offset : offset + 4] not in _PIXEL_DATA_TAGS:
-        return None
-    header.buffer = None  # the bytes are not needed again
-    return header, offset
-
-
-class _QuietIndexing(logging.Filter):
-    """Demote the index's complaints about non-DICOM files to DEBUG."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if (
-            record.levelno == logging.WARNING
-            and "failed to read file" in record.getMessage()
-        ):
-            logger.debug("not a DICOM file: %s", record.getMessage())
-            return False
-        return True
 
 
 def open_client(source: Any) -> Any:
@@ -333,10 +102,6 @@ def open_client(source: Any) -> Any:
         if isinstance(text, str) and text.startswith("file://"):
             text = unquote(urlparse(text).path)
         return LocalFolderClient(text)
-    if isinstance(source, DICOMfileClient) and not isinstance(
-        source, LocalFolderClient
-    ):
-        _make_thread_safe(source)  # ours is made safe when its index is built
     if isinstance(source, DICOMwebClient):
         url = str(source.base_url)
         if "@" in urlsplit(url).netloc:
@@ -396,57 +161,8 @@ def open_web_client(
     return client
 
 
-def _make_thread_safe(client: DICOMfileClient) -> threading.RLock:
-    """Let a ``DICOMfileClient`` be called from any thread.
-
-    Its SQLite connection is replaced by one that is not bound to the creating
-    thread (an in-memory index is copied over), and a lock is attached that
-    :func:`call` holds during every call.
-    """
-    lock = getattr(client, _LOCK_ATTRIBUTE, None)
-    if lock is not None:
-        return lock
-    if isinstance(client, LocalFolderClient):
-        # Building its index makes it thread-safe. The index is set before it
-        # is complete: the build's lock tells when another thread is done.
-        with client._index_lock:
-            client._db_manager  # noqa: B018
-        return getattr(client, _LOCK_ATTRIBUTE)
-    return _adopt(client)
-
-
-def _adopt(client: DICOMfileClient) -> threading.RLock:
-    """Replace a client's SQLite connection by a shared one and attach a lock."""
-    with _adopt_lock:
-        lock = getattr(client, _LOCK_ATTRIBUTE, None)
-        if lock is not None:
-            return lock
-        manager = client._db_manager
-        identifier = str(manager._db_file_identifier)
-        shared = sqlite3.connect(
-            identifier,
-            detect_types=sqlite3.PARSE_DECLTYPES,
-            check_same_thread=False,
-        )
-        shared.row_factory = sqlite3.Row
-        if identifier == ":memory:":
-            try:
-                manager._connection.backup(shared)
-            except sqlite3.ProgrammingError as error:
-                shared.close()
-                raise DicomSlideError(
-                    "a DICOMfileClient with an in-memory index must first be used "
-                    "by dicomslide in the thread that created it"
-                ) from error
-        manager._db_connection_handle = shared
-        manager._db_cursor_handle = None
-        lock = threading.RLock()
-        setattr(client, _LOCK_ATTRIBUTE, lock)
-        return lock
-
-
-def client_lock(client: DICOMfileClient) -> threading.RLock:
-    """The lock that serialises use of a ``DICOMfileClient``'s index.
+def folder_of(client: DICOMfileClient) -> Path:
+    """The folder a ``DICOMfileClient`` serves (from its ``base_url``).
 
     Parameters
     ----------
@@ -455,15 +171,141 @@ def client_lock(client: DICOMfileClient) -> threading.RLock:
 
     Returns
     -------
-    threading.RLock
-        Lock
+    pathlib.Path
+        Folder
 
     """
-    return _make_thread_safe(client)
+    return Path(unquote(urlparse(str(client.base_url)).path))
+
+
+def _refused_thread(error: BaseException) -> bool:
+    """Whether an error (or one it was raised from) is SQLite refusing to be
+    used from another thread than the one that created the connection."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, sqlite3.ProgrammingError) and "thread" in str(cause):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+class UserFileClient:
+    """A user's ``DICOMfileClient``, served through its public methods.
+
+    Calls go to the user's client in the calling thread, one at a time (the
+    client shares one SQLite cursor). When the client's SQLite connection
+    refuses the thread (it is bound to the thread that created the client),
+    the call is answered by :meth:`index`, dicomslide's own index of the same
+    folder, and later calls from that thread go there directly. Pickled, it
+    becomes a :class:`dicomslide.folder.LocalFolderClient` of the folder (a
+    ``DICOMfileClient`` must not be pickled: that closes its connection and
+    loses an in-memory index).
+
+    Use :func:`UserFileClient.of` to get the one of a client.
+
+    Parameters
+    ----------
+    client: dicomweb_client.DICOMfileClient
+        The user's client
+
+    """
+
+    _registry: weakref.WeakKeyDictionary[DICOMfileClient, UserFileClient] = (
+        weakref.WeakKeyDictionary()
+    )
+    _registry_lock = threading.Lock()
+
+    def __init__(self, client: DICOMfileClient) -> None:
+        self._client = weakref.ref(client)
+        self.folder = folder_of(client)
+        self.base_url = str(client.base_url)
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._index: LocalFolderClient | None = None
+        self._index_lock = threading.Lock()
+
+    @classmethod
+    def of(cls, client: DICOMfileClient) -> UserFileClient:
+        """The adapter of a client (one per client).
+
+        Parameters
+        ----------
+        client: dicomweb_client.DICOMfileClient
+            The user's client
+
+        Returns
+        -------
+        UserFileClient
+            Its adapter
+
+        """
+        with cls._registry_lock:
+            adapter = cls._registry.get(client)
+            if adapter is None:
+                adapter = cls._registry[client] = cls(client)
+            return adapter
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LocalFolderClient, (str(self.folder),))
+
+    def index(self) -> LocalFolderClient:
+        """dicomslide's own index of the client's folder (made on first use).
+
+        Returns
+        -------
+        dicomslide.folder.LocalFolderClient
+            Client of the same folder
+
+        """
+        with self._index_lock:
+            if self._index is None:
+                self._index = LocalFolderClient(self.folder)
+            return self._index
+
+    def call(self, method: str, kwargs: dict[str, Any]) -> Any:
+        """Call a method of the user's client (or, where its connection
+        refuses the thread, of :meth:`index`).
+
+        Parameters
+        ----------
+        method: str
+            Name of a ``DICOMClient`` method
+        kwargs: Dict[str, Any]
+            Its arguments
+
+        Returns
+        -------
+        Any
+            What the method returns
+
+        """
+        client = self._client()
+        if client is not None and not getattr(self._local, "refused", False):
+            try:
+                with self._lock:
+                    return getattr(client, method)(**kwargs)
+            except Exception as error:
+                if not _refused_thread(error):
+                    raise
+            self._local.refused = True
+            logger.debug(
+                "the DICOMfileClient of %s refuses thread %s: the folder's own "
+                "index answers there",
+                self.folder,
+                threading.current_thread().name,
+            )
+        return getattr(self.index(), method)(**kwargs)
+
+    def retrieve_instance_frames(self, **kwargs: Any) -> list[bytes]:
+        """``retrieve_instance_frames`` of the client (see :meth:`call`)."""
+        frames: list[bytes] = self.call("retrieve_instance_frames", kwargs)
+        return frames
 
 
 def call(client: Any, method: str, /, **kwargs: Any) -> Any:
-    """Call a client method, serialised where the client needs it.
+    """Call a client method; a user's ``DICOMfileClient`` through its adapter.
 
     Parameters
     ----------
@@ -479,10 +321,15 @@ def call(client: Any, method: str, /, **kwargs: Any) -> Any:
     Any
         What the method returns
 
+    Raises
+    ------
+    dicomslide.errors.ServerError
+        When a request fails (HTTP errors of clients other than a
+        ``DICOMfileClient``)
+
     """
     if isinstance(client, DICOMfileClient):
-        with _make_thread_safe(client):
-            return getattr(client, method)(**kwargs)
+        return UserFileClient.of(client).call(method, kwargs)
     try:
         return getattr(client, method)(**kwargs)
     except requests.HTTPError as error:
@@ -500,13 +347,39 @@ def _reason(response: Any) -> str:
     return str(getattr(response, "reason", "") or "request failed")
 
 
+def folder_index(client: Any) -> LocalFolderClient | None:
+    """dicomslide's index of the folder a client serves, if it serves one.
+
+    Parameters
+    ----------
+    client: dicomweb_client.api.DICOMClient
+        Client
+
+    Returns
+    -------
+    Union[dicomslide.folder.LocalFolderClient, None]
+        The client itself if it is one; for a ``DICOMfileClient`` the index of
+        its folder (see :class:`UserFileClient`); else None
+
+    """
+    if isinstance(client, LocalFolderClient):
+        return client
+    if isinstance(client, DICOMfileClient):
+        return UserFileClient.of(client).index()
+    return None
+
+
 def make_frame_source(
     client: Any, image: Dataset, desc: PixelDescription
 ) -> FrameSource:
     """Choose how to fetch the frames of an instance.
 
-    Instances served by a ``DICOMfileClient`` are read from their files
-    directly; all others through the client.
+    The frames of a folder's instances (of a
+    :class:`~dicomslide.folder.LocalFolderClient` or a ``DICOMfileClient``)
+    are read from their files directly: the file the metadata were read from,
+    else the one the folder's index finds. Those of a ``DICOMwebClient`` are
+    fetched by :class:`dicomslide.web.WebFrameSource`; all others through the
+    client's ``retrieve_instance_frames``.
 
     Parameters
     ----------
@@ -527,13 +400,18 @@ def make_frame_source(
     study = str(image.StudyInstanceUID)
     series = str(image.SeriesInstanceUID)
     sop = str(image.SOPInstanceUID)
-    if isinstance(client, DICOMfileClient):
+    if isinstance(client, (LocalFolderClient, DICOMfileClient)):
         path = getattr(image, "filename", None)  # metadata read from the file
+        header: Dataset | None = image
         if not isinstance(path, str) or not os.path.isfile(path):
-            with _make_thread_safe(client):
-                path = client._db_manager.get_instance_file_path(study, series, sop)
-        return FileFrameSource(path, sop, desc, number_of_frames, image)
-    if isinstance(client, DICOMwebClient):
+            index = folder_index(client)
+            header = None if index is None else index.find_header(sop)
+            path = None if header is None else header.filename
+        if path is not None:
+            return FileFrameSource(path, sop, desc, number_of_frames, header)
+        if isinstance(client, DICOMfileClient):
+            client = UserFileClient.of(client)
+    elif isinstance(client, DICOMwebClient):
         return WebFrameSource(
             client,
             study,
@@ -671,21 +549,6 @@ def fetch_bulk_icc_profile(client: Any, metadata: Dataset) -> bytes | None:
     return None
 
 
-class _FolderClientReference:
-    """Pickles as a :class:`LocalFolderClient` for a folder.
-
-    A ``DICOMfileClient`` must not be pickled: its pickling closes the live
-    index connection of the original and loses an in-memory index. The
-    receiving process opens its own embedded client on the same folder.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (LocalFolderClient, (str(self.folder),))
-
-
 def portable(client: Any) -> Any:
     """A stand-in for a client that can travel to another process.
 
@@ -697,12 +560,11 @@ def portable(client: Any) -> Any:
     Returns
     -------
     Any
-        The client itself, or for a ``DICOMfileClient`` an object that
-        unpickles as a :class:`LocalFolderClient` on the same folder
+        The client itself, or for a ``DICOMfileClient`` its
+        :class:`UserFileClient`, which unpickles as a
+        :class:`dicomslide.folder.LocalFolderClient` on the same folder
 
     """
-    if isinstance(client, DICOMfileClient) and not isinstance(
-        client, LocalFolderClient
-    ):
-        return _FolderClientReference(Path(unquote(urlparse(client.base_url).path)))
+    if isinstance(client, DICOMfileClient):
+        return UserFileClient.of(client)
     return client

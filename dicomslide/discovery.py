@@ -1,4 +1,11 @@
-"""Finding slides: search a source, fetch metadata once per series, group."""
+"""Finding slides: search a source, fetch metadata once per series, group.
+
+The embedded client of a folder gives the headers it read from the files; any
+other client is searched for series and asked for the metadata of each series
+once (:func:`series_metadata`). The images found are grouped into slides
+(:func:`group_images`) and derived images attached to the slide they
+reference.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +18,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from dicomweb_client import DICOMfileClient
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from dicomslide.client import (
-    ICC_PROFILE_URIS,
-    LocalFolderClient,
-    call,
-    client_lock,
-    open_client,
-    read_header,
-)
+from dicomslide.client import ICC_PROFILE_URIS, call, open_client
 from dicomslide.elements import element_value
 from dicomslide.errors import MetadataError
+from dicomslide.files import read_header
+from dicomslide.folder import LocalFolderClient
 from dicomslide.tile import (
     FRAME_TABLE_ATTRIBUTE,
     check_image_geometry,
@@ -142,8 +143,8 @@ def series_metadata(
 ) -> list[Dataset]:
     """Metadata of the instances of a series that are of the given SOP classes.
 
-    One request per series. Files of a ``DICOMfileClient`` are read directly
-    (headers only), which spares the JSON round trip the client would make.
+    One request per series. The embedded client of a folder gives the file
+    headers it read, which spares the JSON round trip.
 
     Parameters
     ----------
@@ -162,18 +163,14 @@ def series_metadata(
         Metadata of the instances
 
     """
-    if isinstance(client, DICOMfileClient):
-        with client_lock(client):
-            manager = client._db_manager
-            paths = [
-                manager.get_instance_file_path(*identifiers)
-                for identifiers in manager.get_instance_identifiers(
-                    study_instance_uid=study_instance_uid,
-                    series_instance_uid=series_instance_uid,
-                )
-            ]
-        datasets = [dcmread(path, stop_before_pixels=True) for path in paths]
-        return [d for d in datasets if d.get("SOPClassUID") in sop_classes]
+    if isinstance(client, LocalFolderClient):
+        return [
+            header
+            for header in client.headers()
+            if element_value(header, "StudyInstanceUID") == study_instance_uid
+            and element_value(header, "SeriesInstanceUID") == series_instance_uid
+            and element_value(header, "SOPClassUID") in sop_classes
+        ]
     instances = call(
         client,
         "retrieve_series_metadata",

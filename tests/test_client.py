@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,9 +14,10 @@ from dicomweb_client import DICOMfileClient
 from recording import RecordingClient
 
 import dicomslide
+from dicomslide import folder as folder_module
 from dicomslide.cache import FrameCache
-from dicomslide.client import LocalFolderClient, open_client, read_header
-from dicomslide.fetch import PIXEL_DATA_OFFSET
+from dicomslide.client import LocalFolderClient, call, open_client
+from dicomslide.files import PIXEL_DATA_OFFSET, files_under, read_header
 
 IMPLICIT_VR = "1.2.840.10008.1.2"
 RLE = "1.2.840.10008.1.2.5"
@@ -196,43 +198,46 @@ def test_concurrent_reads_equal_serial_reads(tmp_path):
         np.testing.assert_array_equal(result, level.pixels[0, 0, r : r + h, c : c + w])
 
 
-def test_embedded_client_index_is_built_once_from_any_thread(image):
-    from dicomslide.client import call, client_lock
+def _count_header_reads(monkeypatch, delay: float = 0.0) -> list:
+    """Count (and slow down) the header reads of embedded clients."""
+    reads = []
 
-    client = LocalFolderClient(image.files[0].parent)
+    def counted(path):
+        reads.append(path)
+        time.sleep(delay)
+        return read_header(path)
+
+    monkeypatch.setattr(folder_module, "read_header", counted)
+    return reads
+
+
+def test_embedded_client_reads_each_header_once_from_any_thread(tmp_path, monkeypatch):
+    slide = synthetic.write_slide(tmp_path, "concatenation")
+    reads = _count_header_reads(monkeypatch, delay=0.01)
+    client = LocalFolderClient(tmp_path)
     with ThreadPoolExecutor(4) as pool:
-        counts = list(
-            pool.map(lambda _: len(call(client, "search_for_series")), range(8))
+        series = list(pool.map(lambda _: call(client, "search_for_series"), range(8)))
+        instances = list(
+            pool.map(lambda _: len(client.search_for_instances()), range(8))
         )
-    assert counts == [1] * 8
-    other = LocalFolderClient(image.files[0].parent)
-    with client_lock(other):  # building the index under the lock does not deadlock
-        assert len(other.search_for_instances()) == 1
+    assert all(len(found) == 1 for found in series)
+    assert instances == [len(slide.files)] * 8
+    # each file's header was read once, whichever thread asked first
+    assert sorted(reads) == sorted(files_under(tmp_path))
 
 
-def test_callers_wait_for_an_index_another_thread_is_building(image, monkeypatch):
-    # The index is set before the build is complete; a slow build widens the
-    # window in which a second thread finds it.
-    from dicomslide.client import call
-
-    index_skipped_images = LocalFolderClient._index_skipped_images
-
-    def slowly(self):
-        time.sleep(0.2)
-        index_skipped_images(self)
-
-    monkeypatch.setattr(LocalFolderClient, "_index_skipped_images", slowly)
+def test_callers_wait_for_the_headers_another_thread_is_reading(image, monkeypatch):
+    reads = _count_header_reads(monkeypatch, delay=0.2)
     client = LocalFolderClient(image.files[0].parent)
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(call, client, "search_for_series")
         time.sleep(0.05)
         second = pool.submit(call, client, "search_for_series")
         assert len(first.result()) == len(second.result()) == 1
+    assert len(reads) == len(image.files)
 
 
 def test_files_under_lists_what_rglob_lists(tmp_path):
-    from dicomslide.client import files_under
-
     for name in ["b.dcm", "a/x.dcm", "a/b/y", "a-b/z.dcm", "a b/w", "c/.hidden"]:
         path = tmp_path / "data" / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -297,3 +302,30 @@ def test_headers_of_files_shorter_than_the_first_read(image, tmp_path):
     assert header is not None
     assert header == pydicom.dcmread(cut, stop_before_pixels=True)
     assert "Rows" in header
+
+
+def test_part10_files_are_told_apart_one_way(image, tmp_path):
+    from dicomslide.errors import MetadataError
+    from dicomslide.files import NotPart10Error, is_part10, read_part10_header
+
+    path = image.files[0]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it would block: it is not opened
+    short = tmp_path / "short.dcm"
+    short.write_bytes(path.read_bytes()[:131])
+    text = tmp_path / "notes.txt"
+    text.write_text("not DICOM " * 20)
+    assert is_part10(path) and is_part10(os.fsencode(path))
+    for other in (tmp_path, fifo, short, text, tmp_path / "missing"):
+        assert not is_part10(other)
+    header = read_part10_header(path)
+    assert header == pydicom.dcmread(path, stop_before_pixels=True)
+    with pytest.raises(NotPart10Error, match="not a DICOM Part 10 file"):
+        read_part10_header(text)
+    broken = tmp_path / "broken.dcm"
+    # a file meta element of an unknown VR, which pydicom refuses
+    element = b"\x02\x00\x00\x00ZZ\x04\x00\x00\x00\x00\x00"
+    broken.write_bytes(path.read_bytes()[:132] + element + b"x" * 70_000)
+    with pytest.raises(MetadataError, match="cannot parse"):
+        read_part10_header(broken)
+    assert read_header(broken) is None and read_header(text) is None

@@ -13,7 +13,7 @@ from pydicom.encaps import generate_frames
 import dicomslide
 from dicomslide import codec
 from dicomslide.cache import FrameCache
-from dicomslide.client import LocalFolderClient, read_header
+from dicomslide.client import LocalFolderClient
 from dicomslide.errors import (
     DicomSlideError,
     FrameDecodeError,
@@ -21,7 +21,7 @@ from dicomslide.errors import (
     MetadataError,
     UnsupportedTransferSyntaxError,
 )
-from dicomslide.fetch import PIXEL_DATA_OFFSET
+from dicomslide.files import PIXEL_DATA_OFFSET, read_header
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
