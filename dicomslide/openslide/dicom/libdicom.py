@@ -30,7 +30,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_partial
 from pydicom.multival import MultiValue
 
-from dicomslide.openslide.dicom.sources import starts_like_part10
+from dicomslide.files import starts_like_part10
 from dicomslide.openslide.library import (
     OpenSlideError,
     OpenSlideUnsupportedFormatError,
@@ -266,7 +266,7 @@ def _read_file_meta(path: str) -> Dataset:
     """
     meta = Dataset()
     with open(path, "rb") as fp:
-        if not starts_like_part10(fp):
+        if not starts_like_part10(fp.read(132)):
             raise OpenSlideUnsupportedFormatError(f"not a DICOM file: {path}")
         offset = 132
         while True:

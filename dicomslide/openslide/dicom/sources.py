@@ -2,8 +2,8 @@
 
 A DICOM source is a :class:`dicomslide.Slide`, a DICOMweb URL (of a service,
 or of one of its studies or series), a folder, or a DICOM Part 10
-file (``DICM`` at byte 128: :func:`is_part10_file`, the one place that check
-is written in the facade). :func:`find_slide` finds the slide a source shows:
+file (``DICM`` at byte 128: :func:`dicomslide.files.is_part10`, the one place
+that check is written). :func:`find_slide` finds the slide a source shows:
 a folder must hold one slide; a file names its slide, which is looked for in
 the file's folder and its subfolders, as OpenSlide opens a series from one of
 its files.
@@ -15,15 +15,16 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import VLWholeSlideMicroscopyImageStorage
 
-from dicomslide.client import LocalFolderClient
 from dicomslide.errors import DicomSlideError, MetadataError
+from dicomslide.files import is_part10
+from dicomslide.folder import LocalFolderClient
 from dicomslide.openslide.library import (
     OpenSlideError,
     OpenSlideUnsupportedFormatError,
@@ -42,54 +43,13 @@ __all__ = [
     "is_dicomweb_url",
     "split_dicomweb_url",
     "is_part10_file",
-    "starts_like_part10",
 ]
-
-#: Bytes before the ``DICM`` prefix of a Part 10 file
-_PREAMBLE = 128
-_PREFIX = b"DICM"
-
-
-def starts_like_part10(fp: IO[bytes]) -> bool:
-    """Whether an open binary file has the ``DICM`` prefix of a Part 10 file.
-
-    Parameters
-    ----------
-    fp: IO[bytes]
-        File open for reading; it is left after the prefix
-
-    Returns
-    -------
-    bool
-        Whether the bytes at 128 to 131 are ``DICM``
-
-    """
-    fp.seek(_PREAMBLE)
-    return fp.read(len(_PREFIX)) == _PREFIX
 
 
 def is_part10_file(path: str | bytes | os.PathLike[Any]) -> bool:
-    """Whether a path is a regular file that starts like a DICOM Part 10 file.
-
-    Parameters
-    ----------
-    path: Union[str, bytes, os.PathLike]
-        Path
-
-    Returns
-    -------
-    bool
-        False for folders, special files (opening a FIFO would block), missing
-        or unreadable files and files without the ``DICM`` prefix
-
-    """
-    if not os.path.isfile(path):
-        return False
-    try:
-        with open(path, "rb") as fp:
-            return starts_like_part10(fp)
-    except OSError:
-        return False
+    """Whether a path is a regular file that starts like a DICOM Part 10 file
+    (see :func:`dicomslide.files.is_part10`)."""
+    return is_part10(path)
 
 
 def folder_holds_part10_file(folder: str | bytes | os.PathLike[Any]) -> bool:
