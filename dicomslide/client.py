@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import weakref
@@ -337,14 +338,43 @@ def call(client: Any, method: str, /, **kwargs: Any) -> Any:
         reason = (
             "authentication failed" if status in (401, 403) else _reason(error.response)
         )
+        if status == 404:
+            root = without_credentials(str(getattr(client, "base_url", "")))
+            reason += f"; is the DICOMweb root right? ({root})"
         raise ServerError(f"{method} failed: HTTP {status}, {reason}", status) from None
     except requests.RequestException as error:
-        raise ServerError(f"{method} failed: {type(error).__name__}") from None
+        raise ServerError(f"{method} failed: {_connection_failure(error)}") from None
 
 
 def _reason(response: Any) -> str:
     """The reason an answer gives, without echoing URLs (they may hold secrets)."""
     return str(getattr(response, "reason", "") or "request failed")
+
+
+def _connection_failure(error: requests.RequestException) -> str:
+    """Where a request could not go, and why: host, port and the cause."""
+    url = getattr(error.request, "url", None) or ""
+    parts = urlsplit(str(url))
+    where = parts.hostname or "the server"
+    if parts.port or parts.scheme:
+        where += f":{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    causes: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and len(causes) < 10:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+        if cause is None and causes[-1].args:
+            nested = causes[-1].args[0]
+            cause = nested if isinstance(nested, BaseException) else None
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        why = "connection refused"
+    elif any(isinstance(c, socket.gaierror) for c in causes):
+        why = "host name not found"
+    elif isinstance(error, requests.Timeout):
+        why = "no answer in time (see dicomslide.web.settings.timeout)"
+    else:
+        why = type(error).__name__
+    return f"cannot reach {where}: {why}"
 
 
 def folder_index(client: Any) -> LocalFolderClient | None:

@@ -284,3 +284,39 @@ def test_a_channel_without_the_level_lists_its_levels(tmp_path):
         _run("region", tmp_path, "--channel", 1, "--level", 2, "--size", 5, 5), 2
     )
     assert "channel 1 has no image at level 2; its levels are 0" in line
+
+
+def test_an_unreachable_server_fails_fast_naming_host_port_and_cause():
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.monotonic()
+    done = _run("ls", f"http://127.0.0.1:{port}/dicom-web")
+    line = _one_line_error(done, 1)
+    assert time.monotonic() - start < 20
+    assert f"127.0.0.1:{port}" in line and "connection refused" in line
+    verbose = _run("ls", f"http://127.0.0.1:{port}/dicom-web", "-v")
+    attempts = verbose.stderr.count(f"GET: http://127.0.0.1:{port}/dicom-web/series")
+    assert attempts >= 2  # the retries are visible with -v
+
+
+def test_a_wrong_root_hints_at_the_root(tmp_path):
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/not-dicomweb"
+        line = _one_line_error(_run("ls", url), 1)
+        assert "HTTP 404" in line and "is the DICOMweb root right?" in line
+        assert url in line
+    finally:
+        server.shutdown()
+        server.server_close()
