@@ -171,7 +171,7 @@ def _info(args: argparse.Namespace) -> None:
                 f"{slide.pixel_spacings[level][0] * 1000:.3f}",
                 f"{slide.downsampling_factors[level]:g}",
                 f"{matrix.tile_shape[1]} x {matrix.tile_shape[0]}",
-                image._store.number_of_frames,
+                image.num_frames,
             )
         )
     print("\n".join(_table(rows)))

@@ -10,7 +10,7 @@ import synthetic
 import dicomslide
 from dicomslide import codec
 from dicomslide.cache import FrameCache
-from dicomslide.store import _OpaqueRGBA
+from dicomslide.rgba import OpaqueRGBA
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
@@ -204,7 +204,7 @@ def test_opaque_rgba_pastes_any_part_of_a_frame(samples, contiguous, rows, colum
     target = out if contiguous else np.zeros((9, 12, 8), dtype=np.uint8)[..., ::2]
     target[...] = out
     before = out.copy()
-    _OpaqueRGBA(target).paste(frame, rows, columns, (1, 2))
+    OpaqueRGBA(target).paste(frame, rows, columns, (1, 2))
     height, width = rows[1] - rows[0], columns[1] - columns[0]
     expected = before.copy()
     inside = expected[1 : 1 + height, 2 : 2 + width]
