@@ -2,7 +2,7 @@
 
 What the OpenSlide facade shows: every pixel a frame covers gains an alpha of
 255 as it is pasted, the pixels no frame covers keep the array's fill (0:
-transparent). RGB frames go through :func:`dicomslide._compat.paste_rgb_opaque`
+transparent). RGB frames go through :func:`dicomslide._compat.rgb_paster`
 (Pillow's unpacker, one pass); a grey sample becomes a word of three equal
 samples and an alpha of 255 in one NumPy multiplication.
 """
@@ -26,9 +26,9 @@ class OpaqueRGBA:
 
     def __init__(self, out: np.ndarray) -> None:
         self.out = out
-        self._contiguous = (
-            out.dtype == np.uint8 and out.flags.c_contiguous and out.size > 0
-        )
+        self._rgb: _compat.Paster | None = None
+        if out.dtype == np.uint8 and out.flags.c_contiguous and out.size:
+            self._rgb = _compat.rgb_paster(out)
 
     def paste(
         self,
@@ -51,8 +51,8 @@ class OpaqueRGBA:
             Row and column of the array where the part goes
 
         """
-        if self._contiguous and frame.shape[2] == 3 and frame.flags.c_contiguous:
-            _compat.paste_rgb_opaque(self.out, frame, rows, columns, origin)
+        if self._rgb is not None and frame.shape[2] == 3 and frame.flags.c_contiguous:
+            self._rgb(frame, rows, columns, origin)
             return
         (f_r0, f_r1), (f_c0, f_c1) = rows, columns
         row, column = origin
