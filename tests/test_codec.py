@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+
+import imagecodecs
 import numpy as np
 import pydicom
 import pytest
@@ -10,6 +14,7 @@ import synthetic
 import dicomslide
 from dicomslide import codec
 from dicomslide.cache import FrameCache
+from dicomslide.errors import UnsupportedTransferSyntaxError
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
@@ -116,3 +121,58 @@ def test_planar_configuration():
     desc = codec.PixelDescription(2, 4, 3, 8, 8, 0, "RGB", 1, "1.2.840.10008.1.2.1")
     planar = pixels.transpose(2, 0, 1).tobytes()
     np.testing.assert_array_equal(codec.decode_frame(planar, desc, "1.2.3", 1), pixels)
+
+
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
+
+
+def _twelve_bit(
+    transfer_syntax: str,
+) -> tuple[bytes, np.ndarray, codec.PixelDescription]:
+    """A 12-bit grey frame, encoded as JPEG by libjpeg-turbo (imagecodecs)."""
+    rows, columns = np.mgrid[0:48, 0:40]
+    pixels = ((rows * 83 + columns * 29) % 4096).astype(np.uint16)
+    data = imagecodecs.jpeg8_encode(
+        pixels,
+        level=95,
+        lossless=transfer_syntax == JPEG_LOSSLESS,
+        bitspersample=12,
+    )
+    desc = codec.PixelDescription(48, 40, 1, 16, 12, 0, "MONOCHROME2", 0, "")
+    return bytes(data), pixels, replace(desc, transfer_syntax_uid=transfer_syntax)
+
+
+@pytest.mark.parametrize("transfer_syntax", [JPEG_EXTENDED, JPEG_LOSSLESS])
+def test_twelve_bit_jpeg_is_decoded(transfer_syntax):
+    data, pixels, desc = _twelve_bit(transfer_syntax)
+    got = codec.decode_frame(data, desc, "1.2.3", 1)
+    assert got.shape == (48, 40, 1) and got.dtype == np.uint16
+    error = np.abs(got[..., 0].astype(int) - pixels)
+    assert error.max() <= (0 if transfer_syntax == JPEG_LOSSLESS else 40)
+    assert got.max() > 4000  # twelve bits, not eight
+
+
+@pytest.fixture
+def without_libjpeg(monkeypatch):
+    """pylibjpeg-libjpeg not installed: importing it fails."""
+    monkeypatch.setitem(sys.modules, "libjpeg", None)
+    codec._decoder_available.cache_clear()
+    yield
+    codec._decoder_available.cache_clear()
+
+
+@pytest.mark.parametrize("transfer_syntax", [JPEG_EXTENDED, JPEG_LOSSLESS])
+def test_a_missing_twelve_bit_jpeg_decoder_names_its_package(
+    without_libjpeg, transfer_syntax
+):
+    data, _, desc = _twelve_bit(transfer_syntax)
+    with pytest.raises(UnsupportedTransferSyntaxError) as info:
+        codec.decode_frame(data, desc, "1.2.3.4", 7)
+    assert "pylibjpeg-libjpeg" in str(info.value)
+    assert info.value.frame_number == 7 and "1.2.3.4" in str(info.value)
+    assert not codec.is_supported_transfer_syntax(transfer_syntax)
+    # 8-bit frames of JPEG Baseline and Extended need only simplejpeg
+    assert codec.is_supported_transfer_syntax(JPEG_BASELINE)
+    eight_bit = replace(desc, bits_allocated=8, bits_stored=8)
+    assert codec.decodes_into(replace(eight_bit, transfer_syntax_uid=JPEG_EXTENDED))
