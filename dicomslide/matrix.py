@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from dicomslide.codec import ColorTransform
+from dicomslide.color import ColorTransform
 from dicomslide.pixels import ImagePixels
 
 # names dicomslide 0.7 exported from this module

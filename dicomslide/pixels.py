@@ -23,7 +23,7 @@ from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache, get_default_cache
 from dicomslide.client import fetch_bulk_icc_profile, open_client, portable
-from dicomslide.codec import ColorTransform
+from dicomslide.color import ColorTransform
 from dicomslide.elements import element_value, has_element
 from dicomslide.enum import ChannelTypes
 from dicomslide.errors import FrameRetrievalError, ServerError
@@ -202,7 +202,7 @@ class ImagePixels:
 
         Returns
         -------
-        Union[dicomslide.codec.ColorTransform, None]
+        Union[dicomslide.color.ColorTransform, None]
             None where colours are not corrected: no ICC profile, one that
             cannot be used, or not 8-bit RGB pixels
 
