@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
+from pydicom.uid import UID
 
 from dicomslide.errors import FrameDecodeError, UnsupportedTransferSyntaxError
 
@@ -144,8 +145,6 @@ class PixelDescription:
 
 
 def _transfer_syntax_name(uid: str) -> str:
-    from pydicom.uid import UID
-
     name = UID(uid).name
     return f"{name} ({uid})" if name != uid else uid
 
