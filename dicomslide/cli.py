@@ -291,9 +291,6 @@ def _info(args: argparse.Namespace) -> None:
     for level, image in enumerate(slide.get_volume_images()):
         mpp_x, mpp_y = slide.microns_per_pixel[level]
         matrix = image.get_total_pixel_matrix()
-        frames = sum(
-            int(part.get("NumberOfFrames", 1) or 1) for part in image.instance_metadata
-        )
         rows.append(
             (
                 f"  {level}",
@@ -301,7 +298,7 @@ def _info(args: argparse.Namespace) -> None:
                 f"{mpp_x:.3f}, {mpp_y:.3f}",
                 f"{slide.downsampling_factors[level]:g}",
                 _size(matrix.tile_shape),
-                frames,
+                image.num_frames,
             )
         )
     print("\n".join(_table(rows)))

@@ -371,7 +371,10 @@ def _connection_failure(error: requests.RequestException) -> str:
     elif any(isinstance(c, socket.gaierror) for c in causes):
         why = "host name not found"
     elif isinstance(error, requests.Timeout):
-        why = "no answer in time (see dicomslide.web.settings.timeout)"
+        why = (
+            f"no answer in time ({type(error).__name__}; "
+            "see dicomslide.web.settings.timeout)"
+        )
     else:
         why = type(error).__name__
     return f"cannot reach {where}: {why}"

@@ -1,4 +1,4 @@
-"""Decoding of encoded frames into arrays, and colour management.
+"""Decoding of encoded frames into arrays.
 
 One function per transfer-syntax family turns the bytes of one frame into an
 array of shape (rows, columns, samples). Colour follows the encoded stream
@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import io
 import logging
 import struct
-import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image
+from pydicom.uid import UID
 
 from dicomslide.errors import FrameDecodeError, UnsupportedTransferSyntaxError
 
@@ -44,10 +43,12 @@ NATIVE_TRANSFER_SYNTAXES = frozenset(
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
 _DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
-_JPEG_8BIT = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})
-_JPEG_LIBJPEG = frozenset(
+# JPEG Baseline and JPEG Extended: simplejpeg decodes their 8-bit frames,
+# pylibjpeg-libjpeg their 12-bit ones and lossless JPEG
+_JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+_JPEG_8BIT = frozenset({"1.2.840.10008.1.2.4.50", _JPEG_EXTENDED})
+_JPEG_LOSSLESS = frozenset(
     {
-        "1.2.840.10008.1.2.4.51",  # JPEG Extended (12 bit)
         "1.2.840.10008.1.2.4.57",  # JPEG Lossless P14
         "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
     }
@@ -144,8 +145,6 @@ class PixelDescription:
 
 
 def _transfer_syntax_name(uid: str) -> str:
-    from pydicom.uid import UID
-
     name = UID(uid).name
     return f"{name} ({uid})" if name != uid else uid
 
@@ -168,8 +167,10 @@ def _family(transfer_syntax_uid: str) -> str:
         return "native"
     if transfer_syntax_uid == _DEFLATED_IMAGE_FRAME:
         return "deflate"
-    if transfer_syntax_uid in _JPEG_8BIT or transfer_syntax_uid in _JPEG_LIBJPEG:
+    if transfer_syntax_uid in _JPEG_8BIT:
         return "jpeg"
+    if transfer_syntax_uid in _JPEG_LOSSLESS:
+        return "libjpeg"
     if transfer_syntax_uid in _JPEG_LS:
         return "jpegls"
     if transfer_syntax_uid in _JPEG_2000:
@@ -233,12 +234,15 @@ def is_supported_transfer_syntax(transfer_syntax_uid: str) -> bool:
     Returns
     -------
     bool
-        Whether a decoder is available
+        Whether a decoder is available (for JPEG Extended, whose frames may
+        hold 8 or 12 bits, both decoders)
 
     """
     try:
         family = _family(transfer_syntax_uid)
     except UnsupportedTransferSyntaxError:
+        return False
+    if transfer_syntax_uid == _JPEG_EXTENDED and not _decoder_available("libjpeg"):
         return False
     return _decoder_available(family)
 
@@ -308,6 +312,15 @@ def _by_simplejpeg(desc: PixelDescription) -> bool:
     return desc.bits_stored <= 8 and desc.transfer_syntax_uid in _JPEG_8BIT
 
 
+def _decoder_family(desc: PixelDescription) -> str:
+    """The decoder family of a frame: that of its transfer syntax, but
+    pylibjpeg-libjpeg's for 12-bit JPEG Extended frames."""
+    family = _family(desc.transfer_syntax_uid)
+    if family == "jpeg" and not _by_simplejpeg(desc):
+        return "libjpeg"
+    return family
+
+
 def _simplejpeg(
     data: bytes, desc: PixelDescription, out: np.ndarray | None = None
 ) -> np.ndarray:
@@ -322,8 +335,10 @@ def _simplejpeg(
 
 
 def _jpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
-    if _by_simplejpeg(desc):
-        return _simplejpeg(data, desc)
+    return _simplejpeg(data, desc)
+
+
+def _libjpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
     import libjpeg
 
     array = libjpeg.decode(data)
@@ -370,6 +385,7 @@ _DECODERS: dict[str, Callable[[bytes, PixelDescription], np.ndarray]] = {
     "native": _native,
     "deflate": _deflate,
     "jpeg": _jpeg,
+    "libjpeg": _libjpeg,
     "jpegls": _jpegls,
     "j2k": _j2k,
     "jxl": _jxl,
@@ -512,7 +528,7 @@ def decode_frame(
     if uid != desc.transfer_syntax_uid:
         desc = replace(desc, transfer_syntax_uid=uid)
     require_known_transfer_syntax(uid, sop_instance_uid, frame_number)
-    family = _family(uid)
+    family = _decoder_family(desc)
     if not _decoder_available(family):
         raise UnsupportedTransferSyntaxError(
             f"transfer syntax {_transfer_syntax_name(uid)} needs a decoder: "
@@ -544,56 +560,3 @@ def decode_frame(
     if array.dtype != desc.dtype:
         array = array.astype(desc.dtype)
     return array
-
-
-class ColorTransform:
-    """Transform from an ICC profile's colour space to sRGB.
-
-    Transforms are built once per distinct profile and shared.
-
-    Parameters
-    ----------
-    icc_profile: bytes
-        ICC profile of the image
-
-    """
-
-    _cache: dict[str, ImageCms.ImageCmsTransform] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, icc_profile: bytes) -> None:
-        key = hashlib.sha256(icc_profile).hexdigest()
-        with self._lock:
-            transform = self._cache.get(key)
-            if transform is None:
-                source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
-                target = ImageCms.createProfile("sRGB")
-                transform = ImageCms.buildTransform(
-                    source,
-                    target,
-                    "RGB",
-                    "RGB",
-                    renderingIntent=ImageCms.Intent.PERCEPTUAL,
-                )
-                self._cache[key] = transform
-        self._transform = transform
-
-    def __call__(self, array: np.ndarray) -> np.ndarray:
-        """Apply the transform to an RGB array.
-
-        Parameters
-        ----------
-        array: numpy.ndarray
-            8-bit RGB pixels of shape (rows, columns, 3)
-
-        Returns
-        -------
-        numpy.ndarray
-            Colour-corrected pixels of the same shape
-
-        """
-        if array.size == 0:
-            return array
-        image = Image.fromarray(np.ascontiguousarray(array), "RGB")
-        self._transform.apply_in_place(image)
-        return np.array(image)  # a writable copy, like every other read

@@ -1,84 +1,40 @@
-"""A tiled DICOM image: metadata, channels, focal planes and slide geometry."""
+"""A tiled DICOM image: metadata, channels, focal planes and slide geometry.
+
+:class:`TiledImage` is the face of one image (an instance, or the instances of
+a concatenation): it names its channels and focal planes, maps its pixels to
+the slide (:mod:`dicomslide.coordinates`) and gives a
+:class:`~dicomslide.TotalPixelMatrix` per channel and focal plane, all over
+the image's pixel values (:class:`dicomslide.pixels.ImagePixels`).
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-from dicomslide.cache import FrameCache, get_default_cache
-from dicomslide.client import fetch_bulk_icc_profile, portable
-from dicomslide.codec import ColorTransform
-from dicomslide.enum import ChannelTypes
-from dicomslide.errors import FrameRetrievalError, MetadataError, ServerError
+from dicomslide.cache import FrameCache
+from dicomslide.coordinates import (
+    SlideAxes,
+    SlideMapping,
+    face_the_slide,
+    get_image_orientation,
+    get_pixel_to_slide_affine,
+)
+from dicomslide.enum import ChannelTypes as ChannelTypes  # a dicomslide 0.7 name
 from dicomslide.matrix import TotalPixelMatrix
+from dicomslide.pixels import ImagePixels
 from dicomslide.store import FrameStore
 from dicomslide.tile import (
     compute_frame_positions as compute_frame_positions,  # a dicomslide 0.7 name
 )
-from dicomslide.tile import (
-    get_channel_identifiers,
-    get_image_orientation,
-    get_pixel_to_slide_affine,
-)
-from dicomslide.transport import retry_delay, settings
-from dicomslide.utils import (
-    PARAMETRIC_MAP_SOP_CLASS_UID,
-    SEGMENTATION_SOP_CLASS_UIDS,
-    get_referenced_instances,
-)
+from dicomslide.utils import get_referenced_instances
 
 logger = logging.getLogger(__name__)
-
-
-def _real_world_value_mapping(image: Dataset) -> tuple[float, float] | None:
-    """Slope and intercept that map stored integers of a parametric map to
-    real-world values; None for float pixel data or other images."""
-    if image.get("SOPClassUID") != PARAMETRIC_MAP_SOP_CLASS_UID:
-        return None
-    if "FloatPixelData" in image or "DoubleFloatPixelData" in image:
-        return None
-    if "BitsStored" not in image and int(image.get("BitsAllocated", 0)) in (32, 64):
-        return None  # float pixel data (the element itself is not in metadata)
-    for keyword in (
-        "SharedFunctionalGroupsSequence",
-        "PerFrameFunctionalGroupsSequence",
-    ):
-        groups = image.get(keyword)
-        if groups and "RealWorldValueMappingSequence" in groups[0]:
-            mapping = groups[0].RealWorldValueMappingSequence[0]
-            return (
-                float(mapping.get("RealWorldValueSlope", 1.0)),
-                float(mapping.get("RealWorldValueIntercept", 0.0)),
-            )
-    return None
-
-
-class _SlideAxes(NamedTuple):
-    """How the axes of a total pixel matrix lie on the slide."""
-
-    axis_x: int  # image axis (0: rows, 1: columns) that runs along X
-    axis_y: int
-    sign_x: int  # +1 if the index grows with X, -1 if it shrinks
-    sign_y: int
-    spacing_x: float  # pixel spacing along X in mm
-    spacing_y: float
-
-
-def _find_icc_profile(image: Dataset) -> bytes | None:
-    paths = image.get("OpticalPathSequence") or []
-    for item in paths:
-        profile = item.get("ICCProfile")
-        if profile:
-            return bytes(profile)
-    profile = image.get("ICCProfile")
-    return bytes(profile) if profile else None
 
 
 class TiledImage:
@@ -138,74 +94,28 @@ class TiledImage:
         correct_color: bool = True,
         cache: FrameCache | None = None,
     ) -> None:
-        from dicomslide.client import open_client
-
         parts = (
             [image_metadata]
             if isinstance(image_metadata, Dataset)
             else list(image_metadata)
         )
-        self._client = open_client(client)
-        self._cache = cache if cache is not None else get_default_cache()
-        self._store = FrameStore(self._client, parts, self._cache)
-        metadata = self._store.metadata
-        self._metadata = metadata
+        self._pixels = ImagePixels(client, parts, max_frame_cache_size, cache)
+        self._store = self._pixels.store
+        self._cache = self._pixels.cache
+        self._metadata = self._store.metadata
         self._correct_color = correct_color
-        self._cache.reserve(max_frame_cache_size * self._store.frame_nbytes)
-        self._channel_identifiers = get_channel_identifiers(metadata)
-        sop_class_uid = metadata.get("SOPClassUID")
-        if sop_class_uid in SEGMENTATION_SOP_CLASS_UIDS:
-            self._channel_type = ChannelTypes.SEGMENT
-        elif sop_class_uid == PARAMETRIC_MAP_SOP_CLASS_UID:
-            self._channel_type = ChannelTypes.PARAMETER
-        else:
-            self._channel_type = ChannelTypes.OPTICAL_PATH
-        self._is_label_map = (
-            self._channel_type == ChannelTypes.SEGMENT
-            and metadata.get("SegmentationType") == "LABELMAP"
-        )
-        self._value_mapping = _real_world_value_mapping(metadata)
-        samples = self._store.samples_per_pixel
-        self._fill_value = (
-            255
-            if samples == 3 and self._channel_type == ChannelTypes.OPTICAL_PATH
-            else 0
-        )
-        # The ICC profile may have to be fetched (bulk data): on first use,
-        # and again at later uses, with backoff, while it fails.
-        self._icc_profile: bytes | None = None
-        self._icc_resolved = samples != 3
-        self._icc_failures = 0
-        self._icc_retry_at = 0.0
-        self._icc_error = ""
-        self._color_transform: ColorTransform | None = None
-        self._color_resolved = samples != 3 or self._store.dtype != np.uint8
-        self._lock = threading.Lock()
-        self._affine_matrix: np.ndarray | None = None
+        self._mapping: SlideMapping | None = None
         self._matrices: dict[tuple[int, int, bool], TotalPixelMatrix] = {}
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_client"] = portable(self._client)
-        state["_lock"] = None
-        state["_icc_retry_at"] = 0.0  # a time of this process only
-        # colour transforms don't pickle: the receiver builds its own
-        state["_color_transform"] = None
-        state["_color_resolved"] = self._store.samples_per_pixel != 3 or (
-            self._store.dtype != np.uint8
-        )
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
     @property
-    def _affine(self) -> np.ndarray:
+    def _slide(self) -> SlideMapping:
         # Built on first use: LABEL and OVERVIEW images may lack the spacing.
-        if self._affine_matrix is None:
-            self._affine_matrix = get_pixel_to_slide_affine(self._metadata)
-        return self._affine_matrix
+        if self._mapping is None:
+            self._mapping = SlideMapping(
+                get_pixel_to_slide_affine(self._metadata),
+                str(self._metadata.get("SOPInstanceUID")),
+            )
+        return self._mapping
 
     def __repr__(self) -> str:
         return (
@@ -231,7 +141,7 @@ class TiledImage:
     @property
     def client(self) -> Any:
         """dicomweb_client.api.DICOMClient: client that serves the image"""
-        return self._client
+        return self._pixels.client
 
     @property
     def metadata(self) -> Dataset:
@@ -248,7 +158,7 @@ class TiledImage:
     @property
     def sop_instance_uids(self) -> tuple[str, ...]:
         """Tuple[str, ...]: SOP Instance UIDs of the instances of the image"""
-        return tuple(str(part.SOPInstanceUID) for part in self._store.parts)
+        return self._pixels.sop_instance_uids
 
     @property
     def icc_profile(self) -> bytes | None:
@@ -259,75 +169,12 @@ class TiledImage:
         each failed attempt); it is fetched again at a later use, no sooner
         than a backoff that doubles with each failure.
         """
-        self._resolve_icc_profile()
-        return self._icc_profile
-
-    def _resolve_icc_profile(self) -> None:
-        """Find or fetch the ICC profile, unless known or a retry is not due."""
-        if self._icc_resolved or time.monotonic() < self._icc_retry_at:
-            return
-        with self._lock:
-            if self._icc_resolved or time.monotonic() < self._icc_retry_at:
-                return
-            try:
-                profile = _find_icc_profile(self._metadata)
-                if profile is None:
-                    profile = fetch_bulk_icc_profile(self._client, self._metadata)
-            except ServerError as error:
-                self._icc_failures += 1
-                delay = retry_delay(settings.retries + self._icc_failures)
-                self._icc_retry_at = time.monotonic() + delay
-                self._icc_error = str(error)
-                logger.warning(
-                    "instance %s: %s; fetched again in %.1f s or later",
-                    self._metadata.get("SOPInstanceUID"),
-                    error,
-                    delay,
-                )
-                return
-            self._icc_profile = profile
-            self._icc_resolved = True
-
-    def _get_color_transform(self) -> ColorTransform | None:
-        """The transform of the image's colours to sRGB, built on first use.
-
-        Raises
-        ------
-        dicomslide.errors.FrameRetrievalError
-            While the image's ICC profile could not be fetched
-
-        """
-        if not self._color_resolved:
-            self._resolve_icc_profile()
-            if not self._icc_resolved:
-                raise FrameRetrievalError(
-                    f"colours cannot be corrected: {self._icc_error}; it is "
-                    "fetched again at a later read (read with correct_color=False "
-                    "for the stored colours)",
-                    str(self._metadata.get("SOPInstanceUID")),
-                )
-            profile = self._icc_profile
-            with self._lock:
-                if not self._color_resolved:
-                    if profile is not None:
-                        try:
-                            self._color_transform = ColorTransform(profile)
-                        except (
-                            Exception
-                        ) as error:  # a broken profile must not stop reading
-                            logger.warning(
-                                "instance %s: ICC profile unusable, colours not "
-                                "corrected: %s",
-                                self._metadata.get("SOPInstanceUID"),
-                                error,
-                            )
-                    self._color_resolved = True
-        return self._color_transform
+        return self._pixels.icc_profile
 
     @property
     def channel_type(self) -> ChannelTypes:
         """dicomslide.ChannelTypes: type of channels"""
-        return self._channel_type
+        return self._pixels.channel_type
 
     @property
     def frame_of_reference_uid(self) -> str:
@@ -337,7 +184,7 @@ class TiledImage:
     @property
     def num_channels(self) -> int:
         """int: Number of channels"""
-        return len(self._channel_identifiers)
+        return len(self._pixels.channel_identifiers)
 
     @property
     def num_focal_planes(self) -> int:
@@ -348,6 +195,11 @@ class TiledImage:
     def size(self) -> tuple[int, int]:
         """Tuple[int, int]: Number of total pixel matrix rows and columns"""
         return self._store.total_shape
+
+    @property
+    def num_frames(self) -> int:
+        """int: Number of frames, over all instances of a concatenation"""
+        return self._store.number_of_frames
 
     def _corners(self) -> np.ndarray:
         rows, columns = self.size
@@ -399,7 +251,7 @@ class TiledImage:
         """
         if not 0 <= channel_index < self.num_channels:
             raise ValueError(f"no channel with index {channel_index}")
-        return self._channel_identifiers[channel_index]
+        return self._pixels.channel_identifiers[channel_index]
 
     def get_channel_index(self, channel_identifier: str) -> int:
         """Get index of a channel.
@@ -423,7 +275,7 @@ class TiledImage:
 
         """
         try:
-            return self._channel_identifiers.index(str(channel_identifier))
+            return self._pixels.channel_identifiers.index(str(channel_identifier))
         except ValueError:
             raise ValueError(
                 f"no channel with identifier {channel_identifier!r}"
@@ -514,8 +366,8 @@ class TiledImage:
         key = (int(channel_index), int(focal_plane_index), bool(correct_color))
         matrix = self._matrices.get(key)
         if matrix is None:
-            matrix = TotalPixelMatrix._of_image(
-                self, channel_index, focal_plane_index, correct_color
+            matrix = TotalPixelMatrix.of_image(
+                self._pixels, channel_index, focal_plane_index, correct_color, self
             )
             self._matrices[key] = matrix
         return matrix
@@ -604,70 +456,29 @@ class TiledImage:
         width, height = (float(v) for v in size)
         if width < 0 or height < 0:
             raise ValueError(f"region size must not be negative, got {size}")
-        axes = self._slide_axes()
-        # Sizes that are differences of coordinates carry rounding errors
-        # (19.85 - 19.8 is 0.05000000000000071): to 1e-9 pixel, they count
-        # as what they were meant to be before they are rounded.
-        columns = round(round(width / axes.spacing_x, 9))
-        rows = round(round(height / axes.spacing_y, 9))
-        linear, origin = self._affine[:, :2], self._affine[:, 2]
-        # first pixel centres at or after the offset along X and Y
-        first = np.array(
-            [
-                origin[i]
-                + spacing * np.ceil((float(offset[i]) - origin[i]) / spacing - 1e-9)
-                for i, spacing in enumerate((axes.spacing_x, axes.spacing_y))
-            ]
-        )
-        start = np.rint(np.linalg.solve(linear, first - origin)).astype(int)
-        region_offset = [0, 0]
-        region_size = [0, 0]
-        for axis, sign, count in (
-            (axes.axis_x, axes.sign_x, columns),
-            (axes.axis_y, axes.sign_y, rows),
-        ):
-            region_offset[axis] = int(start[axis]) - (count - 1 if sign < 0 else 0)
-            region_size[axis] = count
+        block = self._slide.region(offset, (width, height))
         region = self.get_image_region(
-            (region_offset[0], region_offset[1]),
-            (region_size[0], region_size[1]),
-            channel_index,
-            focal_plane_index,
+            block.offset, block.size, channel_index, focal_plane_index
         )
-        if axes.axis_x == 0:  # image rows run along X
-            region = region.transpose(1, 0, 2)
-        if axes.sign_x < 0:
-            region = region[:, ::-1]
-        if axes.sign_y < 0:
-            region = region[::-1]
-        return np.ascontiguousarray(region)
+        return face_the_slide(region, block.axes)
 
-    def _slide_axes(self) -> _SlideAxes:
-        linear = self._affine[:, :2]
-        axis_x = int(np.argmax(np.abs(linear[0])))
-        axis_y = 1 - axis_x
-        scale = np.abs(linear).max()
-        if (
-            abs(linear[0, axis_y]) > 1e-6 * scale
-            or abs(linear[1, axis_x]) > 1e-6 * scale
-        ):
-            raise MetadataError(
-                "Image Orientation (Slide) is not aligned with the slide axes; "
-                "slide regions need rotations by multiples of 90 degrees",
-                str(self._metadata.get("SOPInstanceUID")),
-            )
-        return _SlideAxes(
-            axis_x=axis_x,
-            axis_y=axis_y,
-            sign_x=int(np.sign(linear[0, axis_x])),
-            sign_y=int(np.sign(linear[1, axis_y])),
-            spacing_x=float(abs(linear[0, axis_x])),
-            spacing_y=float(abs(linear[1, axis_y])),
-        )
+    def get_slide_axes(self) -> SlideAxes:
+        """Get how the axes of the total pixel matrix lie on the slide.
 
-    def _slide_to_continuous_pixels(self, xy: np.ndarray) -> np.ndarray:
-        linear = self._affine[:, :2]
-        return np.linalg.solve(linear, (xy - self._affine[:, 2]).T).T
+        Returns
+        -------
+        dicomslide.coordinates.SlideAxes
+            The image axis (0: rows, 1: columns) along the slide's X and Y
+            axes, whether indices grow or shrink along them, and the pixel
+            spacings along X and Y in millimeter
+
+        Raises
+        ------
+        dicomslide.errors.MetadataError
+            When the image is rotated by other than a multiple of 90 degrees
+
+        """
+        return self._slide.axes()
 
     def map_pixel_indices_to_slide_coordinates(
         self, pixel_indices: np.ndarray
@@ -687,8 +498,7 @@ class TiledImage:
             millimeter, shape (n, 3); z is the offset of focal plane 0
 
         """
-        indices = np.asarray(pixel_indices, dtype=np.float64).reshape(-1, 2)
-        xy = indices @ self._affine[:, :2].T + self._affine[:, 2]
+        xy = self._slide.to_slide(pixel_indices)
         z = np.full((len(xy), 1), float(self._store.z_planes[0]) / 1000.0)
         return np.hstack([xy, z])
 
@@ -713,7 +523,7 @@ class TiledImage:
         """
         coordinates = np.asarray(slide_coordinates, dtype=np.float64)
         coordinates = coordinates.reshape(-1, coordinates.shape[-1])[:, :2]
-        return np.rint(self._slide_to_continuous_pixels(coordinates)).astype(np.int64)
+        return np.rint(self._slide.to_pixels(coordinates)).astype(np.int64)
 
     def get_pixel_indices(self, offset: tuple[float, float]) -> tuple[int, int]:
         """Get indices into total pixel matrix for a given slide position.
@@ -796,7 +606,8 @@ def rgba_frame_store(image: TiledImage) -> FrameStore:
 
     For faces that show pixels as RGBA, such as the OpenSlide facade: see
     :meth:`dicomslide.store.FrameStore.as_rgba`. The view shares the image's
-    frame tables, sources and cache; reads take ``fill=0`` for transparency.
+    frame tables, loader and cache (a frame read through either view is
+    loaded once); reads take ``fill=0`` for transparency.
 
     Parameters
     ----------

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from dicomslide.codec import ColorTransform
+from dicomslide.color import ColorTransform
+from dicomslide.pixels import ImagePixels
 
 # names dicomslide 0.7 exported from this module
 from dicomslide.tile import (
@@ -19,7 +20,7 @@ from dicomslide.tile import (
 from dicomslide.tile import compute_frame_positions as compute_frame_positions
 from dicomslide.utils import is_tiled_image as is_tiled_image
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the image makes matrices; a matrix names its image
     from dicomslide.image import TiledImage
 
 logger = logging.getLogger(__name__)
@@ -135,67 +136,91 @@ class TotalPixelMatrix:
         max_frame_cache_size: int = 9,
         correct_color: bool = True,
     ) -> None:
-        from dicomslide.image import TiledImage
-
-        image = TiledImage(
-            client,
-            image_metadata,
-            max_frame_cache_size=max_frame_cache_size,
-            correct_color=correct_color,
+        parts = (
+            [image_metadata]
+            if isinstance(image_metadata, Dataset)
+            else list(image_metadata)
         )
-        self._init(image, channel_index, focal_plane_index, correct_color)
+        pixels = ImagePixels(client, parts, max_frame_cache_size)
+        self._init(pixels, channel_index, focal_plane_index, correct_color, None)
 
     @classmethod
-    def _of_image(
+    def of_image(
         cls,
-        image: TiledImage,
+        pixels: ImagePixels,
         channel_index: int,
         focal_plane_index: int,
         correct_color: bool,
+        image: TiledImage,
     ) -> TotalPixelMatrix:
+        """A matrix of an image's pixels (package-internal: what
+        :meth:`dicomslide.TiledImage.get_total_pixel_matrix` gives).
+
+        Parameters
+        ----------
+        pixels: dicomslide.pixels.ImagePixels
+            Pixel values of the image
+        channel_index: int
+            Zero-based channel index
+        focal_plane_index: int
+            Zero-based focal plane index
+        correct_color: bool
+            Whether pixels are colour corrected with the image's ICC profile
+        image: dicomslide.TiledImage
+            The image, which :attr:`image` gives
+
+        Returns
+        -------
+        dicomslide.TotalPixelMatrix
+            The matrix
+
+        """
         matrix = cls.__new__(cls)
-        matrix._init(image, channel_index, focal_plane_index, correct_color)
+        matrix._init(pixels, channel_index, focal_plane_index, correct_color, image)
         return matrix
 
     def _init(
         self,
-        image: TiledImage,
+        pixels: ImagePixels,
         channel_index: int,
         focal_plane_index: int,
         correct_color: bool,
+        image: TiledImage | None,
     ) -> None:
-        if not 0 <= channel_index < image.num_channels:
+        store = pixels.store
+        channels = len(pixels.channel_identifiers)
+        planes = len(store.z_planes)
+        if not 0 <= channel_index < channels:
             raise ValueError(
-                f"channel index {channel_index} is out of range "
-                f"[0, {image.num_channels})"
+                f"channel index {channel_index} is out of range [0, {channels})"
             )
-        if not 0 <= focal_plane_index < image.num_focal_planes:
+        if not 0 <= focal_plane_index < planes:
             raise ValueError(
-                f"focal plane index {focal_plane_index} is out of range "
-                f"[0, {image.num_focal_planes})"
+                f"focal plane index {focal_plane_index} is out of range [0, {planes})"
             )
         self._image = image
-        self._store = image._store
+        self._pixels = pixels
+        self._store = store
         self._channel_index = int(channel_index)
         self._focal_plane_index = int(focal_plane_index)
         self._correct_color = correct_color
-        self._fill = image._fill_value
+        self._fill = pixels.fill_value
         # Value of the pixels of tiles absent from the image, if not the fill
         self._absent: float | None = None
         # How stored values become the values of this matrix
         self._stored_channel = self._channel_index
         self._value_transform: Callable[[np.ndarray], np.ndarray] | None = None
-        self._dtype = self._store.dtype
-        if image._is_label_map:
+        self._dtype = store.dtype
+        if pixels.is_label_map:
             # every segment of a label map is a channel: its mask
             self._stored_channel = 0
-            label = int(image.get_channel_identifier(channel_index))
+            label = int(pixels.channel_identifiers[channel_index])
             self._value_transform = functools.partial(_label_mask, label=label)
             self._dtype = np.dtype(np.uint8)
             # an absent tile holds label 0: the background segment's mask is 1
             self._absent = 1 if label == 0 else None
-        elif image._value_mapping is not None:
-            slope, intercept = image._value_mapping
+        elif pixels.value_mapping is not None:
+            slope, intercept = pixels.value_mapping
             self._value_transform = functools.partial(
                 _real_world_values, slope=slope, intercept=intercept
             )
@@ -212,9 +237,17 @@ class TotalPixelMatrix:
         return self.__dict__.copy()
 
     @property
-    def image(self) -> TiledImage:
-        """dicomslide.TiledImage: the image the matrix belongs to"""
+    def image(self) -> TiledImage | None:
+        """Union[dicomslide.TiledImage, None]: the image the matrix was
+        obtained from (:meth:`dicomslide.TiledImage.get_total_pixel_matrix`);
+        None for a matrix constructed from a client and metadata"""
         return self._image
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        """Dict[str, int]: what reading the matrix's image cost so far (see
+        :attr:`dicomslide.TiledImage.metrics`)"""
+        return self._store.metrics.as_dict()
 
     @property
     def channel_index(self) -> int:
@@ -428,7 +461,7 @@ class TotalPixelMatrix:
         return index
 
     def _color_transform(self) -> ColorTransform | None:
-        return self._image._get_color_transform() if self._correct_color else None
+        return self._pixels.color_transform() if self._correct_color else None
 
     def _finish(self, region: np.ndarray) -> np.ndarray:
         transform = self._color_transform()
@@ -594,7 +627,7 @@ class TotalPixelMatrix:
         chunks = (rows * tiles_per_chunk, columns * tiles_per_chunk, samples)
         name = "dicomslide-" + "-".join(
             [
-                *self._image.sop_instance_uids,
+                *self._pixels.sop_instance_uids,
                 str(self._channel_index),
                 str(self._focal_plane_index),
                 str(self._correct_color),

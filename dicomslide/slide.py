@@ -505,6 +505,14 @@ class Slide:
         return matrix.read_region((row, column), size)
 
     def _matrix(self, level: int, channel_index: int, focal_plane_index: int) -> Any:
+        image, channel, plane = self._located(level, channel_index, focal_plane_index)
+        return image.get_total_pixel_matrix(channel, plane)
+
+    def _located(
+        self, level: int, channel_index: int, focal_plane_index: int
+    ) -> tuple[TiledImage, int, int]:
+        """The image of a level that holds a channel and focal plane of the
+        slide, and their indices in that image."""
         image = self.get_image(level, channel_index, focal_plane_index)
         identifier = self._channels[channel_index].identifier
         offset = self._focal_plane_offsets[focal_plane_index]
@@ -512,7 +520,7 @@ class Slide:
             image.get_focal_plane_offset(i) for i in range(image.num_focal_planes)
         ]
         plane = planes.index(offset) if offset in planes else 0
-        return image.get_total_pixel_matrix(image.get_channel_index(identifier), plane)
+        return image, image.get_channel_index(identifier), plane
 
     def get_thumbnail(
         self,
@@ -646,10 +654,8 @@ class Slide:
             Pixel) for the requested slide region
 
         """
-        matrix = self._matrix(level, channel_index, focal_plane_index)
-        return matrix.image.get_slide_region(
-            offset, size, matrix.channel_index, matrix.focal_plane_index
-        )
+        image, channel, plane = self._located(level, channel_index, focal_plane_index)
+        return image.get_slide_region(offset, size, channel, plane)
 
     def get_slide_region_for_annotation(
         self,
@@ -708,7 +714,7 @@ class Slide:
         low, high = annotation_bounds(annotation)
         left, top, right, bottom = normalize_padding(padding)
         image = self.get_image(level, channel_index, focal_plane_index)
-        axes = image._slide_axes()
+        axes = image.get_slide_axes()
         # the bounding box, grown by the padding in pixels of the level
         x0 = low[0] - left * axes.spacing_x
         y0 = low[1] - bottom * axes.spacing_y

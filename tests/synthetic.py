@@ -1386,21 +1386,36 @@ class _Codec:
             else:
                 img = Image.fromarray(np.ascontiguousarray(arr), mode=mode)
             buf = io.BytesIO()
-            if ts == JPEG_XL_LOSSLESS:
-                img.save(
-                    buf,
-                    format="JXL",
-                    lossless=True,
-                    effort=self.jxl_effort,
-                    num_threads=1,
-                )
-            else:
-                img.save(
-                    buf,
-                    format="JXL",
-                    quality=self.jxl_quality,
-                    effort=self.jxl_effort,
-                    num_threads=1,
+            try:
+                if ts == JPEG_XL_LOSSLESS:
+                    img.save(
+                        buf,
+                        format="JXL",
+                        lossless=True,
+                        effort=self.jxl_effort,
+                        num_threads=1,
+                    )
+                else:
+                    img.save(
+                        buf,
+                        format="JXL",
+                        quality=self.jxl_quality,
+                        effort=self.jxl_effort,
+                        num_threads=1,
+                    )
+            except NotImplementedError:
+                # pillow-jxl-plugin before 1.3.8 writes no 16-bit images
+                # (it reads them): libjxl through imagecodecs does
+                import imagecodecs
+
+                return bytes(
+                    imagecodecs.jpegxl_encode(
+                        np.ascontiguousarray(arr.astype("<u2")),
+                        lossless=ts == JPEG_XL_LOSSLESS or None,
+                        level=None if ts == JPEG_XL_LOSSLESS else self.jxl_quality,
+                        effort=self.jxl_effort,
+                        numthreads=1,
+                    )
                 )
             return buf.getvalue()
         raise ValueError(f"transfer syntax {ts} is not encodable here")

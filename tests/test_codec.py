@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+
+import imagecodecs
 import numpy as np
 import pydicom
 import pytest
@@ -10,7 +14,7 @@ import synthetic
 import dicomslide
 from dicomslide import codec
 from dicomslide.cache import FrameCache
-from dicomslide.store import _OpaqueRGBA
+from dicomslide.errors import UnsupportedTransferSyntaxError
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
@@ -119,109 +123,56 @@ def test_planar_configuration():
     np.testing.assert_array_equal(codec.decode_frame(planar, desc, "1.2.3", 1), pixels)
 
 
-@pytest.mark.parametrize(
-    ("transfer_syntax", "samples", "options"),
-    [
-        (JPEG_BASELINE, 3, {"jpeg_subsampling": "4:2:2"}),
-        (JPEG_BASELINE, 3, {"jpeg_rgb": True, "jpeg_subsampling": "4:4:4"}),
-        (JPEG_BASELINE, 1, {}),
-        ("1.2.840.10008.1.2.4.90", 3, {}),
-        ("1.2.840.10008.1.2.1", 3, {}),
-        ("1.2.840.10008.1.2.1", 1, {}),
-    ],
-)
-def test_rgba_store_adds_opaque_alpha(tmp_path, transfer_syntax, samples, options):
-    image = synthetic.write_wsi_image(
-        tmp_path,
-        total_rows=130,
-        total_cols=200,
-        tile_rows=64,
-        tile_cols=64,
-        samples=samples,
-        transfer_syntax=transfer_syntax,
-        organization="TILED_SPARSE",
-        omitted_tiles=[(0, 1)],
-        seed=5,
-        **options,
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+JPEG_LOSSLESS = "1.2.840.10008.1.2.4.57"
+
+
+def _twelve_bit(
+    transfer_syntax: str,
+) -> tuple[bytes, np.ndarray, codec.PixelDescription]:
+    """A 12-bit grey frame, encoded as JPEG by libjpeg-turbo (imagecodecs)."""
+    rows, columns = np.mgrid[0:48, 0:40]
+    pixels = ((rows * 83 + columns * 29) % 4096).astype(np.uint16)
+    data = imagecodecs.jpeg8_encode(
+        pixels,
+        level=95,
+        lossless=transfer_syntax == JPEG_LOSSLESS,
+        bitspersample=12,
     )
-    cache = FrameCache(1 << 26)
-    store = _tiled(image, cache)._store
-    rgba_store = store.as_rgba()
-    rows, columns = (-3, 140), (10, 205)  # past the edges, over the omitted tile
-    rgb = store.read_region(0, 0, rows, columns, fill=0)
-    rgba = rgba_store.read_region(0, 0, rows, columns, fill=0)
-    assert rgba.shape == (143, 195, 4) and rgba.dtype == np.uint8
-    assert rgba_store.samples_per_pixel == 4
-    # the colours are the plain read's, a grey sample in all three bands
-    np.testing.assert_array_equal(rgba[..., :3], np.broadcast_to(rgb, (143, 195, 3)))
-    # alpha: 255 on stored pixels, 0 past the edges and on the omitted tile
-    inside = np.zeros((143, 195), dtype=bool)
-    inside[3:133, :190] = True
-    inside[3:67, 54:118] = False  # tile (0, 1): columns 64-127, rows 0-63
-    np.testing.assert_array_equal(rgba[..., 3], np.where(inside, 255, 0))
-    assert not rgba[~inside].any()
-    assert rgb[inside].std() > 10  # content, not a constant
+    desc = codec.PixelDescription(48, 40, 1, 16, 12, 0, "MONOCHROME2", 0, "")
+    return bytes(data), pixels, replace(desc, transfer_syntax_uid=transfer_syntax)
 
 
-def test_rgba_reads_share_the_plain_frames(tmp_path):
-    image = _jpeg(tmp_path, jpeg_subsampling="4:2:2")
-    cache = FrameCache(1 << 26)
-    store = _tiled(image, cache)._store
-    rgba_store = store.as_rgba()
-    rgb = store.read_region(0, 0, (0, 64), (0, 64), fill=0)
-    assert len(cache) == 1
-    rgba = rgba_store.read_region(0, 0, (0, 64), (0, 64), fill=0)
-    assert len(cache) == 1 and cache.nbytes == 64 * 64 * 3  # one RGB frame
-    assert store.metrics.as_dict()["frames_fetched"] == 1
-    assert store.metrics.as_dict()["cache_hits"] == 1
-    np.testing.assert_array_equal(rgba[..., :3], rgb)
-    assert (rgba[..., 3] == 255).all() and rgb.std() > 10
-    # and the other way round: an RGBA read's frames serve plain reads
-    rgba_store.read_region(0, 0, (64, 128), (64, 128), fill=0)
-    store.read_region(0, 0, (64, 128), (64, 128), fill=0)
-    assert store.metrics.as_dict()["frames_fetched"] == 2
-    assert store.metrics.as_dict()["cache_hits"] == 2
-    with pytest.raises(ValueError, match="no transform"):
-        rgba_store.read_region(0, 0, (0, 8), (0, 8), fill=0, transform=np.negative)
+@pytest.mark.parametrize("transfer_syntax", [JPEG_EXTENDED, JPEG_LOSSLESS])
+def test_twelve_bit_jpeg_is_decoded(transfer_syntax):
+    data, pixels, desc = _twelve_bit(transfer_syntax)
+    got = codec.decode_frame(data, desc, "1.2.3", 1)
+    assert got.shape == (48, 40, 1) and got.dtype == np.uint16
+    error = np.abs(got[..., 0].astype(int) - pixels)
+    assert error.max() <= (0 if transfer_syntax == JPEG_LOSSLESS else 40)
+    assert got.max() > 4000  # twelve bits, not eight
 
 
-@pytest.mark.parametrize("samples", [1, 3])
-@pytest.mark.parametrize("contiguous", [True, False])
-@pytest.mark.parametrize(
-    ("rows", "columns"),
-    [
-        ((0, 7), (0, 9)),  # the whole frame
-        ((2, 7), (3, 9)),  # ends at the frame's last byte
-        ((0, 3), (1, 4)),  # inside: rows that do not follow on in memory
-        ((6, 7), (0, 9)),  # a single row
-    ],
-)
-def test_opaque_rgba_pastes_any_part_of_a_frame(samples, contiguous, rows, columns):
-    rng = np.random.default_rng(3)
-    frame = rng.integers(0, 256, (7, 9, samples), dtype=np.uint8)
-    frame.flags.writeable = False  # as cached
-    out = rng.integers(0, 256, (9, 12, 4), dtype=np.uint8)
-    target = out if contiguous else np.zeros((9, 12, 8), dtype=np.uint8)[..., ::2]
-    target[...] = out
-    before = out.copy()
-    _OpaqueRGBA(target).paste(frame, rows, columns, (1, 2))
-    height, width = rows[1] - rows[0], columns[1] - columns[0]
-    expected = before.copy()
-    inside = expected[1 : 1 + height, 2 : 2 + width]
-    inside[..., :3] = frame[rows[0] : rows[1], columns[0] : columns[1]]
-    inside[..., 3] = 255
-    np.testing.assert_array_equal(target, expected)
+@pytest.fixture
+def without_libjpeg(monkeypatch):
+    """pylibjpeg-libjpeg not installed: importing it fails."""
+    monkeypatch.setitem(sys.modules, "libjpeg", None)
+    codec._decoder_available.cache_clear()
+    yield
+    codec._decoder_available.cache_clear()
 
 
-def test_rgba_needs_eight_bit_grey_or_rgb(tmp_path):
-    image = synthetic.write_wsi_image(
-        tmp_path,
-        total_rows=40,
-        total_cols=40,
-        tile_rows=32,
-        tile_cols=32,
-        samples=1,
-        bits=16,
-    )
-    with pytest.raises(ValueError, match="8-bit grey or RGB"):
-        _tiled(image, FrameCache(1 << 20))._store.as_rgba()
+@pytest.mark.parametrize("transfer_syntax", [JPEG_EXTENDED, JPEG_LOSSLESS])
+def test_a_missing_twelve_bit_jpeg_decoder_names_its_package(
+    without_libjpeg, transfer_syntax
+):
+    data, _, desc = _twelve_bit(transfer_syntax)
+    with pytest.raises(UnsupportedTransferSyntaxError) as info:
+        codec.decode_frame(data, desc, "1.2.3.4", 7)
+    assert "pylibjpeg-libjpeg" in str(info.value)
+    assert info.value.frame_number == 7 and "1.2.3.4" in str(info.value)
+    assert not codec.is_supported_transfer_syntax(transfer_syntax)
+    # 8-bit frames of JPEG Baseline and Extended need only simplejpeg
+    assert codec.is_supported_transfer_syntax(JPEG_BASELINE)
+    eight_bit = replace(desc, bits_allocated=8, bits_stored=8)
+    assert codec.decodes_into(replace(eight_bit, transfer_syntax_uid=JPEG_EXTENDED))

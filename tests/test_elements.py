@@ -8,10 +8,13 @@ from pathlib import Path
 import pydicom
 import pytest
 import synthetic
-from pydicom import config
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.hooks import hooks, raw_element_value_fix_separator
+from pydicom.hooks import (
+    hooks,
+    raw_element_value,
+    raw_element_value_fix_separator,
+)
 from pydicom.multival import MultiValue
 
 from dicomslide.elements import (
@@ -150,13 +153,43 @@ def test_nothing_is_converted_ahead_while_conversion_is_customized(monkeypatch):
     convert_elements(dataset, DISCOVERY_ELEMENTS)
     assert isinstance(dataset.get_item("ImageType", keep_deferred=True), RawDataElement)
     monkeypatch.undo()
-    monkeypatch.setattr(config, "data_element_callback", lambda raw, **kwargs: raw)
+    monkeypatch.setattr(hooks, "raw_element_kwargs", {"target_VRs": ("US",)})
     convert_elements(dataset, DISCOVERY_ELEMENTS)
     assert isinstance(dataset.get_item("ImageType", keep_deferred=True), RawDataElement)
     monkeypatch.undo()
     convert_elements(dataset, DISCOVERY_ELEMENTS)
     assert isinstance(dataset.get_item("ImageType", keep_deferred=True), DataElement)
     assert dataset.Rows == 512
+
+
+def test_element_values_follow_customized_conversion(monkeypatch):
+    def one_more_row(raw, data, **kwargs):
+        raw_element_value(raw, data, **kwargs)
+        if raw.tag == 0x00280010:
+            data["value"] += 1
+
+    monkeypatch.setattr(hooks, "raw_element_value", one_more_row)
+    ours, theirs = _with_rows(b"\x00\x02"), _with_rows(b"\x00\x02")
+    assert theirs.Rows == 513  # pydicom's customized conversion
+    assert element_value(ours, "Rows") == 513
+    assert element_value(ours, "ImageType") == theirs.ImageType
+
+
+def test_element_value_converts_a_raw_element_as_pydicom_would(tmp_path):
+    image = synthetic.write_wsi_image(
+        tmp_path, total_rows=100, total_cols=120, tile_rows=32, tile_cols=48
+    )
+    ours, theirs = _read(image.files[0]), _read(image.files[0])
+    for keyword in ("Rows", "ImageType", "SOPInstanceUID", "ContainerIdentifier"):
+        assert isinstance(ours.get_item(keyword, keep_deferred=True), RawDataElement)
+        value = element_value(ours, keyword)
+        assert type(value) is type(theirs.get(keyword))
+        assert value == theirs.get(keyword)
+        # stored as pydicom's first access stores it
+        element = ours.get_item(keyword, keep_deferred=True)
+        assert isinstance(element, DataElement)
+        assert repr(element) == repr(theirs[keyword])
+    assert ours == theirs
 
 
 @pytest.mark.parametrize(

@@ -177,7 +177,7 @@ def test_frame_number_out_of_range(tmp_path):
     image = _write(tmp_path)
     metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
     matrix = _matrix(image, metadata)
-    source = matrix.image._store._source(0)
+    source = matrix.image._store.loader._source(0)
     with pytest.raises(FrameRetrievalError) as info:
         source.read_frames([image.number_of_frames + 1])
     assert info.value.frame_number == image.number_of_frames + 1

@@ -118,10 +118,10 @@ def test_a_read_of_one_frame_has_its_memory_faulted_in_by_the_idle_core(tmp_path
         import numpy as np
         import pydicom
         import dicomslide
-        from dicomslide import pages, store
+        from dicomslide import pages, pool
         from dicomslide.cache import FrameCache
 
-        store._WORKERS = 2
+        pool.WORKERS = 2
         faulted = []
         fault_in = pages.fault_in
 
@@ -147,7 +147,7 @@ def test_a_read_of_one_frame_has_its_memory_faulted_in_by_the_idle_core(tmp_path
         ]:
             equal = (matrix[rows, columns] == truth[rows, columns]).all()
             report[name] = [bool(equal), list(faulted)]
-        report["busy"] = store._busy.count
+        report["busy"] = pool.busy.count
         print(json.dumps(report))
         """,
         MALLOC_MMAP_THRESHOLD_=str(128 * 1024),

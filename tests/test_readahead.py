@@ -162,9 +162,9 @@ def _settle(matrix) -> None:
     """Wait until no frame of the matrix's image is loading in the background."""
     store = matrix._store
     deadline = time.monotonic() + 10
-    while store._pending and time.monotonic() < deadline:
+    while store.loader.loading and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert not store._pending
+    assert not store.loader.loading
 
 
 @pytest.mark.parametrize("depth", [0, 2])
@@ -271,6 +271,6 @@ def test_a_read_that_fails_midway_leaves_no_frame_pending(jpeg_image):
     # the cached frame's callback fails before the other frame is decoded
     with pytest.raises(RuntimeError, match="callback"):
         store.load_frames([first, second], fail)
-    assert not store._pending
+    assert not store.loader.loading
     got = matrix.read_region((3 * 64, 4 * 96), (64, 96))
     np.testing.assert_array_equal(got, expected[192:256, 384:480])

@@ -10,7 +10,7 @@ import pydicom
 import pytest
 import synthetic
 
-from dicomslide import store
+from dicomslide import pool, store
 from dicomslide.cache import FrameCache
 from dicomslide.client import LocalFolderClient
 from dicomslide.image import TiledImage
@@ -32,7 +32,7 @@ def image(tmp_path_factory) -> synthetic.SyntheticImage:
 @pytest.fixture
 def frames(image, monkeypatch) -> store.FrameStore:
     """The image's store on two workers, every frame cached, nothing busy."""
-    monkeypatch.setattr(store, "_WORKERS", 2)
+    monkeypatch.setattr(pool, "WORKERS", 2)
     metadata = pydicom.dcmread(image.files[0], stop_before_pixels=True)
     tiled = TiledImage(
         LocalFolderClient(image.files[0].parent),
@@ -44,9 +44,9 @@ def frames(image, monkeypatch) -> store.FrameStore:
     rows, columns = frame_store.total_shape
     frame_store.read_region(0, 0, (0, rows), (0, columns), 0)
     deadline = time.monotonic() + 10
-    while store._busy.count and time.monotonic() < deadline:
+    while pool.busy.count and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert store._busy.count == 0
+    assert pool.busy.count == 0
     return frame_store
 
 
@@ -101,7 +101,7 @@ def test_a_small_read_of_cached_frames_is_pasted_by_the_reader(image, frames):
 def test_cached_frames_are_pasted_by_the_reader_while_the_pool_is_busy(image, frames):
     transform, threads = _pasting_threads()
     rows, columns = frames.total_shape
-    with store._busy:  # another read decoding on the other core
+    with pool.busy:  # another read decoding on the other core
         got = frames.read_region(0, 0, (0, rows), (0, columns), 0, transform=transform)
     np.testing.assert_array_equal(got, image.pixels[0, 0])
     assert threads == {threading.get_ident()}

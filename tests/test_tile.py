@@ -87,7 +87,7 @@ def _derived_files(tmp_path):
     ["multi_z_channel_sparse", "no_organization", "implicit", "segmentation"],
 )
 def test_raw_per_frame_fast_path_equals_the_slow_path(tmp_path, case):
-    from dicomslide.tile import _table_from_raw_per_frame
+    from dicomslide.frametable import _table_from_raw_per_frame
 
     if case == "segmentation":
         files = _derived_files(tmp_path)
