@@ -591,12 +591,8 @@ class Slide:
         }
         dimensions = self.total_pixel_matrix_dimensions
         present = [level for level, dims in enumerate(dimensions) if dims in sizes]
-        large_enough = [
-            level
-            for level in present
-            if dimensions[level][0] >= size[0] and dimensions[level][1] >= size[1]
-        ]
-        return max(large_enough) if large_enough else min(present)
+        large = [v for v in present if min(np.subtract(dimensions[v], size)) >= 0]
+        return max(large) if large else min(present)
 
     def to_dask(
         self, level: int = 0, channel_index: int = 0, focal_plane_index: int = 0
