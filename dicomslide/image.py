@@ -119,7 +119,8 @@ class TiledImage:
 
     def __repr__(self) -> str:
         return (
-            f"<TiledImage {self._metadata.SOPInstanceUID} size={self.size} "
+            f"<TiledImage {self._metadata.SOPInstanceUID} "
+            f"size (rows, columns)={self.size} "
             f"channels={self.num_channels} focal_planes={self.num_focal_planes}>"
         )
 

@@ -229,7 +229,8 @@ class TotalPixelMatrix:
     def __repr__(self) -> str:
         return (
             f"<TotalPixelMatrix {self._store.metadata.SOPInstanceUID} "
-            f"shape={self.shape} channel={self._channel_index} "
+            f"shape (rows, columns, samples)={self.shape} "
+            f"channel={self._channel_index} "
             f"focal_plane={self._focal_plane_index}>"
         )
 
@@ -456,7 +457,9 @@ class TotalPixelMatrix:
             index += self.num_tiles
         if not 0 <= index < self.num_tiles:
             raise IndexError(
-                f"tile index {index} is out of range for {self.num_tiles} tiles"
+                f"tile index {index} is out of range for {self.num_tiles} tiles "
+                "(a 1-D index selects tiles; index pixels with two indices, "
+                f"e.g. matrix[{index}, :] for row {index})"
             )
         return index
 
@@ -556,6 +559,33 @@ class TotalPixelMatrix:
         return tiles
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        """Read tiles, or pixels.
+
+        A 1-D index (an int, a list or array of ints, a slice) selects
+        **tiles**, as in dicomslide 0.7: ``matrix[5]`` is tile 5 in row-major
+        order of the tile grid (see :meth:`get_tile_index`), of shape
+        :attr:`tile_shape`; ``matrix[[0, 1]]`` stacks tiles. A 2- or 3-D index
+        selects **pixels** with NumPy semantics: ``matrix[5, :]`` is row 5,
+        ``matrix[100:612, 200:712]`` a region, ``matrix[..., 0]`` one sample.
+        Only the frames the index touches are read.
+
+        Parameters
+        ----------
+        key: Any
+            Tile index (1-D), or pixel index (2- or 3-D)
+
+        Returns
+        -------
+        numpy.ndarray
+            Tiles, or pixels with the shape NumPy gives for an array of
+            :attr:`shape`
+
+        Raises
+        ------
+        IndexError
+            When a tile index or an integer pixel index is out of range
+
+        """
         if not isinstance(key, tuple):
             return self._get_tiles(key)
         if len(key) == 1 and key[0] is not Ellipsis:

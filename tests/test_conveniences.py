@@ -132,3 +132,15 @@ def test_segment_labels_match_regardless_of_case(tmp_path):
     assert slide.find_segments(label=label.upper()) == exact
     assert slide.find_segments(label=f"  {label.lower()} ") == exact
     assert slide.find_segments(label=label + "x") == ()
+
+
+def test_a_tile_index_out_of_range_shows_the_pixel_form():
+    slide = dicomslide.open_slide("data/sample")
+    matrix = slide.get_image(4).get_total_pixel_matrix()
+    assert matrix.num_tiles == 1
+    with pytest.raises(IndexError, match=r"1-D index selects tiles.*matrix\[5, :\]"):
+        matrix[5]
+    assert matrix[5, :].shape == (255, 3)  # the pixel form: row 5
+    doc = type(matrix).__getitem__.__doc__ or ""
+    assert "1-D index" in doc and "tiles" in doc and "matrix[5, :]" in doc
+    assert "rows, columns" in repr(matrix) and "rows, columns" in repr(matrix.image)
