@@ -42,6 +42,9 @@ __all__ = ["PILLOW_RGB_PASTE", "rgb_paster", "rgba_image"]
 
 _logger = logging.getLogger(__name__)
 
+#: Pillow's C module (``PIL.Image.core``), which Pillow does not export
+_PILLOW_CORE: Any = getattr(Image, "core", None)
+
 
 class _ArrayImage(Image.Image):
     """A PIL image over the memory of a NumPy array that NumPy views directly."""
@@ -157,7 +160,7 @@ def _numpy_paster(out: np.ndarray) -> Paster:
 def _pillow_paster(out: np.ndarray) -> Paster:
     """The fast path: Pillow's unpacker writes into the mapped array."""
     rows, columns = out.shape[:2]
-    image: Any = Image.core.map_buffer(out, (columns, rows), "raw", 0, ("RGBX", 0, 1))
+    image: Any = _PILLOW_CORE.map_buffer(out, (columns, rows), "raw", 0, ("RGBX", 0, 1))
 
     def paste(
         frame: np.ndarray,
@@ -168,7 +171,7 @@ def _pillow_paster(out: np.ndarray) -> Paster:
         (f_r0, f_r1), (f_c0, f_c1) = rows, columns
         row, column = origin
         line = frame.strides[0]
-        decoder = Image.core.raw_decoder("RGBX", "RGB", line, 1)
+        decoder = _PILLOW_CORE.raw_decoder("RGBX", "RGB", line, 1)
         decoder.setimage(image, (column, row, column + f_c1 - f_c0, row + f_r1 - f_r0))
         decoder.decode(frame.data.cast("B")[f_r0 * line + f_c0 * 3 :])
 

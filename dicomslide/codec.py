@@ -17,6 +17,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 from PIL import Image
@@ -299,7 +300,7 @@ def _ycbcr_to_rgb(array: np.ndarray) -> np.ndarray:
     rgb = np.stack(
         [y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=-1
     )
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return cast("np.ndarray", np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
 
 
 def _pillow(data: bytes, desc: PixelDescription) -> np.ndarray:
@@ -331,7 +332,10 @@ def _simplejpeg(
     import simplejpeg
 
     colorspace = "GRAY" if desc.samples_per_pixel == 1 else "RGB"
-    return simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True, buffer=out)
+    return cast(
+        "np.ndarray",
+        simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=True, buffer=out),
+    )
 
 
 def _jpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
@@ -341,7 +345,7 @@ def _jpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
 def _libjpeg(data: bytes, desc: PixelDescription) -> np.ndarray:
     import libjpeg
 
-    array = libjpeg.decode(data)
+    array = libjpeg.decode(data)  # type: ignore[attr-defined]
     if desc.samples_per_pixel == 3 and desc.photometric_interpretation.startswith(
         "YBR"
     ):

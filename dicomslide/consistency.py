@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -250,4 +250,4 @@ def is_derived_image(metadata: Dataset) -> bool:
         non-WSI image
 
     """
-    return element_value(metadata, "SOPClassUID") != VL_WSI_SOP_CLASS_UID
+    return cast("bool", element_value(metadata, "SOPClassUID") != VL_WSI_SOP_CLASS_UID)

@@ -11,7 +11,7 @@ slide's axes.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -117,7 +117,7 @@ class SlideMapping:
     def to_slide(self, pixel_indices: np.ndarray) -> np.ndarray:
         """Slide (x, y) of (row, column) pixel indices, shape (n, 2)."""
         indices = np.asarray(pixel_indices, dtype=np.float64).reshape(-1, 2)
-        return indices @ self._linear.T + self._origin
+        return cast("np.ndarray", indices @ self._linear.T + self._origin)
 
     def to_pixels(self, xy: np.ndarray) -> np.ndarray:
         """Continuous (row, column) indices of slide (x, y), shape (n, 2)."""

@@ -17,7 +17,7 @@ import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydicom.dataelem import RawDataElement
@@ -243,7 +243,7 @@ def compute_frame_table(image: Dataset) -> FrameTable:
     organization = _organization(image)
     precomputed = getattr(image, FRAME_TABLE_ATTRIBUTE, None)
     if precomputed is not None and organization != "TILED_FULL":
-        return precomputed
+        return cast("FrameTable", precomputed)
     if _in_tiled_full_order(image):
         if organization != "TILED_FULL" and number_of_frames > 1:
             logger.debug(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -524,7 +524,9 @@ class TiledImage:
         """
         coordinates = np.asarray(slide_coordinates, dtype=np.float64)
         coordinates = coordinates.reshape(-1, coordinates.shape[-1])[:, :2]
-        return np.rint(self._slide.to_pixels(coordinates)).astype(np.int64)
+        return cast(
+            "np.ndarray", np.rint(self._slide.to_pixels(coordinates)).astype(np.int64)
+        )
 
     def get_pixel_indices(self, offset: tuple[float, float]) -> tuple[int, int]:
         """Get indices into total pixel matrix for a given slide position.

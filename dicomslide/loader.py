@@ -94,7 +94,7 @@ class _Job:
     """One fetched frame to decode, and the future its readers wait on."""
 
     index: int
-    future: Future
+    future: Future[np.ndarray]
     data: bytes
     desc: PixelDescription
     sop: str
@@ -303,7 +303,9 @@ class FrameLoader:
     def _claim(
         self, indices: Sequence[int]
     ) -> tuple[
-        list[tuple[int, np.ndarray]], dict[int, Future], list[tuple[int, Future]]
+        list[tuple[int, np.ndarray]],
+        dict[int, Future[np.ndarray]],
+        list[tuple[int, Future[np.ndarray]]],
     ]:
         """Sort frames into cached, to load here, and loading elsewhere.
 
@@ -313,8 +315,8 @@ class FrameLoader:
         settled (:meth:`_settle`), with its array or its error.
         """
         cached: list[tuple[int, np.ndarray]] = []
-        claimed: dict[int, Future] = {}
-        waiting: list[tuple[int, Future]] = []
+        claimed: dict[int, Future[np.ndarray]] = {}
+        waiting: list[tuple[int, Future[np.ndarray]]] = []
         if self._pid != os.getpid():
             self._reset_pending()
         with self._pending_lock:
@@ -332,7 +334,10 @@ class FrameLoader:
         return cached, claimed, waiting
 
     def _settle(
-        self, index: int, future: Future, outcome: np.ndarray | BaseException
+        self,
+        index: int,
+        future: Future[np.ndarray],
+        outcome: np.ndarray | BaseException,
     ) -> None:
         """Publish a claimed frame, or its error, to whoever waits for it."""
         with self._pending_lock:
@@ -345,11 +350,13 @@ class FrameLoader:
             else:
                 future.set_result(outcome)
 
-    def _settle_all(self, claimed: dict[int, Future], error: BaseException) -> None:
+    def _settle_all(
+        self, claimed: dict[int, Future[np.ndarray]], error: BaseException
+    ) -> None:
         for index, future in claimed.items():
             self._settle(index, future, error)
 
-    def _abandon(self, claimed: dict[int, Future]) -> None:
+    def _abandon(self, claimed: dict[int, Future[np.ndarray]]) -> None:
         """Settle claimed frames a failed or interrupted read left unloaded,
         so that nobody waits for them forever."""
         for index, future in claimed.items():
@@ -360,7 +367,7 @@ class FrameLoader:
                 )
                 self._settle(index, future, error)
 
-    def _fetch(self, claimed: dict[int, Future]) -> list[_Job]:
+    def _fetch(self, claimed: dict[int, Future[np.ndarray]]) -> list[_Job]:
         """Fetch claimed frames, one call per instance; on failure every
         claimed frame is settled with the error."""
         by_part: dict[int, list[int]] = defaultdict(list)
@@ -439,7 +446,7 @@ class FrameLoader:
         cached, claimed, waiting = self._claim(indices)
         self.metrics.add(cache_hits=len(cached))
         run: _ReadRun | None = None
-        extra: dict[int, Future] = {}
+        extra: dict[int, Future[np.ndarray]] = {}
         try:
             if claimed and neighbours is not None:
                 extra = self._claim_neighbours(neighbours(), claimed)
@@ -547,8 +554,8 @@ class FrameLoader:
         return fetched < _NEIGHBOURS_PROBATION or read >= _NEIGHBOURS_MIN_USE * fetched
 
     def _claim_neighbours(
-        self, neighbours: Sequence[int], claimed: dict[int, Future]
-    ) -> dict[int, Future]:
+        self, neighbours: Sequence[int], claimed: dict[int, Future[np.ndarray]]
+    ) -> dict[int, Future[np.ndarray]]:
         """Claim the neighbours that a read's requests can carry, within a
         quarter of the cache."""
         if not neighbours:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def _label_mask(labels: np.ndarray, label: int) -> np.ndarray:
-    return (labels == label).astype(np.uint8)
+    return cast("np.ndarray", (labels == label).astype(np.uint8))
 
 
 def _real_world_values(
@@ -341,7 +341,9 @@ class TotalPixelMatrix:
     def tile_positions(self) -> np.ndarray:
         """numpy.ndarray: Zero-based (row, column) offset of every tile from
         the top left pixel of the total pixel matrix"""
-        return self.tile_grid_positions * np.array(self.tile_shape[:2])
+        return cast(
+            "np.ndarray", self.tile_grid_positions * np.array(self.tile_shape[:2])
+        )
 
     def get_tile_grid_position(self, index: int) -> tuple[int, int]:
         """Get position of a tile in the tile grid.
@@ -596,7 +598,7 @@ class TotalPixelMatrix:
         if isinstance(key, slice):
             return self._read_tiles(list(range(self.num_tiles))[key])
         if isinstance(key, (int, np.integer)):
-            return self._read_tiles([int(key)])[0]
+            return cast("np.ndarray", self._read_tiles([int(key)])[0])
         indices = np.asarray(key)
         if indices.dtype == bool:
             indices = np.nonzero(indices)[0]
@@ -613,7 +615,7 @@ class TotalPixelMatrix:
             (row_span[0], column_span[0]),
             (row_span[1] - row_span[0], column_span[1] - column_span[0]),
         )
-        return region[(row_key, column_key, *key[2:])]
+        return cast("np.ndarray", region[(row_key, column_key, *key[2:])])
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for index in range(self.num_tiles):
@@ -663,7 +665,8 @@ class TotalPixelMatrix:
                 str(self._correct_color),
             ]
         )
-        return da.from_array(
+        from_array: Any = da.from_array  # (untyped)
+        return from_array(
             self,
             chunks=chunks,
             name=name,

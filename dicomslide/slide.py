@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import PIL.Image
@@ -502,7 +502,7 @@ class Slide:
         row = int(np.floor(int(offset[0]) / factors[0]))
         column = int(np.floor(int(offset[1]) / factors[1]))
         matrix = self._matrix(level, channel_index, focal_plane_index)
-        return matrix.read_region((row, column), size)
+        return cast("np.ndarray", matrix.read_region((row, column), size))
 
     def _matrix(self, level: int, channel_index: int, focal_plane_index: int) -> Any:
         image, channel, plane = self._located(level, channel_index, focal_plane_index)

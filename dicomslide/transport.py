@@ -27,7 +27,7 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -508,4 +508,4 @@ def session_of(client: Any) -> requests.Session:
         new.hooks = old.hooks
         client._session = new
         _session_pids[client] = pid
-    return client._session
+    return cast("requests.Session", client._session)

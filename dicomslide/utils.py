@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pydicom.dataset import Dataset
 
@@ -295,7 +295,7 @@ def _first_functional_group(image: Dataset, keyword: str) -> Dataset | None:
         if groups:
             sequence = element_value(groups[0], keyword)
             if sequence:
-                return sequence[0]
+                return cast("Dataset | None", sequence[0])
     return None
 
 
