@@ -1,4 +1,12 @@
-"""The total pixel matrix of a tiled image, indexed like a NumPy array."""
+"""The total pixel matrix of a tiled image, indexed like a NumPy array.
+
+A :class:`TotalPixelMatrix` is one channel and focal plane of an image's pixel
+values (:class:`dicomslide.pixels.ImagePixels`): NumPy semantics for pixel
+indices, tiles for one-dimensional ones, Dask arrays. A
+:class:`TotalPixelMatrixSampler` walks a grid of padded regions over one.
+:class:`~dicomslide.TiledImage` makes the matrices of its image; a matrix
+knows its image, but does not depend on it.
+"""
 
 from __future__ import annotations
 
