@@ -26,6 +26,7 @@ from dicomslide.pyramid import derive_pixel_spacings
 from dicomslide.utils import (
     DERIVED_PIXEL_SPACING,
     VL_WSI_SOP_CLASS_UID,
+    distinct_values,
     get_image_pixel_spacing,
     is_label_image,
     is_overview_image,
@@ -35,26 +36,6 @@ from dicomslide.utils import (
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
-
-
-def distinct_values(image_metadata: Sequence[Dataset], keyword: str) -> list[str]:
-    """The distinct non-empty values of an attribute, in order of appearance.
-
-    Parameters
-    ----------
-    image_metadata: Sequence[pydicom.Dataset]
-        Metadata of images
-    keyword: str
-        Keyword of the attribute
-
-    Returns
-    -------
-    List[str]
-        Values
-
-    """
-    values = (element_value(m, keyword) for m in image_metadata)
-    return list(dict.fromkeys(str(v) for v in values if v))
 
 
 def slide_name(image_metadata: Sequence[Dataset]) -> str:

@@ -34,6 +34,7 @@ from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,
     VL_WSI_SOP_CLASS_UID,
+    distinct_values,
     does_specimen_description_item_match,
     get_referenced_instances,
     is_label_image,
@@ -276,10 +277,8 @@ def describe_group(images: Sequence[Dataset]) -> str:
         images name no container)
 
     """
-    series = sorted({str(element_value(i, "SeriesInstanceUID")) for i in images})
-    containers = sorted(
-        {str(element_value(i, "ContainerIdentifier") or "") for i in images} - {""}
-    )
+    series = sorted(distinct_values(images, "SeriesInstanceUID"))
+    containers = sorted(distinct_values(images, "ContainerIdentifier"))
     return (
         f"series {', '.join(series)}, container "
         f"{', '.join(repr(c) for c in containers) or '(none)'}"
@@ -296,8 +295,7 @@ def _links(image: Dataset) -> Iterator[str]:
     pyramid = element_value(image, "PyramidUID")
     if pyramid:
         yield f"pyramid {pyramid}"
-    container = element_value(image, "ContainerIdentifier") or ""
-    frame_of_reference = element_value(image, "FrameOfReferenceUID") or ""
+    container, frame_of_reference = _key(image)
     if container or frame_of_reference:
         yield f"slide {container}\\{frame_of_reference}"
 
@@ -502,11 +500,7 @@ def find_slide_images(
 
 def _sort_key(members: Sequence[Dataset]) -> tuple[str, str, str]:
     first = members[0]
-    return (
-        str(element_value(first, "ContainerIdentifier") or ""),
-        str(element_value(first, "FrameOfReferenceUID") or ""),
-        str(element_value(first, "SeriesInstanceUID") or ""),
-    )
+    return (*_key(first), str(element_value(first, "SeriesInstanceUID") or ""))
 
 
 def _attach_derived(

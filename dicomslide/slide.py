@@ -18,7 +18,6 @@ from dicomslide.channels import arrange_images, group_concatenations
 from dicomslide.client import open_client, portable
 from dicomslide.consistency import (
     check_slide_images,
-    distinct_values,
     make_leaving_out,
     repair_pixel_spacings,
 )
@@ -35,6 +34,7 @@ from dicomslide.matrix import normalize_padding
 from dicomslide.pyramid import Pyramid, PyramidLevel
 from dicomslide.transport import without_credentials
 from dicomslide.utils import (
+    distinct_values,
     does_optical_path_item_match,
     does_segment_item_match,
     does_specimen_description_item_match,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from pydicom.dataset import Dataset
@@ -340,6 +341,26 @@ def get_image_pixel_spacing(image: Dataset) -> tuple[float, float]:
         )
     row_spacing, column_spacing = spacing
     return (float(row_spacing), float(column_spacing))
+
+
+def distinct_values(image_metadata: Sequence[Dataset], keyword: str) -> list[str]:
+    """The distinct non-empty values of an attribute, in order of appearance.
+
+    Parameters
+    ----------
+    image_metadata: Sequence[pydicom.Dataset]
+        Metadata of images
+    keyword: str
+        Keyword of the attribute
+
+    Returns
+    -------
+    List[str]
+        Values
+
+    """
+    values = (element_value(m, keyword) for m in image_metadata)
+    return list(dict.fromkeys(str(v) for v in values if v))
 
 
 def get_image_size(image: Dataset) -> int:
