@@ -10,16 +10,16 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-import synthetic
 from dicomweb_client import DICOMwebClient
-from faultproxy import FaultProxy
-from orthanc import OrthancServer
 
 import dicomslide
 from dicomslide import web
 from dicomslide.cache import FrameCache
 from dicomslide.client import resolve_bulk_data_uri
 from dicomslide.errors import FrameRetrievalError, ServerError
+from dicomslide.testing import synthetic
+from tests.faultproxy import FaultProxy
+from tests.orthanc import OrthancServer
 
 
 class CountingSession(requests.Session):
