@@ -44,6 +44,7 @@ from dicomslide.fileframes import FileFrameSource
 from dicomslide.folder import LocalFolderClient
 from dicomslide.transport import (
     RequestError,
+    give_session,
     rebase,
     session_of,
     settings,
@@ -154,6 +155,7 @@ def open_web_client(
     if credentials is not None and session.auth is None:
         session.auth = credentials
     client = DICOMwebClient(url=url, session=session, timeout=settings.timeout)
+    give_session(client, session)
     # its own retries (of searches and metadata) as ours
     client.set_http_retry_params(
         max_attempts=max(0, settings.retries) + 1,
@@ -444,7 +446,7 @@ def make_frame_source(
             return FileFrameSource(path, sop, desc, number_of_frames, header)
         if isinstance(client, DICOMfileClient):
             client = UserFileClient.of(client)
-    elif isinstance(client, DICOMwebClient):
+    elif isinstance(client, DICOMwebClient) and session_of(client) is not None:
         return WebFrameSource(
             client,
             study,
@@ -554,8 +556,9 @@ def fetch_bulk_icc_profile(client: Any, metadata: Dataset) -> bytes | None:
             failures.append("its bulk data URI is not on the client's server")
             continue
         try:
-            if isinstance(client, DICOMwebClient):
-                profile = retrieve_bulk_data(session_of(client), resolved)
+            session = session_of(client) if isinstance(client, DICOMwebClient) else None
+            if session is not None:
+                profile = retrieve_bulk_data(session, resolved)
             else:
                 parts = call(
                     client,

@@ -367,6 +367,8 @@ class WebFrameSource(ClientFrameSource):
             answer holds the wrong frames
 
         """
+        if session_of(self.client) is None:  # e.g. unpickled where it cannot be
+            return super().read_frames(frame_numbers)
         numbers = checked_frame_numbers(
             frame_numbers, self._number_of_frames, self.sop_instance_uid
         )
@@ -377,12 +379,20 @@ class WebFrameSource(ClientFrameSource):
         results = list(_chunk_pool().map(self._request, chunks))
         return [frame for chunk in results for frame in chunk]
 
+    def _session(self) -> requests.Session:
+        session = session_of(self.client)
+        if session is None:
+            raise FrameRetrievalError(
+                "the client's HTTP session cannot be reached", self.sop_instance_uid
+            )
+        return session
+
     def _request(self, numbers: list[int]) -> list[bytes]:
         if self._whole is not None and self._whole.start():
             return self._from_instance(numbers, "")
         url = self._url + ",".join(str(n) for n in numbers)
         shown = without_credentials(url)
-        session = session_of(self.client)
+        session = self._session()
         learned = self._accept or _accept_choice.get(self.client)
         start = 0 if learned is None else learned.start()
         choice = start
@@ -471,7 +481,7 @@ class WebFrameSource(ClientFrameSource):
 
     def _retrieve_instance(self) -> tuple[list[bytes], str]:
         """Retrieve the instance and split its pixel data into frames."""
-        session = session_of(self.client)
+        session = self._session()
         for accept in INSTANCE_ACCEPT_HEADERS:
             response = get(session, self._instance_url, accept)
             if response.status_code == 200 or not _refuses_media_type(response):
