@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
+from dicomweb_client import DICOMwebClient
 from urllib3.util import parse_url
 
 from dicomslide._compat import client_session, replace_client_session
@@ -479,7 +480,7 @@ _sessions: weakref.WeakKeyDictionary[Any, tuple[int, requests.Session]] = (
 )
 
 
-def give_session(client: Any, session: requests.Session) -> None:
+def give_session(client: DICOMwebClient, session: requests.Session) -> None:
     """Record the session that dicomslide built `client` with.
 
     Parameters
@@ -492,7 +493,7 @@ def give_session(client: Any, session: requests.Session) -> None:
     _sessions[client] = (os.getpid(), session)
 
 
-def session_of(client: Any) -> requests.Session | None:
+def session_of(client: DICOMwebClient) -> requests.Session | None:
     """The HTTP session of a ``DICOMwebClient``, never one shared across fork.
 
     A client dicomslide built (:func:`give_session`) sends with the session

@@ -31,6 +31,7 @@ from typing import Any
 
 import pydicom
 import requests
+from dicomweb_client import DICOMwebClient
 
 from dicomslide.codec import PixelDescription
 from dicomslide.errors import FrameRetrievalError
@@ -305,7 +306,7 @@ class WebFrameSource(ClientFrameSource):
 
     def __init__(
         self,
-        client: Any,
+        client: DICOMwebClient,
         *args: Any,
         desc: PixelDescription | None = None,
         **kwargs: Any,
