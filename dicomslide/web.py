@@ -33,6 +33,7 @@ import pydicom
 import requests
 from dicomweb_client import DICOMwebClient
 
+from dicomslide import uids
 from dicomslide.codec import PixelDescription
 from dicomslide.errors import FrameRetrievalError
 from dicomslide.fetch import (
@@ -67,14 +68,14 @@ INSTANCE_ACCEPT_HEADERS = (
 BULK_DATA_ACCEPT = 'multipart/related; type="application/octet-stream"'
 # Transfer syntax of frames whose part names a media type but no syntax
 _MEDIA_TYPE_SYNTAXES = {
-    "image/jpeg": "1.2.840.10008.1.2.4.50",
-    "image/jls": "1.2.840.10008.1.2.4.80",
-    "image/jp2": "1.2.840.10008.1.2.4.91",
-    "image/jph": "1.2.840.10008.1.2.4.203",
-    "image/jphc": "1.2.840.10008.1.2.4.203",
-    "image/jxl": "1.2.840.10008.1.2.4.112",
-    "image/dicom-rle": "1.2.840.10008.1.2.5",
-    "image/x-dicom-rle": "1.2.840.10008.1.2.5",
+    "image/jpeg": uids.JPEGBaseline8Bit,
+    "image/jls": uids.JPEGLSLossless,
+    "image/jp2": uids.JPEG2000,
+    "image/jph": uids.HTJ2K,
+    "image/jphc": uids.HTJ2K,
+    "image/jxl": uids.JPEGXL,
+    "image/dicom-rle": uids.RLELossless,
+    "image/x-dicom-rle": uids.RLELossless,
 }
 # Words of a 400 answer that blames the media type asked for
 _MEDIA_TYPE_WORDS = (
