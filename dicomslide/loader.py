@@ -397,6 +397,26 @@ class FrameLoader:
             raise
         return jobs
 
+    def read_encoded(self, index: int) -> tuple[bytes, str]:
+        """Fetch one frame as it is stored, without decoding or caching it.
+
+        Parameters
+        ----------
+        index: int
+            Zero-based index of the frame over all parts
+
+        Returns
+        -------
+        Tuple[bytes, str]
+            The encoded frame, and the Transfer Syntax UID it arrived in
+
+        """
+        part = int(self.part_of_frame[index])
+        source = self._source(part)
+        (data,) = source.read_frames([int(self.local_numbers[index])])
+        self.metrics.add(requests=1, frames_fetched=1, bytes_fetched=len(data))
+        return data, str(source.transfer_syntax_uid or "")
+
     def _decode(
         self, job: _Job, on_frame: Callable[[int, np.ndarray], None] | None
     ) -> None:

@@ -21,6 +21,7 @@ from dicomslide.consistency import (
     make_leaving_out,
     repair_pixel_spacings,
 )
+from dicomslide.counters import Counters
 from dicomslide.discovery import find_slide_images, open_source
 from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
@@ -153,6 +154,7 @@ class Slide:
         uids = sorted(str(m.SOPInstanceUID) for m in image_metadata)
         self._sop_instance_uids = frozenset(uids)
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
+        self._counters = Counters()
 
     def _build_pyramids(self, tolerance: float) -> dict[tuple[int, int], Pyramid]:
         """The pyramid of every channel and focal plane, on the levels of
@@ -217,7 +219,8 @@ class Slide:
     @property
     def metrics(self) -> dict[str, int]:
         """Dict[str, int]: what reading this slide cost so far, summed over
-        its images (see :attr:`dicomslide.TiledImage.metrics`)"""
+        its images (see :attr:`dicomslide.TiledImage.metrics`), and the
+        slide's own :attr:`counters`"""
         images = {
             id(image): image
             for group in (
@@ -231,7 +234,15 @@ class Slide:
         for image in images.values():
             for name, value in image.metrics.items():
                 totals[name] = totals.get(name, 0) + value
+        totals.update(self._counters.as_dict())
         return totals
+
+    @property
+    def counters(self) -> Counters:
+        """dicomslide.counters.Counters: counts about the slide as a whole,
+        which :attr:`metrics` includes; :mod:`dicomslide.serve` counts the
+        Deep Zoom tiles it sent here (``tiles_native``, ``tiles_rendered``)"""
+        return self._counters
 
     @property
     def sop_instance_uids(self) -> frozenset[str]:

@@ -188,6 +188,34 @@ class FrameStore:
             self._grids[key] = grid
         return grid
 
+    def encoded_frame(
+        self, channel: int, plane: int, grid_position: tuple[int, int]
+    ) -> tuple[bytes, str] | None:
+        """The stored bytes of the frame at a tile grid position.
+
+        Parameters
+        ----------
+        channel: int
+            Zero-based channel index
+        plane: int
+            Zero-based focal plane index
+        grid_position: Tuple[int, int]
+            (row, column) of the frame in the tile grid
+
+        Returns
+        -------
+        Union[Tuple[bytes, str], None]
+            The encoded frame and its Transfer Syntax UID; None where the
+            grid has no frame
+
+        """
+        grid = self.grid(channel, plane)
+        row, column = grid_position
+        if not (0 <= row < grid.grid_shape[0] and 0 <= column < grid.grid_shape[1]):
+            return None
+        index = grid.frame_at(row, column)
+        return None if index < 0 else self.loader.read_encoded(index)
+
     def load_frames(
         self,
         indices: Sequence[int],
