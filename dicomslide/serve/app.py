@@ -3,7 +3,7 @@
 Routes::
 
     /                                          index of the slides
-    /slides.json                               the same as JSON
+    /slides.json                               the same as JSON, with metrics
     /slides/<id>                               viewer page
     /slides/<id>.dzi                           DZI of the main view
     /slides/<id>_files/<level>/<col>_<row>.<jpeg|png>
@@ -119,7 +119,10 @@ class _Viewer:
 
     async def slides_json(self, request: Request) -> Response:
         summaries = await run_in_threadpool(
-            lambda: [slide_summary(entry) for entry in self.catalog]
+            lambda: [
+                {**slide_summary(entry), "metrics": entry.slide.metrics}
+                for entry in self.catalog
+            ]
         )
         return Response(json.dumps(summaries), media_type="application/json")
 
