@@ -173,8 +173,10 @@ def segment_painter(
     def paint(mask: np.ndarray) -> np.ndarray:
         values = mask[..., 0].astype(np.float64)
         rgba = np.empty(values.shape + (4,), dtype=np.uint8)
+        alpha = np.round(np.clip(values / maximum, 0.0, 1.0) * 255.0)
         rgba[..., :3] = color
-        rgba[..., 3] = np.round(np.clip(values / maximum, 0.0, 1.0) * 255.0)
+        rgba[..., :3][alpha == 0] = 0  # transparent is (0, 0, 0, 0)
+        rgba[..., 3] = alpha
         return rgba
 
     return paint
@@ -200,6 +202,7 @@ class _ParameterPainter:
         rgba = np.empty(plane.shape + (4,), dtype=np.uint8)
         rgba[..., :3] = np.round(colors)
         rgba[..., 3] = np.where(finite, 255, 0)
+        rgba[..., :3][~finite] = 0
         return rgba
 
 

@@ -13,7 +13,9 @@
     tileSources: dziOf("c0z0"),
     showNavigator: true,
     crossOriginPolicy: false,
-    maxZoomPixelRatio: 2
+    maxZoomPixelRatio: 2,
+    // the canvas drawer composes overlays of straight (not premultiplied) alpha
+    drawer: "canvas"
   });
   window.dicomslideViewer = viewer;
   var overlays = {};  // name -> TiledImage
