@@ -13,7 +13,6 @@ import io
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
