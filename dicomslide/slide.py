@@ -154,7 +154,8 @@ class Slide:
         uids = sorted(str(m.SOPInstanceUID) for m in image_metadata)
         self._sop_instance_uids = frozenset(uids)
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
-        self._counters = Counters()
+        #: counts about the slide as a whole, which :attr:`metrics` includes
+        self.counters = Counters()
 
     def _build_pyramids(self, tolerance: float) -> dict[tuple[int, int], Pyramid]:
         """The pyramid of every channel and focal plane, on the levels of
@@ -220,7 +221,9 @@ class Slide:
     def metrics(self) -> dict[str, int]:
         """Dict[str, int]: what reading this slide cost so far, summed over
         its images (see :attr:`dicomslide.TiledImage.metrics`), and the
-        slide's own :attr:`counters`"""
+        slide's own ``counters`` (:class:`dicomslide.counters.Counters`:
+        :mod:`dicomslide.serve` counts the Deep Zoom tiles it sent by path,
+        ``tiles_native`` and ``tiles_rendered``)"""
         images = {
             id(image): image
             for group in (
@@ -230,19 +233,11 @@ class Slide:
             )
             for image in group
         }
-        totals: dict[str, int] = {}
+        totals = self.counters.as_dict()
         for image in images.values():
             for name, value in image.metrics.items():
                 totals[name] = totals.get(name, 0) + value
-        totals.update(self._counters.as_dict())
         return totals
-
-    @property
-    def counters(self) -> Counters:
-        """dicomslide.counters.Counters: counts about the slide as a whole,
-        which :attr:`metrics` includes; :mod:`dicomslide.serve` counts the
-        Deep Zoom tiles it sent here (``tiles_native``, ``tiles_rendered``)"""
-        return self._counters
 
     @property
     def sop_instance_uids(self) -> frozenset[str]:
