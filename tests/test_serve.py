@@ -341,3 +341,53 @@ def test_the_command_names_the_extra_when_it_is_missing():
     assert done.returncode == 1
     assert "pip install starlette uvicorn" in done.stderr
     assert "'serve' extra" in done.stderr
+
+
+def test_focal_planes_and_optical_paths_are_layers(tmp_path):
+    import dicomslide
+
+    source = synthetic.write_slide(
+        tmp_path / "slide", "multi_z_channel_full", uids=synthetic.SlideUIDs.new("ZC")
+    )
+    slide = dicomslide.open_slide(source.folder, correct_color=False)
+    with viewer_server(source.folder) as base:
+        (summary,) = slides(base)
+        views = [layer["name"] for layer in summary["layers"]]
+        assert views == [f"c{c}z{z}" for c in range(2) for z in range(3)]
+        assert [layer["focus"] for layer in summary["layers"][:3]] == [
+            slide.get_focal_plane_offset(z) for z in range(3)
+        ]
+        pictures = []
+        for channel, plane in [(0, 0), (1, 2), (0, 1)]:
+            name = f"c{channel}z{plane}"
+            dzi = _dzi(base, summary["id"], "" if name == "c0z0" else name)
+            tile_size, overlap, fmt = _options(dzi)
+            assert (tile_size, overlap, fmt) == (254, 1, "jpeg")
+            prefix = f"/slides/{summary['id']}" + (
+                "" if name == "c0z0" else f"/layers/{name}"
+            )
+            top = int(np.ceil(np.log2(max(slide.size))))
+            tile = _pixels(_tile(base, prefix, top, 0, 0, "png"))
+            expected = slide.get_image_region((0, 0), 0, tile.shape[:2], channel, plane)
+            np.testing.assert_array_equal(tile, np.repeat(expected, 3, axis=2))
+            pictures.append(tile)
+        assert not np.array_equal(pictures[0], pictures[1])
+        assert not np.array_equal(pictures[0], pictures[2])
+
+
+def test_a_dicomweb_source_shows_the_same_slide(orthanc, sample_server):
+    orthanc.upload(sorted(SAMPLE.glob("*.dcm")))
+    (local,) = slides(sample_server)
+    with viewer_server(orthanc.dicomweb_url) as base:
+        (remote,) = [s for s in slides(base) if s["container"] == "DEMO-001"]
+        assert remote["id"] == local["id"]  # stable across sources
+        prefix = f"/slides/{remote['id']}"
+        assert get(base, prefix + ".dzi")[2] == get(sample_server, prefix + ".dzi")[2]
+        generator = DeepZoomGenerator(OpenSlide(SAMPLE), tile_size=256, overlap=0)
+        top = generator.level_count - 1
+        png = _pixels(_tile(base, prefix, top - 2, 1, 1, "png"))
+        np.testing.assert_array_equal(
+            png, np.asarray(generator.get_tile(top - 2, (1, 1)))
+        )
+        frames = _stored_frames(SAMPLE / "level0.dcm")
+        assert _tile(base, prefix, top, 3, 2, "jpeg") == frames[2 * 16 + 3]
