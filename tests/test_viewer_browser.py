@@ -154,3 +154,42 @@ def test_segmentation_overlay_in_the_browser(browser, derived_base):
     _zoom(browser, 4.0)
     _wait_for_tiles(browser)
     _tissue_shown(_screenshot(browser, "segmentation-zoomed"))
+
+
+@pytest.fixture(scope="module")
+def corpus_base(corpus, tmp_path_factory):
+    """The corpus slide V05 with its segmentation pyramid V10, in one folder."""
+    folder = tmp_path_factory.mktemp("corpus-seg")
+    for variant in ("V05-wsidicomizer-svs", "V10-highdicom-seg"):
+        for path in sorted((corpus / variant).glob("*.dcm")):
+            (folder / f"{variant[:3]}-{path.name}").symlink_to(path)
+    with viewer_server(folder) as base:
+        yield base
+
+
+def test_corpus_segmentation_overlay_in_the_browser(browser, corpus_base):
+    (summary,) = slides(corpus_base)
+    browser.get(f"{corpus_base}/slides/{summary['id']}")
+    _wait_for_tiles(browser)
+    plain = _screenshot(browser, "corpus-overlay-off")
+    tissue = next(layer for layer in summary["layers"] if layer["label"] == "Tissue")
+    browser.find_element("id", f"overlay-{tissue['name']}").click()
+    deadline = time.monotonic() + 10
+    while (
+        browser.execute_script("return window.dicomslideViewer.world.getItemCount();")
+        < 2
+    ):
+        assert time.monotonic() < deadline, "the overlay was not added"
+        time.sleep(0.1)
+    _wait_for_tiles(browser)
+    covered = _screenshot(browser, "corpus-overlay-on")
+    changed = np.abs(covered - plain).sum(axis=2) > 30
+    assert 0.02 < changed.mean() < 0.9
+    colour = np.array([int(tissue["color"][i : i + 2], 16) for i in (1, 3, 5)])
+    before = np.abs(plain[changed] - colour).sum(axis=1).mean()
+    after = np.abs(covered[changed] - colour).sum(axis=1).mean()
+    assert after < before * 0.8
+    _zoom(browser, 6.0)
+    _wait_for_tiles(browser)
+    zoomed = _screenshot(browser, "corpus-overlay-zoomed")
+    assert zoomed.std() > 10
