@@ -85,9 +85,10 @@ $(VENV)/.docs: $(VENV)/.runtime requirements_docs.txt
 docs: $(VENV)/.docs
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
-bench: $(VENV)/.test
+bench: $(VENV)/.test viewer-assets
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.serve
 
 sample: $(VENV)/.test
 	$(BIN)/python data/make_sample.py

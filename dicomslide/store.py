@@ -188,10 +188,10 @@ class FrameStore:
             self._grids[key] = grid
         return grid
 
-    def encoded_frame(
-        self, channel: int, plane: int, grid_position: tuple[int, int]
-    ) -> tuple[bytes, str] | None:
-        """The stored bytes of the frame at a tile grid position.
+    def encoded_frames(
+        self, channel: int, plane: int, grid_positions: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[bytes, str]]:
+        """The stored bytes of the frames at tile grid positions.
 
         Parameters
         ----------
@@ -199,22 +199,27 @@ class FrameStore:
             Zero-based channel index
         plane: int
             Zero-based focal plane index
-        grid_position: Tuple[int, int]
-            (row, column) of the frame in the tile grid
+        grid_positions: Sequence[Tuple[int, int]]
+            (row, column) of frames in the tile grid; fetched in one call per
+            instance
 
         Returns
         -------
-        Union[Tuple[bytes, str], None]
-            The encoded frame and its Transfer Syntax UID; None where the
-            grid has no frame
+        Dict[Tuple[int, int], Tuple[bytes, str]]
+            The encoded frame and its Transfer Syntax UID by position; the
+            positions where the grid has no frame are left out
 
         """
         grid = self.grid(channel, plane)
-        row, column = grid_position
-        if not (0 <= row < grid.grid_shape[0] and 0 <= column < grid.grid_shape[1]):
-            return None
-        index = grid.frame_at(row, column)
-        return None if index < 0 else self.loader.read_encoded(index)
+        rows, columns = grid.grid_shape
+        held = {
+            (row, column): grid.frame_at(row, column)
+            for row, column in grid_positions
+            if 0 <= row < rows and 0 <= column < columns
+        }
+        held = {position: index for position, index in held.items() if index >= 0}
+        encoded = self.loader.read_encoded(list(held.values()))
+        return dict(zip(held, encoded, strict=True))
 
     def load_frames(
         self,

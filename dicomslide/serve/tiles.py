@@ -11,7 +11,8 @@ without decoding and re-encoding, when the Deep Zoom level is a stored level
 (same size, downsample exactly its power of two), the tile size is the frame
 size, there is no overlap, the tile is a whole interior tile, and the frame is
 baseline JPEG in YBR_FULL_422, YBR_FULL or MONOCHROME2. Such a tile holds the
-pixels the generator renders. Colours: every tile holds the stored pixels, as
+pixels the generator renders. Stored frames are fetched by blocks
+(:mod:`dicomslide.serve.frames`). Colours: every tile holds the stored pixels, as
 the generator's tiles and the stored frames do, and carries no ICC profile (a
 rendered tile would otherwise differ from a native one in how browsers show
 it). Which path each tile took is counted in the slide's
@@ -29,6 +30,7 @@ from PIL import Image
 from dicomslide.openslide.abstract import AbstractSlide
 from dicomslide.openslide.deepzoom import DeepZoomGenerator
 from dicomslide.openslide.dicom.levels import Level
+from dicomslide.serve.frames import EncodedFrames
 from dicomslide.slide import Slide
 
 __all__ = ["FORMATS", "Layer", "TileOptions"]
@@ -93,6 +95,7 @@ class Layer:
             source, tile_size=options.tile_size, overlap=options.overlap
         )
         self._levels = levels
+        self._frames = EncodedFrames()
 
     @property
     def dzi(self) -> str:
@@ -140,7 +143,7 @@ class Layer:
 
         """
         stored = self._native_level(level)
-        if stored is None:
+        if stored is None or self._levels is None:
             return None
         size = self.options.tile_size
         if (column + 1) * size > stored.width or (row + 1) * size > stored.height:
@@ -150,8 +153,12 @@ class Layer:
             _NATIVE_PHOTOMETRIC
         ):
             return None
-        encoded = stored.store.encoded_frame(
-            stored.channel, stored.plane, (row, column)
+        encoded = self._frames.get(
+            self._levels.index(stored),
+            stored.store,
+            stored.channel,
+            stored.plane,
+            (row, column),
         )
         if encoded is None or encoded[1] != _JPEG_BASELINE:
             return None
