@@ -391,3 +391,30 @@ def test_a_dicomweb_source_shows_the_same_slide(orthanc, sample_server):
         )
         frames = _stored_frames(SAMPLE / "level0.dcm")
         assert _tile(base, prefix, top, 3, 2, "jpeg") == frames[2 * 16 + 3]
+
+
+def test_native_tiles_over_dicomweb_fetch_a_block_in_one_request(orthanc):
+    from faultproxy import FaultProxy
+
+    orthanc.upload(sorted(SAMPLE.glob("*.dcm")))
+    level0 = pydicom.dcmread(SAMPLE / "level0.dcm", stop_before_pixels=True)
+    frames = _stored_frames(SAMPLE / "level0.dcm")
+    with (
+        FaultProxy(orthanc.base_url) as proxy,
+        viewer_server(proxy.dicomweb_url) as base,
+    ):
+        (summary,) = [s for s in slides(base) if s["container"] == "DEMO-001"]
+        prefix = f"/slides/{summary['id']}"
+        top = len(_pyramid_levels(base, summary["id"])) - 1
+        block = [(column, row) for row in range(4) for column in range(4)]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            tiles = list(
+                pool.map(lambda a: _tile(base, prefix, top, *a, "jpeg"), block)
+            )
+        for (column, row), tile in zip(block, tiles, strict=True):
+            assert tile == frames[row * 16 + column]
+        fetches = proxy.requests_to(f"{level0.SOPInstanceUID}/frames/")
+        # the 16 tiles of an aligned 4 x 4 block: one request for 16 frames
+        assert len(fetches) == 1
+        numbers = fetches[0].path.split("/frames/")[1].split("?")[0]
+        assert len(numbers.replace("%2C", ",").split(",")) == 16
