@@ -53,11 +53,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.environment import machine_info
+from tests.orthanc import OrthancServer, dicom_files
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # for orthanc.py (tests/ is not a package)
-
-from orthanc import OrthancServer, dicom_files  # noqa: E402
 
 CLIENTS = 8
 VIEWPORT = (4, 3)  # tiles across and down

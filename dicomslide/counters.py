@@ -8,6 +8,7 @@ by the path each took); :attr:`dicomslide.Slide.metrics` includes them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Mapping
 
 
 class Counters:
@@ -41,6 +42,26 @@ class Counters:
         """
         with self._lock:
             return dict(self._counts)
+
+    def total(self, others: Iterable[Mapping[str, int]]) -> dict[str, int]:
+        """The counters plus other counts, summed by name.
+
+        Parameters
+        ----------
+        others: Iterable[Mapping[str, int]]
+            Counts to add (e.g. the metrics of a slide's images)
+
+        Returns
+        -------
+        Dict[str, int]
+            Sum of every name's counts
+
+        """
+        totals = self.as_dict()
+        for counts in others:
+            for name, value in counts.items():
+                totals[name] = totals.get(name, 0) + value
+        return totals
 
     def __getstate__(self) -> dict[str, int]:
         return self.as_dict()

@@ -234,11 +234,7 @@ class Slide:
             )
             for image in group
         }
-        totals = self.counters.as_dict()
-        for image in images.values():
-            for name, value in image.metrics.items():
-                totals[name] = totals.get(name, 0) + value
-        return totals
+        return self.counters.total(image.metrics for image in images.values())
 
     @property
     def sop_instance_uids(self) -> frozenset[str]:

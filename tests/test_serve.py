@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-import synthetic
-import synthetic_derived
 from PIL import Image
 from pydicom.encaps import generate_fragmented_frames
-from viewer_server import ROOT, get, slides, viewer_server
 
 from dicomslide.openslide import OpenSlide
 from dicomslide.openslide.deepzoom import DeepZoomGenerator
+from dicomslide.testing import synthetic, synthetic_derived
+from tests.viewer_server import ROOT, get, slides, viewer_server
 
 SAMPLE = ROOT / "data" / "sample"
 
@@ -328,7 +327,7 @@ def test_counters_count_each_path_in_the_process():
 
 
 def test_the_command_names_the_extra_when_it_is_missing():
-    from subprocesses import run_python
+    from tests.subprocesses import run_python
 
     done = run_python(
         """
@@ -394,7 +393,7 @@ def test_a_dicomweb_source_shows_the_same_slide(orthanc, sample_server):
 
 
 def test_native_tiles_over_dicomweb_fetch_a_block_in_one_request(orthanc):
-    from faultproxy import FaultProxy
+    from tests.faultproxy import FaultProxy
 
     orthanc.upload(sorted(SAMPLE.glob("*.dcm")))
     level0 = pydicom.dcmread(SAMPLE / "level0.dcm", stop_before_pixels=True)

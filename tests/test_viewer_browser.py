@@ -16,10 +16,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import synthetic
-import synthetic_derived
 from PIL import Image
-from viewer_server import ROOT, slides, viewer_server
+
+from dicomslide.testing import synthetic, synthetic_derived
+from tests.viewer_server import ROOT, slides, viewer_server
 
 webdriver = pytest.importorskip("selenium.webdriver")
 
