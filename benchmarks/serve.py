@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 orthanc.stop()
     header = (
-        f"# Deep Zoom serving ({args.variant}, {limit} tile walk, "
+        f"# Deep Zoom serving ({args.variant}, a walk of at most {limit} tiles, "
         f"{CLIENTS} clients)\n\n"
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
     )
