@@ -238,12 +238,12 @@ def create_app(catalog: Catalog) -> Starlette:
         Route("/slides.json", viewer.slides_json),
         Route("/slides/{path:path}", viewer.slides),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
-        Mount(
-            "/openseadragon",
-            StaticFiles(directory=openseadragon_folder(), check_dir=False),
-            name="openseadragon",
-        ),
     ]
+    assets = openseadragon_folder()
+    if assets.is_dir():  # else /openseadragon/... is 404, as any unknown path
+        routes.append(
+            Mount("/openseadragon", StaticFiles(directory=assets), name="openseadragon")
+        )
     return Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _failure},
