@@ -27,7 +27,7 @@ from dicomslide.frametable import (
     rank_focal_planes,
     sort_concatenation_parts,
 )
-from dicomslide.loader import FrameLoader, ReadMetrics
+from dicomslide.loader import FrameLoader, FrameTransform, ReadMetrics
 from dicomslide.readahead import ScanPredictor
 from dicomslide.rgba import OpaqueRGBA
 from dicomslide.tile import FrameGrid
@@ -192,6 +192,7 @@ class FrameStore:
         self,
         indices: Sequence[int],
         on_frame: Callable[[int, np.ndarray], None],
+        frame_transform: FrameTransform | None = None,
     ) -> None:
         """Get decoded frames, fetching and decoding only those not cached.
 
@@ -202,9 +203,12 @@ class FrameStore:
         on_frame: Callable[[int, numpy.ndarray], None]
             Called once per distinct index with the decoded frame (as cached:
             plain samples, also for an RGBA view); may run in a decoder thread
+        frame_transform: Union[dicomslide.loader.FrameTransform, None], optional
+            Applied to every frame as it is decoded, and cached apart from the
+            plain frames (e.g. colour correction)
 
         """
-        self.loader.load_frames(indices, on_frame)
+        self.loader.transformed(frame_transform).load_frames(indices, on_frame)
 
     def read_region(
         self,
@@ -212,11 +216,12 @@ class FrameStore:
         plane: int,
         rows: tuple[int, int],
         columns: tuple[int, int],
-        fill: float,
+        fill: float | np.ndarray,
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         dtype: np.dtype | None = None,
         out: np.ndarray | None = None,
         absent: float | None = None,
+        frame_transform: FrameTransform | None = None,
     ) -> np.ndarray:
         """Read a region of the total pixel matrix.
 
@@ -230,9 +235,9 @@ class FrameStore:
             First and one-past-last row; may extend past the matrix
         columns: Tuple[int, int]
             First and one-past-last column; may extend past the matrix
-        fill: float
+        fill: Union[float, numpy.ndarray]
             Value of pixels outside the matrix, and of absent tiles unless
-            `absent` says otherwise
+            `absent` says otherwise (or one value per sample)
         transform: Union[Callable[[numpy.ndarray], numpy.ndarray], None], optional
             Applied to every frame before it is pasted (e.g. label values to a
             segment's mask); pixels without a frame keep `fill`. Not for the
@@ -247,6 +252,10 @@ class FrameStore:
             absent from a TILED_SPARSE image), if not `fill`: e.g. 1 in the
             mask of a label map's background segment, as an absent tile of a
             label map holds label 0
+        frame_transform: Union[dicomslide.loader.FrameTransform, None], optional
+            Applied to every frame as it is decoded, before `transform`, and
+            cached apart from the plain frames (e.g. colour correction; not
+            for the reads of an :meth:`as_rgba` store)
 
         Returns
         -------
@@ -254,7 +263,7 @@ class FrameStore:
             Pixels of shape (rows, columns, samples): `out` when given
 
         """
-        if transform is not None and self._rgba:
+        if (transform is not None or frame_transform is not None) and self._rgba:
             raise ValueError("reads of RGBA frames take no transform")
         r0, r1 = rows
         c0, c1 = columns
@@ -308,11 +317,14 @@ class FrameStore:
             )
 
         ahead = self._read_ahead(channel, plane, rows, columns)
-        self.loader.load_frames(
+        loader = self.loader.transformed(frame_transform)
+        loader.load_frames(
             list(placement),
             paste,
             ahead,
-            None if ahead else lambda: self._neighbours(grid, rows, columns, placement),
+            None
+            if ahead
+            else lambda: self._neighbours(loader, grid, rows, columns, placement),
             share_pastes=out.nbytes >= _SHARED_PASTES_MIN_BYTES,
         )
         return out
@@ -340,6 +352,7 @@ class FrameStore:
 
     def _neighbours(
         self,
+        loader: FrameLoader,
         grid: FrameGrid,
         rows: tuple[int, int],
         columns: tuple[int, int],
@@ -348,7 +361,7 @@ class FrameStore:
         """Frames of the ring of tiles around a read, to fetch with its frames
         where the loader wants them (see
         :meth:`dicomslide.loader.FrameLoader.wants_neighbours`)."""
-        if not self.loader.wants_neighbours():
+        if not loader.wants_neighbours():
             return []
         (r0, r1), (c0, c1) = rows, columns
         tile_rows, tile_columns = self.tile_shape
