@@ -358,6 +358,22 @@ class FrameLoader:
             return key
         return (*key, self._transform.key)
 
+    def is_cached(self, index: int) -> bool:
+        """Whether a frame is in the cache, as this loader gives it.
+
+        Parameters
+        ----------
+        index: int
+            Zero-based index of the frame over all parts
+
+        Returns
+        -------
+        bool
+            Whether it is cached (transformed, for a transformed view)
+
+        """
+        return self._key(index) in self.cache
+
     def _claim(
         self, indices: Sequence[int]
     ) -> tuple[

@@ -515,13 +515,30 @@ class TotalPixelMatrix:
         if rows < 0 or columns < 0:
             raise ValueError(f"region size must not be negative, got {size}")
         row, column = (int(v) for v in offset)
-        # frames are colour corrected as they are decoded, and cached so
+        span = ((row, row + rows), (column, column + columns))
         transform = self._color_transform()
+        if transform is not None and not self._store.transforms_frames(
+            self._stored_channel, self._focal_plane_index, *span, transform
+        ):
+            # a small read of large frames: correct the region alone
+            corrected = transform(self._read(span, None, None))
+            if out is None:
+                return corrected
+            out[...] = corrected
+            return out
+        # otherwise frames are corrected as they are decoded, and cached so
+        return self._read(span, transform, out)
+
+    def _read(
+        self,
+        span: tuple[tuple[int, int], tuple[int, int]],
+        transform: ColorTransform | None,
+        out: np.ndarray | None,
+    ) -> np.ndarray:
         return self._store.read_region(
             self._stored_channel,
             self._focal_plane_index,
-            (row, row + rows),
-            (column, column + columns),
+            *span,
             self._fill_of(transform),
             self._value_transform,
             self._dtype,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicomslide import pool
 from dicomslide.cache import FrameCache
 from dicomslide.elements import IMAGE_ELEMENTS, convert_elements
 from dicomslide.fetch import describe_pixels
@@ -209,6 +210,52 @@ class FrameStore:
 
         """
         self.loader.transformed(frame_transform).load_frames(indices, on_frame)
+
+    def transforms_frames(
+        self,
+        channel: int,
+        plane: int,
+        rows: tuple[int, int],
+        columns: tuple[int, int],
+        frame_transform: FrameTransform,
+    ) -> bool:
+        """Whether a read had better transform its frames than its region.
+
+        Transformed frames are cached and transformed by the decode threads in
+        parallel; a region is transformed once, by the reading thread. Frames
+        win unless those not cached transformed yet hold more pixels than the
+        decode threads transform meanwhile: a small read of large frames has
+        its region transformed instead (from frames cached plain).
+
+        Parameters
+        ----------
+        channel: int
+            Zero-based channel index
+        plane: int
+            Zero-based focal plane index
+        rows: Tuple[int, int]
+            First and one-past-last row of the read
+        columns: Tuple[int, int]
+            First and one-past-last column of the read
+        frame_transform: dicomslide.loader.FrameTransform
+            The transform
+
+        Returns
+        -------
+        bool
+            True to read with `frame_transform`, False to transform the region
+
+        """
+        (r0, r1), (c0, c1) = rows, columns
+        total_rows, total_columns = self.total_shape
+        hits = self.grid(channel, plane).frames_in(
+            max(r0, 0), min(r1, total_rows), max(c0, 0), min(c1, total_columns)
+        )
+        loader = self.loader.transformed(frame_transform)
+        missing = sum(1 for index, _, _ in hits if not loader.is_cached(index))
+        tile_rows, tile_columns = self.tile_shape
+        region = max(r1 - r0, 0) * max(c1 - c0, 0)
+        return missing * tile_rows * tile_columns <= pool.WORKERS * region
 
     def read_region(
         self,
