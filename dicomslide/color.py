@@ -20,18 +20,18 @@ from PIL import Image, ImageCms
 
 def _test_grid() -> np.ndarray:
     """Colours that decide whether a transform is an identity: a grid of every
-    fifth value along each axis, and every value along the grey axis and along
-    each primary and secondary ramp; shape (n, 1, 3)."""
-    steps = np.unique(np.append(np.arange(0, 256, 5), 255)).astype(np.uint8)
-    red, green, blue = np.meshgrid(steps, steps, steps, indexing="ij")
-    grid = np.stack([red.ravel(), green.ravel(), blue.ravel()], axis=-1)
-    ramp = np.arange(256, dtype=np.uint8)
-    ramps = [
-        np.stack([ramp * r, ramp * g, ramp * b], axis=-1)
-        for r, g, b in [(1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1)]
-        + [(1, 1, 0), (1, 0, 1), (0, 1, 1)]
-    ]
-    return np.concatenate([grid, *ramps]).astype(np.uint8).reshape(-1, 1, 3)
+    fifteenth value (0 to 255) along each axis, and every value along the grey
+    axis and each primary and secondary ramp; shape (n, 1, 3)."""
+    steps = np.arange(0, 256, 15, dtype=np.uint8)
+    grid = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), axis=-1)
+    directions = np.array(
+        [(1, 1, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1)],
+        dtype=np.uint8,
+    )
+    ramps = np.arange(256, dtype=np.uint8)[None, :, None] * directions[:, None, :]
+    return np.concatenate([grid.reshape(-1, 3), ramps.reshape(-1, 3)]).reshape(
+        -1, 1, 3
+    )
 
 
 class ColorTransform:
