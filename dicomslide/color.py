@@ -29,9 +29,7 @@ def _test_grid() -> np.ndarray:
         dtype=np.uint8,
     )
     ramps = np.arange(256, dtype=np.uint8)[None, :, None] * directions[:, None, :]
-    return np.concatenate([grid.reshape(-1, 3), ramps.reshape(-1, 3)]).reshape(
-        -1, 1, 3
-    )
+    return np.concatenate([grid.reshape(-1, 3), ramps.reshape(-1, 3)]).reshape(-1, 1, 3)
 
 
 class ColorTransform:

@@ -111,7 +111,9 @@ def _padded_truth(image: synthetic.SyntheticImage, offset, size) -> np.ndarray:
     return region
 
 
-@pytest.mark.parametrize("raw_first", [False, True], ids=["corrected-first", "raw-first"])
+@pytest.mark.parametrize(
+    "raw_first", [False, True], ids=["corrected-first", "raw-first"]
+)
 def test_reads_match_littlecms_and_raw_stays_raw(profiled, raw_first):
     image, profile = profiled
     # one image, one cache: raw and corrected reads of the same frames
@@ -142,7 +144,9 @@ def test_reads_match_littlecms_and_raw_stays_raw(profiled, raw_first):
         assert np.abs(whole.astype(int) - image.pixels[0, 0]).max() > 1
 
 
-@pytest.mark.parametrize("variant", ["V05-wsidicomizer-svs", "V13-wsidicomizer-jpeg422"])
+@pytest.mark.parametrize(
+    "variant", ["V05-wsidicomizer-svs", "V13-wsidicomizer-jpeg422"]
+)
 def test_corpus_colour_managed_reads_match_littlecms(corpus, variant):
     folder = corpus / variant
     cache = FrameCache(64 << 20)
