@@ -238,12 +238,19 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
                 f"{detail}"
             )
     else:
-        exact = [c for c in checks if family(c.impl) != "other"]
+        exact = [c for c in checks if family(c.impl) in ("dicomslide", "limit")]
         lines.append(
             f"- All {len(exact)} checked cells of dicomslide and the limits are exact."
             if exact
             else "- No dicomslide or limit cell was checked."
         )
+        colour = [c for c in checks if family(c.impl) == "colour"]
+        if colour:
+            worst = max(int((c.check or {}).get("max_abs") or 0) for c in colour)
+            lines.append(
+                f"- All {len(colour)} checked colour-managed cells are within "
+                f"{worst} of LittleCMS applied to the raw region."
+            )
     others = {}
     for cell in checks:
         if family(cell.impl) == "other":
@@ -310,7 +317,7 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
             lines.append(
                 f"| {_short(row['variant'])} | {row['workload']} "
                 f"| {_fmt(row['colour_s'])} | {_fmt(row['raw_s'])} | {text} "
-                f"| {'—' if diff is None else f'≤ {diff}'} |"
+                f"| {'—' if diff is None else ('= 0' if diff == 0 else f'≤ {diff}')} |"
             )
         lines.append("")
 
