@@ -12,13 +12,14 @@ import io
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 from PIL import Image, ImageCms
 
 import dicomslide
 from dicomslide.cache import FrameCache
 from dicomslide.client import LocalFolderClient
 from dicomslide.color import ColorTransform
+from dicomslide.testing import synthetic
+from dicomslide.testing.synthetic.icc import _matrix_trc_profile
 
 
 def littlecms(raw: np.ndarray, profile: bytes) -> np.ndarray:
@@ -41,7 +42,7 @@ def assert_within_one(got: np.ndarray, expected: np.ndarray) -> None:
 def near_srgb_profile() -> bytes:
     """sRGB primaries and white with a pure gamma 2.2 curve: close to sRGB,
     not the same (darks differ by a few levels)."""
-    return synthetic._matrix_trc_profile(
+    return _matrix_trc_profile(
         "near sRGB, gamma 2.2 (test only)",
         primaries=[(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)],
         white=(0.3127, 0.3290),
