@@ -74,6 +74,7 @@ class ColorTransform:
                 identity = bool(np.array_equal(_apply(transform, grid), grid))
                 known = self._cache[self.key] = (transform, identity)
         self._transform, self.is_identity = known
+        self._greys: dict[float, np.ndarray] = {}
 
     def __call__(self, array: np.ndarray) -> np.ndarray:
         """Apply the transform to an RGB array.
@@ -107,8 +108,12 @@ class ColorTransform:
             The three corrected samples (uint8)
 
         """
-        pixel = np.full((1, 1, 3), value, dtype=np.uint8)
-        return self(pixel).reshape(3)
+        colour = self._greys.get(value)
+        if colour is None:
+            pixel = np.full((1, 1, 3), value, dtype=np.uint8)
+            colour = self._greys[value] = self(pixel).reshape(3)
+            colour.flags.writeable = False
+        return colour
 
 
 def _apply(transform: ImageCms.ImageCmsTransform, array: np.ndarray) -> np.ndarray:
