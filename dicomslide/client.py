@@ -41,8 +41,8 @@ from dicomslide.codec import PixelDescription
 from dicomslide.errors import DicomSlideError, ServerError
 from dicomslide.fetch import ClientFrameSource, FrameSource
 from dicomslide.fileframes import FileFrameSource
-from dicomslide.objectfolder import ObjectFolderClient
 from dicomslide.folder import LocalFolderClient
+from dicomslide.objectfolder import ObjectFolderClient
 from dicomslide.transport import (
     RequestError,
     rebase,

@@ -285,7 +285,8 @@ class FileFrameSource:
             self.sop_instance_uid,
             frame_number,
             ": how it encodes the native (not encapsulated) Pixel Data is "
-            f"not known, and they are not read as another syntax (file {self.location})",
+            "not known, and they are not read as another syntax "
+            f"(file {self.location})",
         )
         raise self._error(
             f"transfer syntax {transfer_syntax_uid} stores Pixel Data "

@@ -1235,6 +1235,4 @@ def open_slide(source: Any, **filters: Any) -> Slide:
 def _describe_source(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return without_credentials(os.fsdecode(source))
-    if isinstance(source, (list, tuple)) and all(isinstance(s, str) for s in source):
-        return f"{len(source)} URLs"
-    return repr(source)
+    return f"{len(source)} URLs" if isinstance(source, list | tuple) else repr(source)
