@@ -18,6 +18,7 @@ fsspec and the filesystems of the storage services (s3fs, gcsfs) come with the
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import threading
@@ -83,6 +84,32 @@ def is_object_url(source: object) -> bool:
     return False
 
 
+#: Environment variable that holds the storage options used when none are
+#: given, as a JSON object (for the OpenSlide facade and the command line)
+STORAGE_OPTIONS_VARIABLE = "DICOMSLIDE_STORAGE_OPTIONS"
+
+
+def default_storage_options() -> dict[str, Any]:
+    """The storage options in :data:`STORAGE_OPTIONS_VARIABLE` (none if unset).
+
+    Raises
+    ------
+    dicomslide.errors.DicomSlideError
+        When the variable holds no JSON object (its value is not shown)
+
+    """
+    text = os.environ.get(STORAGE_OPTIONS_VARIABLE, "").strip()
+    if not text:
+        return {}
+    try:
+        options = json.loads(text)
+    except ValueError:
+        options = None
+    if not isinstance(options, dict):
+        raise DicomSlideError(f"{STORAGE_OPTIONS_VARIABLE} must hold a JSON object")
+    return options
+
+
 def _fsspec() -> Any:
     try:
         import fsspec
@@ -140,7 +167,9 @@ class ObjectStore:
 
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None):
         self.url = url
-        self.storage_options = dict(storage_options or {})
+        if storage_options is None:
+            storage_options = default_storage_options()
+        self.storage_options = dict(storage_options)
         self._lock = threading.Lock()
         self._fs: Any = None
         self._pid = -1
@@ -194,6 +223,7 @@ class ObjectStore:
 
         """
         where = without_credentials(self.url_of(path))
+        self.fs.invalidate_cache(path)  # list what is there now
         found = self.call(
             lambda: self.fs.find(path, detail=True, withdirs=False), where
         )
