@@ -147,7 +147,9 @@ class ObjectFrameSource(FileFrameSource):
         if extended is None:
             spans = _spans_from_basic_table(fp, start, self._number_of_frames)
             if spans is not None:
-                spans[-1, 1] = file_size  # up to the end of the pixel data
+                # up to the end of the pixel data; past the end of an object
+                # cut before the last frame's first fragment
+                spans[-1, 1] = max(file_size, spans[-1, 0] + 9)
                 fragmented = np.ones(self._number_of_frames, dtype=bool)
                 return _EncapsulatedFrameIndex(spans, fragmented, file_size)
         return super().index_encapsulated(fp, start, extended, file_size, error)

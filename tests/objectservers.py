@@ -130,6 +130,8 @@ class Seen:
     range: str | None
     status: int = 0
     nbytes: int = 0
+    start: float = 0.0  # time.monotonic() when received and answered
+    end: float = 0.0
 
 
 class CountingProxy:
@@ -179,13 +181,27 @@ class CountingProxy:
         with self._lock:
             return [s for s in self.seen if method is None or s.method == method]
 
+    def most_at_once(self) -> int:
+        """The most requests that were being answered at the same time."""
+        with self._lock:
+            events = sorted(
+                [(s.start, 1) for s in self.seen] + [(s.end, -1) for s in self.seen]
+            )
+        running = most = 0
+        for _, change in events:
+            running += change
+            most = max(most, running)
+        return most
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
     def _handle(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         headers = dict(handler.headers.items())
-        seen = Seen(handler.command, handler.path, headers.get("Range"))
+        seen = Seen(
+            handler.command, handler.path, headers.get("Range"), start=time.monotonic()
+        )
         with self._lock:
             self.seen.append(seen)
         session = getattr(self._sessions, "session", None)
@@ -200,6 +216,7 @@ class CountingProxy:
         )
         body = upstream.content
         seen.status, seen.nbytes = upstream.status_code, len(body)
+        seen.end = time.monotonic()
         with contextlib.suppress(OSError):  # the client may have given up
             handler.send_response(upstream.status_code)
             for name, value in upstream.headers.items():
