@@ -30,6 +30,7 @@ from dicomslide.fileframes import (
 )
 from dicomslide.files import PIXEL_DATA_OFFSET, parse_part10_header
 from dicomslide.objects import ObjectFile, RangeReader
+from dicomslide.web import settings
 
 #: Attribute of a header read from an object: its :class:`ObjectFile`
 OBJECT_FILE = "_dicomslide_object_file"
@@ -111,6 +112,14 @@ class ObjectFrameSource(FileFrameSource):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._pid = os.getpid()
+
+    @property
+    def fetches_neighbours(self) -> bool:
+        """bool: whether reads ask for neighbouring frames too (as over
+        DICOMweb, :attr:`dicomslide.web.WebSettings.neighbours`): the
+        frames beside a run join its request, those above and below are
+        fetched alongside"""
+        return settings.neighbours
 
     @property
     def location(self) -> str:

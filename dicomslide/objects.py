@@ -241,7 +241,10 @@ class ObjectStore:
                 return request()
             except FileNotFoundError as error:
                 raise ObjectNotFoundError(f"not found: {where}") from error
-            except (OSError, TimeoutError) as error:
+            except PermissionError as error:
+                raise PermissionError(f"access denied: {where}: {error}") from error
+            except Exception as error:  # noqa: BLE001 - each filesystem has its own
+                # (s3fs: OSError; the HTTP filesystem: aiohttp's errors)
                 if attempt + 1 == _ATTEMPTS:
                     raise OSError(
                         f"cannot read {where} (tried {_ATTEMPTS} times): "

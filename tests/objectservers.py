@@ -147,6 +147,9 @@ class CountingProxy:
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
         self.seen: list[Seen] = []
+        #: Requests to break (the connection closed unanswered) from now on;
+        #: None for every one
+        self.break_next: int | None = 0
         self._lock = threading.Lock()
         self._sessions = threading.local()
         proxy = self
@@ -204,6 +207,14 @@ class CountingProxy:
         )
         with self._lock:
             self.seen.append(seen)
+            broken = self.break_next is None or self.break_next > 0
+            if self.break_next:
+                self.break_next -= 1
+        if broken:  # the server went away
+            with contextlib.suppress(OSError):
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            handler.close_connection = True
+            return
         session = getattr(self._sessions, "session", None)
         if session is None:
             session = self._sessions.session = requests.Session()

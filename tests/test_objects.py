@@ -24,6 +24,7 @@ from objectservers import CountingProxy, MotoServer, Nginx
 from subprocesses import run_python
 
 import dicomslide
+from dicomslide.cache import FrameCache
 from dicomslide.errors import (
     FrameRetrievalError,
     MissingExtraError,
@@ -359,3 +360,33 @@ def test_http_file_urls_through_nginx(corpus, web_files):
                 reference.get_image_region(offset, level, size),
             )
     assert all(s.range for s in web_files.requests("GET"))
+
+
+def test_a_server_that_goes_away_is_tried_again_then_named(corpus, web_files):
+    folder = corpus / SLIDE_VARIANTS[0]
+    urls = [f"{web_files.url}/{path.relative_to(corpus)}" for path in _files(folder)]
+
+    def fresh() -> dicomslide.Slide:  # with a cache of its own: nothing read yet
+        return dicomslide.open_slide(urls, correct_color=False, cache=FrameCache(2**26))
+
+    slide = fresh()
+    reference = dicomslide.open_slide(folder, correct_color=False)
+    level = slide.num_levels - 1
+    size = slide.total_pixel_matrix_dimensions[level]
+    web_files.clear()
+    web_files.break_next = 1  # one request is cut off, the next one answered
+    np.testing.assert_array_equal(
+        slide.get_image_region((0, 0), level, size),
+        reference.get_image_region((0, 0), level, size),
+    )
+    seen = web_files.requests()
+    assert seen[0].status == 0 and len(seen) >= 2  # cut off, then tried again
+    other = fresh()
+    web_files.break_next = None  # gone for good
+    try:
+        with pytest.raises(FrameRetrievalError) as raised:
+            other.get_image_region((0, 0), level, size)
+    finally:
+        web_files.break_next = 0
+    assert raised.value.frame_number is not None
+    assert f"{web_files.url}/{SLIDE_VARIANTS[0]}/" in str(raised.value)
