@@ -252,10 +252,12 @@ def test_a_truncated_object_reads_like_a_truncated_file(corpus, s3, tmp_path, va
 
 def _read_region(args):
     slide, level = args
-    return slide.get_image_region((0, 0), level, (256, 256))
+    offset = [n // 3 for n in slide.total_pixel_matrix_dimensions[level]]
+    return slide.get_image_region(offset, level, (100, 200))
 
 
-def test_spawned_workers_read_from_the_bucket(corpus, s3):
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_workers_read_from_the_bucket(corpus, s3, method):
     variant = SLIDE_VARIANTS[0]
     slide = _remote(s3, f"s3://{BUCKET}/{variant}/")[0]
     reference = dicomslide.find_slides(corpus / variant, correct_color=False)[0]
@@ -263,8 +265,10 @@ def test_spawned_workers_read_from_the_bucket(corpus, s3):
     assert SECRET.encode() in pickle.dumps(slide)  # the options travel...
     assert b"S3FileSystem" not in pickle.dumps(slide)  # ...a connection doesn't
     levels = [0, slide.num_levels - 1]
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
+    s3.proxy.clear()
+    with multiprocessing.get_context(method).Pool(2) as pool:
         regions = pool.map(_read_region, [(slide, level) for level in levels])
+    assert len(s3.proxy.requests()) >= len(levels)  # the workers read themselves
     for level, region in zip(levels, regions, strict=True):
         np.testing.assert_array_equal(region, _read_region((reference, level)))
 
