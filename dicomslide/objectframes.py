@@ -30,7 +30,7 @@ from dicomslide.fileframes import (
 )
 from dicomslide.files import PIXEL_DATA_OFFSET, parse_part10_header
 from dicomslide.objects import ObjectFile, RangeReader
-from dicomslide.web import settings
+from dicomslide.transport import settings
 
 #: Attribute of a header read from an object: its :class:`ObjectFile`
 OBJECT_FILE = "_dicomslide_object_file"

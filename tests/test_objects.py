@@ -19,9 +19,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import corpus_path
-from objectservers import CountingProxy, MotoServer, Nginx
-from subprocesses import run_python
 
 import dicomslide
 from dicomslide.cache import FrameCache
@@ -36,6 +33,9 @@ from dicomslide.files import PIXEL_DATA_OFFSET, read_part10_header
 from dicomslide.objectframes import ObjectFrameSource
 from dicomslide.objects import ObjectFile, ObjectStore
 from dicomslide.query import stored_syntax
+from tests.conftest import corpus_path
+from tests.objectservers import CountingProxy, MotoServer, Nginx
+from tests.subprocesses import run_python
 
 boto3 = pytest.importorskip("boto3", reason="the tests requirements bring moto")
 

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from subprocesses import run_python
+
+from tests.subprocesses import run_python
 
 lowlevel = pytest.importorskip(
     "dicomslide.openslide.lowlevel",
