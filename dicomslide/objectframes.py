@@ -30,7 +30,6 @@ from dicomslide.fileframes import (
 )
 from dicomslide.files import PIXEL_DATA_OFFSET, parse_part10_header
 from dicomslide.objects import ObjectFile, RangeReader
-from dicomslide.transport import settings
 
 #: Attribute of a header read from an object: its :class:`ObjectFile`
 OBJECT_FILE = "_dicomslide_object_file"
@@ -113,13 +112,10 @@ class ObjectFrameSource(FileFrameSource):
         super().__setstate__(state)
         self._pid = os.getpid()
 
-    @property
-    def fetches_neighbours(self) -> bool:
-        """bool: whether reads ask for neighbouring frames too (as over
-        DICOMweb, :attr:`dicomslide.web.WebSettings.neighbours`): the
-        frames beside a run join its request, those above and below are
-        fetched alongside"""
-        return settings.neighbours
+    #: Reads do not ask for the ring of neighbouring frames: unlike a
+    #: DICOMweb request, a ranged GET carries only the frames between its
+    #: ends, so the rows above and below would cost requests of their own
+    fetches_neighbours = False
 
     @property
     def location(self) -> str:

@@ -150,6 +150,9 @@ class CountingProxy:
         #: Requests to break (the connection closed unanswered) from now on;
         #: None for every one
         self.break_next: int | None = 0
+        #: Seconds each request waits before it is passed on (a round trip
+        #: of a wide area network)
+        self.delay = 0.0
         self._lock = threading.Lock()
         self._sessions = threading.local()
         proxy = self
@@ -215,6 +218,8 @@ class CountingProxy:
                 handler.connection.shutdown(socket.SHUT_RDWR)
             handler.close_connection = True
             return
+        if self.delay:
+            time.sleep(self.delay)
         session = getattr(self._sessions, "session", None)
         if session is None:
             session = self._sessions.session = requests.Session()
