@@ -396,3 +396,36 @@ def test_a_server_that_goes_away_is_tried_again_then_named(corpus, web_files):
         web_files.break_next = 0
     assert raised.value.frame_number is not None
     assert f"{web_files.url}/{SLIDE_VARIANTS[0]}/" in str(raised.value)
+
+
+@pytest.mark.slow
+def test_to_dask_on_a_process_cluster_reads_from_the_bucket(corpus, s3):
+    distributed = pytest.importorskip("distributed", reason="dask is an extra")
+    variant = SLIDE_VARIANTS[0]
+    slide = _remote(s3, f"s3://{BUCKET}/{variant}/")[0]
+    reference = dicomslide.find_slides(corpus / variant, correct_color=False)[0]
+    level = slide.num_levels - 2
+    expected = reference.to_dask(level).astype(np.int64).sum(axis=(0, 1)).compute()
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    try:
+        with distributed.Client(cluster) as client:
+            s3.proxy.clear()
+            array = slide.to_dask(level).astype(np.int64).sum(axis=(0, 1))
+            total = client.compute(array).result()
+    finally:
+        cluster.close()
+    np.testing.assert_array_equal(total, expected)
+    assert s3.proxy.requests("GET")  # the workers read from the bucket
+
+
+def test_which_sources_are_object_storage(tmp_path):
+    from dicomslide.objects import is_object_url
+
+    assert is_object_url("s3://bucket/prefix/") and is_object_url("gs://b/o.dcm")
+    assert is_object_url(["https://host/a.dcm", "https://host/b.dcm"])
+    for other in ("http://host/dicom-web", "file:///tmp", "/tmp/x", "C:\\slides", []):
+        assert not is_object_url(other)
+    with pytest.raises(TypeError, match="storage_options"):
+        dicomslide.find_slides(tmp_path, storage_options={"anon": True})
