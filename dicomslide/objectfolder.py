@@ -7,7 +7,7 @@ an explicit list of object URLs (e.g. ``https://`` URLs of files on a web
 server that honours ``Range``). Opening lists the prefix with one request and
 reads the objects' headers concurrently with one request each (more only for
 headers longer than :data:`dicomslide.objects.FIRST_READ`): a slide of N
-instances opens in N + 1 requests. Frames are read by
+instances whose headers fit opens in N + 1 requests. Frames are read by
 :class:`dicomslide.objectframes.ObjectFrameSource`.
 """
 
