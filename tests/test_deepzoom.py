@@ -20,7 +20,7 @@ from PIL import Image
 
 import dicomslide.openslide as ours
 from dicomslide.openslide.deepzoom import DeepZoomGenerator
-from tests.test_openslide_native import (
+from tests.openslide_files import (
     BOXES,
     BOXES_PNG,
     BOXES_PNG_NO_ICC,
