@@ -25,6 +25,7 @@ usage (a bad argument is named), 3 nothing found.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -121,9 +122,31 @@ def _source(args: argparse.Namespace) -> Any:
         if args.token:
             session.headers["Authorization"] = f"Bearer {args.token}"
         return open_web_client(source, session)
+    from dicomslide.objects import is_object_url
+
+    if is_object_url(source):
+        return source
     if not os.path.exists(source):
         raise CommandError(f"no such file or folder: {source}", EXIT_NOT_FOUND)
     return source  # a folder, or one file of the slide to open
+
+
+def _storage_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The --storage-option KEY=VALUE pairs (a VALUE that is JSON is parsed:
+    numbers, true/false, objects), else None (DICOMSLIDE_STORAGE_OPTIONS)."""
+    pairs = getattr(args, "storage_option", None)
+    if not pairs:
+        return None
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or not key:
+            raise CommandError(f"--storage-option takes KEY=VALUE, got {key!r}")
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            options[key] = text
+    return options
 
 
 def _slides(args: argparse.Namespace) -> list[Any]:
@@ -138,6 +161,7 @@ def _slides(args: argparse.Namespace) -> list[Any]:
 
         slides = dicomslide.find_slides(
             _source(args),
+            storage_options=_storage_options(args),
             container_id=container,
             correct_color=not getattr(args, "raw_colors", False),
             progress=advance,
@@ -502,7 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=_HelpFormatter,
         )
         sub.add_argument(
-            "source", help="local folder, one file of a slide, or DICOMweb URL"
+            "source",
+            help="local folder, one file of a slide, DICOMweb URL, or URL of "
+            "object storage (s3://bucket/prefix/, gs://...)",
         )
         sub.add_argument(
             "-v",
@@ -515,6 +541,15 @@ def build_parser() -> argparse.ArgumentParser:
         access.add_argument("--user", help="user name for HTTP basic authentication")
         access.add_argument("--password", help="password (or set DICOMSLIDE_PASSWORD)")
         access.add_argument("--token", help="bearer token")
+        storage = sub.add_argument_group("object storage (s3://, gs://, ...)")
+        storage.add_argument(
+            "--storage-option",
+            action="append",
+            metavar="KEY=VALUE",
+            help="option of the fsspec filesystem, e.g. anon=true or "
+            "endpoint_url=http://127.0.0.1:9000 (repeat for more; default: "
+            "the JSON object in DICOMSLIDE_STORAGE_OPTIONS)",
+        )
         if name != "ls":
             sub.add_argument(
                 "--container", help="container (slide) identifier of the slide to use"
