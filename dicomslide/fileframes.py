@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import struct
 import threading
+from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,8 +55,9 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _PIXEL_DATA_VRS = (b"OB", b"OW", b"OF", b"OD", b"UN")
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
-# Bytes read at a time when scanning the fragment items of a file
-_SCAN_CHUNK = 256 * 1024
+# Bytes of a file mapped at a time when scanning its fragment items
+_SCAN_WINDOW = 16 * 1024 * 1024
+_ITEM_HEADER = struct.Struct("<II")
 
 
 class FileFrameSource:
@@ -523,10 +526,10 @@ def _encapsulated_index(
     if not closed:
         return _cut_index(fp, items, first, bot, number_of_frames, file_size, error)
     fragmented = np.zeros(number_of_frames, dtype=bool)
+    offsets = items[:, 0]
     if len(items) == number_of_frames:
-        spans = np.array([(offset + 8, offset + 8 + n) for offset, n in items])
-        return _EncapsulatedFrameIndex(spans.reshape(-1, 2), fragmented)
-    offsets = np.array([offset for offset, _ in items], dtype=np.int64)
+        spans = np.stack([offsets + 8, offsets + 8 + items[:, 1]], axis=1)
+        return _EncapsulatedFrameIndex(spans, fragmented)
     if (
         len(bot) == number_of_frames
         and len(items) > number_of_frames
@@ -547,21 +550,21 @@ def _encapsulated_index(
 
 
 def _group_spans(
-    items: list[tuple[int, int]], frame_of_item: np.ndarray, number_of_frames: int
+    items: np.ndarray, frame_of_item: np.ndarray, number_of_frames: int
 ) -> np.ndarray:
     """Byte ranges of frames of several fragments (item headers included);
-    frames without fragments get (0, 0)."""
+    frames without fragments get (0, 0). `frame_of_item` does not decrease."""
     spans = np.zeros((number_of_frames, 2), dtype=np.int64)
-    for (offset, n), frame in zip(items, frame_of_item, strict=True):
-        if spans[frame, 1] == 0:
-            spans[frame, 0] = offset
-        spans[frame, 1] = offset + 8 + n
+    frames, first = np.unique(frame_of_item, return_index=True)
+    last = np.append(first[1:], len(items)) - 1
+    spans[frames, 0] = items[first, 0]
+    spans[frames, 1] = items[last, 0] + 8 + items[last, 1]
     return spans
 
 
 def _cut_index(
     fp: Any,
-    items: list[tuple[int, int]],
+    items: np.ndarray,
     first: int,
     bot: np.ndarray,
     number_of_frames: int,
@@ -581,21 +584,21 @@ def _cut_index(
     the cut may have taken its other fragments.
     """
     past_end = (file_size, file_size + 1)
-    offsets = np.array([offset for offset, _ in items], dtype=np.int64)
+    offsets = items[:, 0]
     starts = first + bot
     if len(bot) == number_of_frames and _offsets_agree(starts, offsets):
         # a frame ends where the next one starts
         spans = np.empty((number_of_frames, 2), dtype=np.int64)
         spans[:, 0] = starts
         spans[:-1, 1] = starts[1:]
-        offset, n = items[-1]
+        offset, n = _item(items, -1)
         one_each = len(items) == number_of_frames and offset == starts[-1]
         whole = offset >= starts[-1] and (
-            one_each or _ends_stream(fp, items[-1], file_size)
+            one_each or _ends_stream(fp, (offset, n), file_size)
         )
         spans[-1] = (starts[-1], offset + 8 + n) if whole else past_end
     else:
-        if _starts_with_marker(fp, items[0]):
+        if _starts_with_marker(fp, _item(items, 0)):
             frame_of_item = _group_by_start_marker(fp, items)
         else:
             frame_of_item = np.arange(len(items))
@@ -607,7 +610,7 @@ def _cut_index(
             )
         spans = _group_spans(items, frame_of_item, number_of_frames)
         spans[frames:] = past_end
-        if frames < len(items) and not _ends_stream(fp, items[-1], file_size):
+        if frames < len(items) and not _ends_stream(fp, _item(items, -1), file_size):
             # frames of several fragments: the last one found may lack some
             spans[frames - 1, 1] = max(int(spans[frames - 1, 1]), file_size + 1)
     return _EncapsulatedFrameIndex(
@@ -642,44 +645,83 @@ def _starts_with_marker(fp: Any, item: tuple[int, int]) -> bool:
     return starts_with_marker(fp.read(12))
 
 
+def _item(items: np.ndarray, i: int) -> tuple[int, int]:
+    """(offset, length) of item `i` of an array of them."""
+    return int(items[i, 0]), int(items[i, 1])
+
+
 def _scan_items(
     fp: Any, position: int, file_size: int, error: Any
-) -> tuple[list[tuple[int, int]], bool]:
-    """List (offset, length) of the fragment items up to the sequence
-    delimiter, and whether the delimiter closed them (else the file ended
-    first; the last item may then reach past the end). The file is read in
-    chunks: one call for many small items, and no more memory than a chunk."""
-    items: list[tuple[int, int]] = []
-    chunk, chunk_start = b"", 0
-    while True:
-        at = position - chunk_start
-        if at + 8 > len(chunk):
-            fp.seek(position)
-            chunk, chunk_start, at = fp.read(_SCAN_CHUNK), position, 0
-        header = chunk[at : at + 8]
-        if len(header) < 8:
-            if not items:
-                raise error("file is truncated inside the pixel data")
-            return items, False
-        tag, length = struct.unpack("<II", header)
-        if tag == SEQUENCE_DELIMITER:
-            if not items:
+) -> tuple[np.ndarray, bool]:
+    """The (offset, length) of each fragment item up to the sequence
+    delimiter (an array of shape (items, 2)), and whether the delimiter closed
+    them (else the file ended first; the last item may then reach past the
+    end). The item headers are read through maps of successive windows of the
+    file (:data:`_SCAN_WINDOW` bytes), so that the scan neither copies the
+    file nor keeps more of it mapped than a window."""
+    found = array("q")
+    append = found.append
+    unpack = _ITEM_HEADER.unpack_from
+    window: Any = b""
+    start = 0
+    try:
+        while True:
+            limit = start + len(window) - 8  # the last header the window holds
+            while position <= limit:
+                tag, length = unpack(window, position - start)
+                if tag != ITEM:
+                    break
+                append(position)
+                append(length)
+                position += 8 + length
+            else:
+                if position > file_size:
+                    # The frames before are readable; reading this one
+                    # reports the truncation with its frame number.
+                    return _pairs(found), False
+                if isinstance(window, mmap.mmap):
+                    window.close()
+                window, start = _window(fp, position, file_size)
+                if position - start + 8 > len(window):
+                    if not found:
+                        raise error("file is truncated inside the pixel data")
+                    return _pairs(found), False
+                continue
+            if tag != SEQUENCE_DELIMITER:
+                raise error(f"unexpected tag {tag:#010x} inside the pixel data")
+            if not found:
                 raise error("encapsulated pixel data hold no fragments")
-            return items, True
-        if tag != ITEM:
-            raise error(f"unexpected tag {tag:#010x} inside the pixel data")
-        items.append((position, length))
-        if position + 8 + length > file_size:
-            # The frames before are readable; reading this one reports the
-            # truncation with its frame number.
-            return items, False
-        position += 8 + length
+            return _pairs(found), True
+    finally:
+        if isinstance(window, mmap.mmap):
+            window.close()
 
 
-def _group_by_start_marker(fp: Any, items: list[tuple[int, int]]) -> np.ndarray:
+def _pairs(found: array[int]) -> np.ndarray:
+    return np.frombuffer(found, dtype=np.int64).reshape(-1, 2).copy()
+
+
+def _window(fp: Any, position: int, file_size: int) -> tuple[Any, int]:
+    """The bytes of the file from about `position` (a map where the file can
+    be mapped), and the offset they start at."""
+    start = position - position % mmap.ALLOCATIONGRANULARITY
+    size = min(_SCAN_WINDOW, file_size - start)
+    if size <= 0:
+        return b"", position
+    try:
+        window = mmap.mmap(fp.fileno(), size, access=mmap.ACCESS_READ, offset=start)
+    except (AttributeError, OSError, ValueError):  # not a file
+        fp.seek(start)
+        return fp.read(size), start
+    if hasattr(window, "madvise"):
+        window.madvise(mmap.MADV_SEQUENTIAL)
+    return window, start
+
+
+def _group_by_start_marker(fp: Any, items: np.ndarray) -> np.ndarray:
     frame_of_item = np.zeros(len(items), dtype=np.int64)
     frame = -1
-    for i, (offset, _) in enumerate(items):
+    for i, offset in enumerate(items[:, 0].tolist()):
         fp.seek(offset + 8)
         head = fp.read(12)
         if frame < 0 or starts_with_marker(head):
