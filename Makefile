@@ -71,6 +71,7 @@ docs: $(VENV)/.docs
 bench: $(VENV)/.test
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.large
 
 sample: $(VENV)/.test
 	$(BIN)/python data/make_sample.py

@@ -35,7 +35,7 @@ from dicomslide.codec import (
 )
 from dicomslide.errors import FrameError, FrameRetrievalError
 from dicomslide.fetch import checked_frame_numbers, split_frames
-from dicomslide.files import PIXEL_DATA_OFFSET, read_part10_header
+from dicomslide.files import PIXEL_DATA_OFFSET, advise_access, read_part10_header
 from dicomslide.offsettables import (
     ITEM,
     SEQUENCE_DELIMITER,
@@ -134,6 +134,8 @@ class FileFrameSource:
                 self._fd = os.open(self.path, os.O_RDONLY)
             except OSError as error:
                 raise self.error(f"cannot open file: {error}", frame_number) from error
+            # frames are read in runs that the loader chooses
+            advise_access(self._fd, sequential=False)
             self._pid = os.getpid()
         return self._fd
 
@@ -515,6 +517,7 @@ def _encapsulated_index(
     bot = np.frombuffer(table, "<u4").astype(np.int64)
     first = start + 8 + length  # first fragment item
     if use_tables:
+        advise_access(fp.fileno(), sequential=False)
         index = table_index(fp, first, bot, extended, number_of_frames, file_size)
         if isinstance(index, TableFrameIndex):
             return index
@@ -522,6 +525,7 @@ def _encapsulated_index(
             rejected(index)
     else:
         bot = bot[:0]
+    advise_access(fp.fileno(), sequential=True)
     items, closed = _scan_items(fp, first, file_size, error)
     if not closed:
         return _cut_index(fp, items, first, bot, number_of_frames, file_size, error)
