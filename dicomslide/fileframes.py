@@ -514,7 +514,7 @@ def _encapsulated_index(
     table = fp.read(length)
     if len(table) < length:
         raise error("file is truncated inside the Basic Offset Table")
-    bot = np.frombuffer(table, "<u4").astype(np.int64)
+    bot = np.frombuffer(table, "<u4")
     first = start + 8 + length  # first fragment item
     if use_tables:
         advise_access(fp.fileno(), sequential=False)
@@ -523,8 +523,7 @@ def _encapsulated_index(
             return index
         if index is not None:
             rejected(index)
-    else:
-        bot = bot[:0]
+    bot = bot.astype(np.int64) if use_tables else bot[:0].astype(np.int64)
     advise_access(fp.fileno(), sequential=True)
     items, closed = _scan_items(fp, first, file_size, error)
     if not closed:

@@ -157,14 +157,14 @@ class TableFrameIndex:
 
     Parameters
     ----------
-    spans: numpy.ndarray
-        Byte range ``[start, end)`` of each frame's items in the file, item
-        headers included
-    single_items: bool
-        Whether each frame is one item whose value is the whole range after
-        its header, maybe but for one byte of padding (the ranges of an
-        Extended Offset Table); else a frame's range holds its items,
-        however many
+    starts: numpy.ndarray
+        File offset of each frame's first item (int64)
+    ends: Union[numpy.ndarray, int]
+        Where each frame's items end (the ranges of an Extended Offset
+        Table: each frame is one item whose value is the whole range after its
+        header, maybe but for one byte of padding); or, for a Basic Offset
+        Table, where the last frame's items end: every other frame's items
+        then end where the next frame starts, however many they are
     marked: Tuple[bool, bool]
         Whether frames start with a marker of :data:`FRAME_START_MARKERS`,
         and whether they end with the marker that ends a stream (as the
@@ -174,23 +174,34 @@ class TableFrameIndex:
     """
 
     def __init__(
-        self, spans: np.ndarray, single_items: bool, marked: tuple[bool, bool]
+        self, starts: np.ndarray, ends: np.ndarray | int, marked: tuple[bool, bool]
     ) -> None:
-        self._spans = spans
-        self._single_items = single_items
-        self._starts, self._ends = marked
+        self._starts = starts
+        self._ends = ends
+        self._start_marked, self._end_marked = marked
+
+    def span(self, frame_number: int) -> tuple[int, int]:
+        """Byte range of a frame's items in the file (headers included)."""
+        i = frame_number - 1
+        if isinstance(self._ends, int):
+            last = i == len(self._starts) - 1
+            return int(self._starts[i]), self._ends if last else int(
+                self._starts[i + 1]
+            )
+        return int(self._starts[i]), int(self._ends[i])
 
     def read(self, source: FrameBytes, frame_numbers: list[int]) -> list[bytes]:
-        """Read frames; raise :class:`OffsetTableMismatchError` if the table proves
-        wrong for one of them."""
-        spans = [tuple(int(v) for v in self._spans[n - 1]) for n in frame_numbers]
+        """Read frames; raise :class:`OffsetTableMismatchError` if the table
+        proves wrong for one of them."""
+        spans = [self.span(n) for n in frame_numbers]
         data = read_spans(source, spans, frame_numbers)
-        return [self._frame(d, n) for d, n in zip(data, frame_numbers, strict=True)]
+        return [self.frame(d, n) for d, n in zip(data, frame_numbers, strict=True)]
 
-    def _frame(self, data: bytes, frame_number: int) -> bytes:
-        frame = _items_frame(data, frame_number, self._single_items)
-        if (self._starts and not starts_with_marker(frame)) or (
-            self._ends and not ends_stream(frame)
+    def frame(self, data: bytes, frame_number: int) -> bytes:
+        """The frame in the bytes of its span, if they hold what it should."""
+        frame = _items_frame(data, frame_number, not isinstance(self._ends, int))
+        if (self._start_marked and not starts_with_marker(frame)) or (
+            self._end_marked and not ends_stream(frame)
         ):
             raise OffsetTableMismatchError(
                 frame_number, "the fragments there are not a whole frame"
@@ -233,7 +244,7 @@ def table_index(
     first: int
         File offset of the first fragment item (after the Basic Offset Table)
     bot: numpy.ndarray
-        The Basic Offset Table (int64)
+        The Basic Offset Table (its uint32 values)
     extended: Union[Tuple[numpy.ndarray, numpy.ndarray], None]
         The Extended Offset Table and its lengths, if the file has them
     number_of_frames: int
@@ -251,33 +262,41 @@ def table_index(
         Without an index, the file's items are to be scanned.
 
     """
+    ends: np.ndarray | int
     if extended is not None and len(extended[0]) == number_of_frames > 0:
         name = "Extended Offset Table"
-        starts = first + extended[0].astype(np.int64)
-        ends = starts + 8 + extended[1].astype(np.int64)
-        if len(extended[1]) != number_of_frames or np.any(starts[1:] < ends[:-1]):
+        starts = np.add(extended[0], first, dtype=np.int64)
+        lengths = extended[1].astype(np.int64)
+        if (
+            len(lengths) != number_of_frames
+            or (starts[1:] < starts[:-1] + 8 + lengths[:-1]).any()
+        ):
             return f"the {name}'s frames overlap"
+        item_ends = starts + 8 + lengths
+        ends, reach = item_ends, int(item_ends.max())
     elif len(bot) == number_of_frames > 0:
         name = "Basic Offset Table"
-        starts = first + bot
+        starts = np.add(bot, first, dtype=np.int64)
         end = _end_of_items(fp, int(starts[-1]), file_size)
         if end is None:
             return f"the {name} does not lead to the last frame's items"
-        ends = np.append(starts[1:], end)
+        ends = reach = end
     else:
         return None
-    if starts[0] != first or np.any(np.diff(starts) <= 0):
+    if starts[0] != first or not (starts[1:] > starts[:-1]).all():
         return f"the {name} does not start at the first item and increase"
-    if ends.max() > file_size:
+    if reach > file_size:
         return f"the {name} reaches past the end of the file"
-    single_items = extended is not None
-    fp.seek(first)
+    index = TableFrameIndex(starts, ends, (False, False))
+    begin, end = index.span(1)
+    fp.seek(begin)
     try:
-        frame = _items_frame(fp.read(int(ends[0] - first)), 1, single_items)
+        frame = index.frame(fp.read(end - begin), 1)
     except OffsetTableMismatchError as mismatch:
         return f"the {name} is wrong for {mismatch}"
-    marked = (starts_with_marker(frame), ends_stream(frame))
-    return TableFrameIndex(np.stack([starts, ends], axis=1), single_items, marked)
+    return TableFrameIndex(
+        starts, ends, (starts_with_marker(frame), ends_stream(frame))
+    )
 
 
 def _end_of_items(fp: Any, position: int, file_size: int) -> int | None:
