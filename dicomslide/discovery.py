@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from dicomweb_client import DICOMfileClient
+from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.client import ICC_PROFILE_URIS, call, open_client
@@ -81,7 +82,7 @@ def _matches(item: dict[str, Any], tag: str, expected: str | None) -> bool:
 LARGE_PER_FRAME_SEQUENCE = 2000
 
 
-def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
+def load_metadata(client: DICOMClient, metadata: dict[str, Any]) -> Dataset:
     """Turn DICOM JSON metadata into a dataset, fetching nothing.
 
     The ICC profile, if given as bulk data, is fetched on first use. For an
@@ -137,7 +138,7 @@ def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
 
 
 def series_metadata(
-    client: Any,
+    client: DICOMClient,
     study_instance_uid: str,
     series_instance_uid: str,
     sop_classes: set[str],
@@ -185,7 +186,7 @@ def series_metadata(
     ]
 
 
-def open_source(source: Any) -> tuple[Any, str | None]:
+def open_source(source: Any) -> tuple[DICOMClient, str | None]:
     """Open a client for a source of slides.
 
     Parameters
@@ -339,7 +340,7 @@ def group_images(images: Sequence[Dataset]) -> list[list[Dataset]]:
 
 
 def _search(
-    client: Any,
+    client: DICOMClient,
     identity: dict[str, str | None],
     sop_classes: set[str],
     include_derived: bool,
@@ -383,7 +384,7 @@ def _search(
 
 
 def find_slide_images(
-    client: Any,
+    client: DICOMClient,
     study_instance_uid: str | None = None,
     patient_id: str | None = None,
     study_id: str | None = None,

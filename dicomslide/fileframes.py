@@ -28,6 +28,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from dicomslide import uids
 from dicomslide.codec import (
     NATIVE_TRANSFER_SYNTAXES,
     PixelDescription,
@@ -53,8 +54,8 @@ _PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 #: VRs of a Pixel Data element with an explicit VR
 _PIXEL_DATA_VRS = (b"OB", b"OW", b"OF", b"OD", b"UN")
-_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_DEFLATED = "1.2.840.10008.1.2.1.99"
+_BIG_ENDIAN = uids.ExplicitVRBigEndian
+_DEFLATED = uids.DeflatedExplicitVRLittleEndian
 # Bytes of a file mapped at a time when scanning its fragment items
 _SCAN_WINDOW = 16 * 1024 * 1024
 _ITEM_HEADER = struct.Struct("<II")

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 
 import dicomslide
 from dicomslide.cache import FrameCache
 from dicomslide.errors import FrameRetrievalError
+from dicomslide.testing import synthetic
 
 TILE = 64
 ROWS, COLS = 1024, 1024
