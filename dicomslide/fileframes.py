@@ -124,6 +124,21 @@ class FileFrameSource:
     def error(
         self, message: str, frame_number: int | None = None
     ) -> FrameRetrievalError:
+        """The error to raise about this instance's file (or one of its frames).
+
+        Parameters
+        ----------
+        message: str
+            What is wrong
+        frame_number: Union[int, None], optional
+            One-based number of the frame being read
+
+        Returns
+        -------
+        dicomslide.errors.FrameRetrievalError
+            The error, naming the instance, the frame and the file
+
+        """
         return FrameRetrievalError(
             f"{message} (file {self.path})", self.sop_instance_uid, frame_number
         )

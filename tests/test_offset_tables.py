@@ -47,7 +47,7 @@ def written(tmp_path_factory) -> dict[tuple[str, int], synthetic.SyntheticImage]
             transfer_syntax=synthetic.JPEG_LS_LOSSLESS,
             offset_table=table,
             fragments_per_frame=fragments,
-            uids=synthetic.SlideUIDs.new(f"TABLE-{table}-{fragments}"),
+            uids=synthetic.SlideUIDs.new(f"OT{table[0]}{fragments}"),
         )
     return images
 
