@@ -8,6 +8,7 @@
     dicomslide thumbnail SOURCE [--size 512] [-o thumbnail.png]
     dicomslide label SOURCE [-o label.png]
     dicomslide overview SOURCE [-o overview.png]
+    dicomslide serve SOURCE [--host 127.0.0.1] [--port 8000]
 
 SOURCE is a local folder, one file of a slide, or a DICOMweb URL
 (``--user``/``--password`` or ``--token`` for authentication; the password may
@@ -42,6 +43,7 @@ examples:
   dicomslide region data/sample --level 1 --offset 1500 1000 --size 768 512
   dicomslide thumbnail data/sample --size 1024 -o thumbnail.png
   dicomslide ls https://host/dicom-web --token TOKEN
+  dicomslide serve data/sample
 
 Positions are x y in pixels of level 0, sizes width height (OpenSlide's
 order); exit codes: 0 success, 1 error, 2 bad usage, 3 nothing found.
@@ -443,6 +445,28 @@ def _associated(args: argparse.Namespace) -> None:
     _save(image.get_image_region((0, 0), image.size), _output(args, slide))
 
 
+def _serve(args: argparse.Namespace) -> None:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise CommandError(
+            f"dicomslide serve needs starlette and uvicorn, the 'serve' extra "
+            f"({error.name} is missing): pip install starlette uvicorn"
+        ) from None
+    from dicomslide.serve import serve
+
+    slides = _slides(args)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"dicomslide: serving {len(slides)} slide{'s' if len(slides) != 1 else ''} "
+        f"of {args.source}: open http://{host}:{args.port}/ in a browser "
+        "(Ctrl+C stops)",
+        flush=True,
+    )
+    serve(slides, args.host, args.port, native=not args.no_native)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser.
 
@@ -557,6 +581,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="focal plane index (see 'dicomslide info')",
     )
+    serve = command(
+        "serve",
+        "show the slides in a web browser (a Deep Zoom viewer)",
+        "dicomslide serve data/sample --port 8000",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (loopback)"
+    )
+    serve.add_argument("--port", type=_whole, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--no-native",
+        action="store_true",
+        help="render every tile, never send stored JPEG frames as they are",
+    )
+    serve.set_defaults(raw_colors=True)  # tiles hold the stored colours
     for sub in (region, thumbnail, label, overview):
         sub.add_argument(
             "-o",
@@ -573,6 +612,7 @@ _COMMANDS = {
     "thumbnail": _thumbnail,
     "label": _associated,
     "overview": _associated,
+    "serve": _serve,
 }
 
 

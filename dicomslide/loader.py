@@ -398,6 +398,37 @@ class FrameLoader:
             raise
         return jobs
 
+    def read_encoded(self, indices: Sequence[int]) -> list[tuple[bytes, str]]:
+        """Fetch frames as they are stored, without decoding or caching them.
+
+        Parameters
+        ----------
+        indices: Sequence[int]
+            Zero-based indices of frames over all parts
+
+        Returns
+        -------
+        List[Tuple[bytes, str]]
+            Each encoded frame and the Transfer Syntax UID it arrived in, in
+            the order of `indices` (one fetch per instance)
+
+        """
+        by_part: dict[int, list[int]] = defaultdict(list)
+        for index in indices:
+            by_part[int(self.part_of_frame[index])].append(index)
+        found: dict[int, tuple[bytes, str]] = {}
+        for part, wanted in by_part.items():
+            source = self._source(part)
+            encoded = source.read_frames([int(self.local_numbers[i]) for i in wanted])
+            self.metrics.add(
+                requests=1,
+                frames_fetched=len(encoded),
+                bytes_fetched=sum(len(data) for data in encoded),
+            )
+            syntax = str(source.transfer_syntax_uid or "")
+            found.update(zip(wanted, ((d, syntax) for d in encoded), strict=True))
+        return [found[index] for index in indices]
+
     def _decode(
         self, job: _Job, on_frame: Callable[[int, np.ndarray], None] | None
     ) -> None:

@@ -22,6 +22,7 @@ from dicomslide.consistency import (
     make_leaving_out,
     repair_pixel_spacings,
 )
+from dicomslide.counters import Counters
 from dicomslide.discovery import find_slide_images, open_source
 from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
@@ -154,6 +155,8 @@ class Slide:
         uids = sorted(str(m.SOPInstanceUID) for m in image_metadata)
         self._sop_instance_uids = frozenset(uids)
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
+        #: counts about the slide as a whole, which :attr:`metrics` includes
+        self.counters = Counters()
 
     def _build_pyramids(self, tolerance: float) -> dict[tuple[int, int], Pyramid]:
         """The pyramid of every channel and focal plane, on the levels of
@@ -218,7 +221,10 @@ class Slide:
     @property
     def metrics(self) -> dict[str, int]:
         """Dict[str, int]: what reading this slide cost so far, summed over
-        its images (see :attr:`dicomslide.TiledImage.metrics`)"""
+        its images (see :attr:`dicomslide.TiledImage.metrics`), and the
+        slide's own ``counters`` (:class:`dicomslide.counters.Counters`:
+        :mod:`dicomslide.serve` counts the Deep Zoom tiles it sent by path,
+        ``tiles_native`` and ``tiles_rendered``)"""
         images = {
             id(image): image
             for group in (
@@ -228,11 +234,7 @@ class Slide:
             )
             for image in group
         }
-        totals: dict[str, int] = {}
-        for image in images.values():
-            for name, value in image.metrics.items():
-                totals[name] = totals.get(name, 0) + value
-        return totals
+        return self.counters.total(image.metrics for image in images.values())
 
     @property
     def sop_instance_uids(self) -> frozenset[str]:

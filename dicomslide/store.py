@@ -194,6 +194,39 @@ class FrameStore:
             self._grids[key] = grid
         return grid
 
+    def encoded_frames(
+        self, channel: int, plane: int, grid_positions: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[bytes, str]]:
+        """The stored bytes of the frames at tile grid positions.
+
+        Parameters
+        ----------
+        channel: int
+            Zero-based channel index
+        plane: int
+            Zero-based focal plane index
+        grid_positions: Sequence[Tuple[int, int]]
+            (row, column) of frames in the tile grid; fetched in one call per
+            instance
+
+        Returns
+        -------
+        Dict[Tuple[int, int], Tuple[bytes, str]]
+            The encoded frame and its Transfer Syntax UID by position; the
+            positions where the grid has no frame are left out
+
+        """
+        grid = self.grid(channel, plane)
+        rows, columns = grid.grid_shape
+        held = {
+            (row, column): grid.frame_at(row, column)
+            for row, column in grid_positions
+            if 0 <= row < rows and 0 <= column < columns
+        }
+        held = {position: index for position, index in held.items() if index >= 0}
+        encoded = self.loader.read_encoded(list(held.values()))
+        return dict(zip(held, encoded, strict=True))
+
     def load_frames(
         self,
         indices: Sequence[int],
