@@ -167,11 +167,19 @@ class FileFrameSource:
         self, index: _FrameIndex, mismatch: OffsetTableMismatchError
     ) -> _FrameIndex:
         """The index by a scan of the file, built once after `index` (from an
-        offset table) proved wrong."""
+        offset table) proved wrong. A scan that fails is not tried again: the
+        frames the table places right are still read (see
+        :class:`_UnscannedIndex`)."""
         with self._process_lock():
             if self._index is index:
                 self._warn_table(f"the offset table is wrong for {mismatch}")
-                self._index = self._build_index(mismatch.frame_number, use_tables=False)
+                try:
+                    self._index = self._build_index(
+                        mismatch.frame_number, use_tables=False
+                    )
+                except FrameRetrievalError as failure:
+                    self._index = _UnscannedIndex(index, str(failure))
+                    raise
             return self._index or index
 
     def _get_index(self, frame_number: int | None = None) -> _FrameIndex:
@@ -419,6 +427,25 @@ class _FrameIndex(Protocol):
     def read(
         self, source: FileFrameSource, frame_numbers: list[int]
     ) -> list[bytes]: ...
+
+
+class _UnscannedIndex:
+    """An offset table's index after the scan that was to replace it failed:
+    frames the table places right are read; the others fail, saying why."""
+
+    def __init__(self, table: _FrameIndex, failure: str) -> None:
+        self._table = table
+        self._failure = failure
+
+    def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
+        try:
+            return self._table.read(source, frame_numbers)
+        except OffsetTableMismatchError as mismatch:
+            raise source.error(
+                f"the offset table is wrong for {mismatch}, and the pixel data "
+                f"cannot be scanned ({self._failure})",
+                mismatch.frame_number,
+            ) from None
 
 
 class _MemoryFrameIndex:
