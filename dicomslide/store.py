@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicomslide import pool
 from dicomslide.cache import FrameCache
 from dicomslide.elements import IMAGE_ELEMENTS, convert_elements
 from dicomslide.fetch import describe_pixels
@@ -27,7 +28,7 @@ from dicomslide.frametable import (
     rank_focal_planes,
     sort_concatenation_parts,
 )
-from dicomslide.loader import FrameLoader, ReadMetrics
+from dicomslide.loader import FrameLoader, FrameTransform, ReadMetrics
 from dicomslide.readahead import ScanPredictor
 from dicomslide.rgba import OpaqueRGBA
 from dicomslide.tile import FrameGrid
@@ -231,6 +232,7 @@ class FrameStore:
         self,
         indices: Sequence[int],
         on_frame: Callable[[int, np.ndarray], None],
+        frame_transform: FrameTransform | None = None,
     ) -> None:
         """Get decoded frames, fetching and decoding only those not cached.
 
@@ -241,9 +243,58 @@ class FrameStore:
         on_frame: Callable[[int, numpy.ndarray], None]
             Called once per distinct index with the decoded frame (as cached:
             plain samples, also for an RGBA view); may run in a decoder thread
+        frame_transform: Union[dicomslide.loader.FrameTransform, None], optional
+            Applied to every frame as it is decoded, and cached apart from the
+            plain frames (e.g. colour correction)
 
         """
-        self.loader.load_frames(indices, on_frame)
+        self.loader.transformed(frame_transform).load_frames(indices, on_frame)
+
+    def transforms_frames(
+        self,
+        channel: int,
+        plane: int,
+        rows: tuple[int, int],
+        columns: tuple[int, int],
+        frame_transform: FrameTransform,
+    ) -> bool:
+        """Whether a read had better transform its frames than its region.
+
+        Transformed frames are cached and transformed by the decode threads in
+        parallel; a region is transformed once, by the reading thread. Frames
+        win unless those not cached transformed yet hold more pixels than the
+        decode threads transform meanwhile: a small read of large frames has
+        its region transformed instead (from frames cached plain).
+
+        Parameters
+        ----------
+        channel: int
+            Zero-based channel index
+        plane: int
+            Zero-based focal plane index
+        rows: Tuple[int, int]
+            First and one-past-last row of the read
+        columns: Tuple[int, int]
+            First and one-past-last column of the read
+        frame_transform: dicomslide.loader.FrameTransform
+            The transform
+
+        Returns
+        -------
+        bool
+            True to read with `frame_transform`, False to transform the region
+
+        """
+        (r0, r1), (c0, c1) = rows, columns
+        total_rows, total_columns = self.total_shape
+        hits = self.grid(channel, plane).frames_in(
+            max(r0, 0), min(r1, total_rows), max(c0, 0), min(c1, total_columns)
+        )
+        loader = self.loader.transformed(frame_transform)
+        missing = sum(1 for index, _, _ in hits if not loader.is_cached(index))
+        tile_rows, tile_columns = self.tile_shape
+        region = max(r1 - r0, 0) * max(c1 - c0, 0)
+        return missing * tile_rows * tile_columns <= pool.WORKERS * region
 
     def read_region(
         self,
@@ -251,11 +302,12 @@ class FrameStore:
         plane: int,
         rows: tuple[int, int],
         columns: tuple[int, int],
-        fill: float,
+        fill: float | np.ndarray,
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         dtype: np.dtype | None = None,
         out: np.ndarray | None = None,
         absent: float | None = None,
+        frame_transform: FrameTransform | None = None,
     ) -> np.ndarray:
         """Read a region of the total pixel matrix.
 
@@ -269,9 +321,9 @@ class FrameStore:
             First and one-past-last row; may extend past the matrix
         columns: Tuple[int, int]
             First and one-past-last column; may extend past the matrix
-        fill: float
+        fill: Union[float, numpy.ndarray]
             Value of pixels outside the matrix, and of absent tiles unless
-            `absent` says otherwise
+            `absent` says otherwise (or one value per sample)
         transform: Union[Callable[[numpy.ndarray], numpy.ndarray], None], optional
             Applied to every frame before it is pasted (e.g. label values to a
             segment's mask); pixels without a frame keep `fill`. Not for the
@@ -286,6 +338,10 @@ class FrameStore:
             absent from a TILED_SPARSE image), if not `fill`: e.g. 1 in the
             mask of a label map's background segment, as an absent tile of a
             label map holds label 0
+        frame_transform: Union[dicomslide.loader.FrameTransform, None], optional
+            Applied to every frame as it is decoded, before `transform`, and
+            cached apart from the plain frames (e.g. colour correction; not
+            for the reads of an :meth:`as_rgba` store)
 
         Returns
         -------
@@ -293,7 +349,7 @@ class FrameStore:
             Pixels of shape (rows, columns, samples): `out` when given
 
         """
-        if transform is not None and self._rgba:
+        if (transform is not None or frame_transform is not None) and self._rgba:
             raise ValueError("reads of RGBA frames take no transform")
         r0, r1 = rows
         c0, c1 = columns
@@ -347,11 +403,14 @@ class FrameStore:
             )
 
         ahead = self._read_ahead(channel, plane, rows, columns)
-        self.loader.load_frames(
+        loader = self.loader.transformed(frame_transform)
+        loader.load_frames(
             list(placement),
             paste,
             ahead,
-            None if ahead else lambda: self._neighbours(grid, rows, columns, placement),
+            None
+            if ahead
+            else lambda: self._neighbours(loader, grid, rows, columns, placement),
             share_pastes=out.nbytes >= _SHARED_PASTES_MIN_BYTES,
         )
         return out
@@ -379,6 +438,7 @@ class FrameStore:
 
     def _neighbours(
         self,
+        loader: FrameLoader,
         grid: FrameGrid,
         rows: tuple[int, int],
         columns: tuple[int, int],
@@ -387,7 +447,7 @@ class FrameStore:
         """Frames of the ring of tiles around a read, to fetch with its frames
         where the loader wants them (see
         :meth:`dicomslide.loader.FrameLoader.wants_neighbours`)."""
-        if not self.loader.wants_neighbours():
+        if not loader.wants_neighbours():
             return []
         (r0, r1), (c0, c1) = rows, columns
         tile_rows, tile_columns = self.tile_shape
