@@ -88,6 +88,7 @@ docs: $(VENV)/.docs
 bench: $(VENV)/.test viewer-assets
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.large
 	$(BIN)/python -m benchmarks.objects
 	$(BIN)/python -m benchmarks.serve
 

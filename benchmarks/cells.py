@@ -133,6 +133,8 @@ class Runner:
         """Per-child limit now in force (corpus or synthetic slide)."""
         self.timed_out: dict[str, str] = {}
         """Implementations that hung once -> where; their later cells are skipped."""
+        self.evict: list[str] = []
+        """Files a child drops from the page cache before it opens the slide."""
 
     def should_skip(self, cell: Cell) -> bool:
         """Mark and report a cell of an implementation that hung before."""
@@ -175,6 +177,7 @@ class Runner:
             "samples_path": str(stem) + ".npz" if keep else None,
             "result_path": str(stem) + ".result.json",
             "timeout": self.timeout,
+            "evict": self.evict,
         }
         Path(str(stem) + ".job.json").write_text(json.dumps(job))
         busy, own = busy_cpu_seconds(), own_cpu_seconds()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import faulthandler
 import gc
 import json
+import os
 import resource
 import sys
 import time
@@ -54,6 +55,31 @@ def _maxrss_kib() -> int:
     return _ru_maxrss_kib()
 
 
+def _io_counters() -> dict[str, int]:
+    """Bytes this process has read: ``rchar`` (by read system calls, page
+    cache hits included) and ``read_bytes`` (what it made the kernel fetch
+    from storage, mapped pages included), from ``/proc/self/io``; empty where
+    there is no such file."""
+    try:
+        with open("/proc/self/io") as io:
+            fields = dict(line.split(":") for line in io)
+    except OSError:
+        return {}
+    return {key: int(fields[key]) for key in ("rchar", "read_bytes")}
+
+
+def _evict(paths: list[str]) -> None:
+    """Drop files from the OS page cache (clean pages; written data are
+    flushed first), so that reading them again fetches them from storage."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Execute a job and return its result record (never raises)."""
     from benchmarks.impls import create
@@ -69,6 +95,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         adapter.load()
         result["import_s"] = time.perf_counter() - start
         result["rss_after_import_kib"] = _maxrss_kib()
+        _evict(job.get("evict", []))
+        io_start = _io_counters()
         result["phase"] = "open"
         cpu_open = _cpu()
         start = time.perf_counter()
@@ -91,6 +119,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             start = time.perf_counter()
             array = adapter.read(level, row, col, h, w)
             times.append(time.perf_counter() - start)
+            if index == 0:
+                result["io_to_first_pixel"] = {
+                    key: value - io_start[key] for key, value in _io_counters().items()
+                }
             if index in check:
                 if hasattr(adapter, "inspect_last"):
                     adapter.inspect_last()

@@ -2,8 +2,10 @@
 
 :class:`FileFrameSource` serves the frames of one instance stored in a file:
 it indexes once where each frame lies (from the Extended or Basic Offset
-Table, the fragments, or the fixed size of native frames), then reads runs of
-adjacent frames with one positioned read. Files cut short lose only the
+Table without reading the fragments, see :mod:`dicomslide.offsettables`;
+else from a scan of the fragments, or the fixed size of native frames), then
+reads runs of adjacent frames with one positioned read. A table that proves
+wrong when a frame is read gives way to a scan. Files cut short lose only the
 frames past the cut; damaged pixel data raise
 :class:`dicomslide.errors.FrameRetrievalError` naming the instance and frame.
 """
@@ -16,7 +18,8 @@ import mmap
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -33,28 +36,29 @@ from dicomslide.codec import (
 )
 from dicomslide.errors import FrameError, FrameRetrievalError
 from dicomslide.fetch import checked_frame_numbers, split_frames
-from dicomslide.files import PIXEL_DATA_OFFSET, read_part10_header
+from dicomslide.files import PIXEL_DATA_OFFSET, advise_access, read_part10_header
+from dicomslide.offsettables import (
+    ITEM,
+    SEQUENCE_DELIMITER,
+    OffsetTableMismatchError,
+    TableFrameIndex,
+    join_fragments,
+    read_spans,
+    starts_with_marker,
+    table_index,
+)
 
 logger = logging.getLogger(__name__)
 
-_ITEM = 0xE000FFFE  # (FFFE,E000) read as little endian uint32 (group, element)
-_SEQUENCE_DELIMITER = 0xE0DDFFFE
 _PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
-# Bytes a frame's encoded stream can start with; used to group fragments into
-# frames when neither a Basic nor an Extended Offset Table says where they are.
-_FRAME_START_MARKERS = (
-    b"\xff\xd8",  # JPEG, JPEG-LS
-    b"\xff\x4f\xff\x51",  # JPEG 2000 codestream
-    b"\x00\x00\x00\x0cjP  ",  # JP2 file
-    b"\xff\x0a",  # JPEG XL codestream
-    b"\x00\x00\x00\x0cJXL ",  # JPEG XL container
-)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 #: VRs of a Pixel Data element with an explicit VR
 _PIXEL_DATA_VRS = (b"OB", b"OW", b"OF", b"OD", b"UN")
 _BIG_ENDIAN = uids.ExplicitVRBigEndian
 _DEFLATED = uids.DeflatedExplicitVRLittleEndian
-_MAX_READ_GAP = 256 * 1024
+# Bytes of a file mapped at a time when scanning its fragment items
+_SCAN_WINDOW = 16 * 1024 * 1024
+_ITEM_HEADER = struct.Struct("<II")
 
 
 class FileFrameSource:
@@ -90,6 +94,7 @@ class FileFrameSource:
         self._desc = desc
         self._number_of_frames = number_of_frames
         self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
         self._index: _FrameIndex | None = None
         self._transfer_syntax_uid: str | None = None
         self._fd: int | None = None
@@ -103,21 +108,37 @@ class FileFrameSource:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_lock=None, _fd=None, _pid=-1, _header=None)
+        state.update(_lock=None, _lock_pid=-1, _fd=None, _pid=-1, _header=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
 
     def __del__(self) -> None:
         if self._fd is not None and self._pid == os.getpid():
             with contextlib.suppress(OSError):
                 os.close(self._fd)
 
-    def _error(
+    def error(
         self, message: str, frame_number: int | None = None
     ) -> FrameRetrievalError:
+        """The error to raise about this instance's file (or one of its frames).
+
+        Parameters
+        ----------
+        message: str
+            What is wrong
+        frame_number: Union[int, None], optional
+            One-based number of the frame being read
+
+        Returns
+        -------
+        dicomslide.errors.FrameRetrievalError
+            The error, naming the instance, the frame and the file
+
+        """
         return FrameRetrievalError(
             f"{message} (file {self.location})", self.sop_instance_uid, frame_number
         )
@@ -141,18 +162,11 @@ class FileFrameSource:
         """Size of the file opened as `fp`."""
         return os.fstat(fp.fileno()).st_size
 
-    def index_encapsulated(
-        self,
-        fp: BinaryIO,
-        start: int,
-        extended: tuple[np.ndarray, np.ndarray] | None,
-        file_size: int,
-        error: Any,
-    ) -> _EncapsulatedFrameIndex:
-        """Index encapsulated pixel data whose first item starts at `start`."""
-        return _encapsulated_index(
-            fp, start, self._number_of_frames, extended, file_size, error
-        )
+    #: Whether an offset table is checked when the file is indexed (where the
+    #: last frame's items end, the first frame's items and markers), or only
+    #: frame by frame as frames are read: a source of remote files saves the
+    #: requests
+    checks_table_at_opening = True
 
     def read_runs(self, runs: Sequence[tuple[int, int, int]]) -> list[bytes]:
         """Read byte ranges (begin, end, frame number) of the file.
@@ -167,25 +181,56 @@ class FileFrameSource:
             try:
                 self._fd = os.open(self.path, os.O_RDONLY)
             except OSError as error:
-                raise self._error(f"cannot open file: {error}", frame_number) from error
+                raise self.error(f"cannot open file: {error}", frame_number) from error
+            # frames are read in runs that the loader chooses
+            advise_access(self._fd, sequential=False)
             self._pid = os.getpid()
         return self._fd
+
+    def _process_lock(self) -> threading.Lock:
+        """The lock of the index, new in a process forked from this one (where
+        the lock could be held by a thread that was not forked)."""
+        if self._lock_pid != os.getpid():
+            self._lock = threading.Lock()
+            self._lock_pid = os.getpid()
+        return self._lock
+
+    def _rescanned(
+        self, index: _FrameIndex, mismatch: OffsetTableMismatchError
+    ) -> _FrameIndex:
+        """The index by a scan of the file, built once after `index` (from an
+        offset table) proved wrong. A scan that fails is not tried again: the
+        frames the table places right are still read (see
+        :class:`_UnscannedIndex`)."""
+        with self._process_lock():
+            if self._index is index:
+                self._warn_table(f"the offset table is wrong for {mismatch}")
+                try:
+                    self._index = self._build_index(
+                        mismatch.frame_number, use_tables=False
+                    )
+                except FrameRetrievalError as failure:
+                    self._index = _UnscannedIndex(index, str(failure))
+                    raise
+            return self._index or index
 
     def _get_index(self, frame_number: int | None = None) -> _FrameIndex:
         """The file's frame index, built on first use (a read of `frame_number`)."""
         if self._index is None:
-            if self._lock is None or self._pid != os.getpid():
-                self._lock = threading.Lock()
-            with self._lock:
+            with self._process_lock():
                 if self._index is None:
                     self._index = self._build_index(frame_number)
         return self._index
 
-    def _build_index(self, frame_number: int | None) -> _FrameIndex:
-        """Index the file's frames; errors name the frame being read."""
+    def _build_index(
+        self, frame_number: int | None, use_tables: bool = True
+    ) -> _FrameIndex:
+        """Index the file's frames; errors name the frame being read. Without
+        `use_tables`, encapsulated frames are found by scanning the file's
+        items whatever its offset tables say."""
 
         def error(message: str) -> FrameRetrievalError:
-            return self._error(message, frame_number)
+            return self.error(message, frame_number)
 
         try:
             dataset = self._header
@@ -209,6 +254,7 @@ class FileFrameSource:
                     transfer_syntax_uid, length == _UNDEFINED_LENGTH, frame_number
                 )
                 file_size = self.file_size(fp)
+                rejected: list[str] = []
                 if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
                     self._check_native_length(length, frame_number)
                     bits = _native_frame_size_bits(self._desc)
@@ -223,13 +269,35 @@ class FileFrameSource:
                         np.frombuffer(dataset.ExtendedOffsetTable, "<u8"),
                         np.frombuffer(dataset.ExtendedOffsetTableLengths, "<u8"),
                     )
-                index = self.index_encapsulated(fp, start, extended, file_size, error)
-                self._warn_if_cut(index.first_lost)
+                index = _encapsulated_index(
+                    fp,
+                    start,
+                    self._number_of_frames,
+                    extended,
+                    file_size,
+                    error,
+                    use_tables and self.checks_table_at_opening,
+                    use_tables,
+                    rejected.append,
+                )
+                if isinstance(index, _EncapsulatedFrameIndex):
+                    self._warn_if_cut(index.first_lost)
+                    if rejected and index.first_lost is None:
+                        self._warn_table(rejected[0])
                 return index
         except FrameError:
             raise
         except Exception as cause:
             raise error(f"cannot read file: {cause}") from cause
+
+    def _warn_table(self, reason: str) -> None:
+        logger.warning(
+            "instance %s: %s in file %s; its frames are located by scanning "
+            "the pixel data instead",
+            self.sop_instance_uid,
+            reason,
+            self.path,
+        )
 
     def _warn_if_cut(self, first_lost: int | None) -> None:
         """Say once that the file ends inside the data of frame `first_lost`
@@ -250,7 +318,7 @@ class FileFrameSource:
         needed = -(-self._number_of_frames * _native_frame_size_bits(self._desc) // 8)
         if not needed <= length <= needed + 1:  # a value may be padded to even
             desc = self._desc
-            raise self._error(
+            raise self.error(
                 f"the Pixel Data hold {length} bytes, but {self._number_of_frames} "
                 f"frames of {desc.rows} x {desc.columns} pixels x "
                 f"{desc.samples_per_pixel} samples x {desc.bits_allocated} bits "
@@ -266,7 +334,7 @@ class FileFrameSource:
         guessed from the layout."""
         if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
             if encapsulated:
-                raise self._error(
+                raise self.error(
                     f"the Pixel Data are encapsulated, but transfer syntax "
                     f"{transfer_syntax_uid} stores them native",
                     frame_number,
@@ -275,7 +343,7 @@ class FileFrameSource:
         if encapsulated:
             return  # a syntax not known here is reported by the decoder
         if not transfer_syntax_uid:
-            raise self._error(
+            raise self.error(
                 "the file meta information lack the Transfer Syntax UID that "
                 "says how the native Pixel Data are encoded",
                 frame_number,
@@ -288,7 +356,7 @@ class FileFrameSource:
             "not known, and they are not read as another syntax "
             f"(file {self.location})",
         )
-        raise self._error(
+        raise self.error(
             f"transfer syntax {transfer_syntax_uid} stores Pixel Data "
             "encapsulated, but the file's have a defined length",
             frame_number,
@@ -329,7 +397,11 @@ class FileFrameSource:
         numbers = checked_frame_numbers(
             frame_numbers, self._number_of_frames, self.sop_instance_uid
         )
-        return self._get_index(numbers[0]).read(self, numbers)
+        index = self._get_index(numbers[0])
+        try:
+            return index.read(self, numbers)
+        except OffsetTableMismatchError as mismatch:
+            return self._rescanned(index, mismatch).read(self, numbers)
 
     def pread(self, length: int, offset: int, frame_number: int) -> bytes:
         """Read bytes at an offset of the file; fail if the file ends early."""
@@ -345,13 +417,13 @@ class FileFrameSource:
         try:
             return os.pread(self._file_descriptor(frame_number), length, offset)
         except OSError as error:
-            raise self._error(f"cannot read file: {error}", frame_number) from error
+            raise self.error(f"cannot read file: {error}", frame_number) from error
 
     def truncation_error(
         self, needed: int, available: int, frame_number: int
     ) -> FrameRetrievalError:
         """The error for a frame that ends past the end of the file."""
-        return self._error(
+        return self.error(
             f"file is truncated: it ends at byte {available}, but the frame's "
             f"data reach at least byte {needed}",
             frame_number,
@@ -392,6 +464,25 @@ class _FrameIndex(Protocol):
     ) -> list[bytes]: ...
 
 
+class _UnscannedIndex:
+    """An offset table's index after the scan that was to replace it failed:
+    frames the table places right are read; the others fail, saying why."""
+
+    def __init__(self, table: _FrameIndex, failure: str) -> None:
+        self._table = table
+        self._failure = failure
+
+    def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
+        try:
+            return self._table.read(source, frame_numbers)
+        except OffsetTableMismatchError as mismatch:
+            raise source.error(
+                f"the offset table is wrong for {mismatch}, and the pixel data "
+                f"cannot be scanned ({self._failure})",
+                mismatch.frame_number,
+            ) from None
+
+
 class _MemoryFrameIndex:
     """Frames of pixel data held in memory."""
 
@@ -428,7 +519,7 @@ class _NativeFrameIndex:
                 (self._start + (n - 1) * size, self._start + n * size)
                 for n in frame_numbers
             ]
-            return _read_spans(source, spans, frame_numbers)
+            return read_spans(source, spans, frame_numbers)
         # Bit-packed frames (1 bit per pixel) that don't end on a byte boundary
         frames = []
         for n in frame_numbers:
@@ -469,66 +560,11 @@ class _EncapsulatedFrameIndex:
 
     def read(self, source: FileFrameSource, frame_numbers: list[int]) -> list[bytes]:
         spans = [tuple(int(v) for v in self._spans[n - 1]) for n in frame_numbers]
-        frames = _read_spans(source, spans, frame_numbers)
+        frames = read_spans(source, spans, frame_numbers)
         for i, n in enumerate(frame_numbers):
             if self._fragmented[n - 1]:
-                frames[i] = _join_fragments(frames[i], source, n)
+                frames[i] = join_fragments(frames[i], source, n)
         return frames
-
-
-def _join_fragments(data: bytes, source: FileFrameSource, frame_number: int) -> bytes:
-    parts = []
-    position = 0
-    while position + 8 <= len(data):
-        tag, length = struct.unpack_from("<II", data, position)
-        if tag == _SEQUENCE_DELIMITER:
-            break  # a frame read up to the end of the pixel data
-        if tag != _ITEM:
-            raise source._error("malformed fragment item", frame_number)
-        if position + 8 + length > len(data):
-            raise source._error(
-                "file is truncated: it ends inside a fragment of the frame",
-                frame_number,
-            )
-        parts.append(data[position + 8 : position + 8 + length])
-        position += 8 + length
-    return b"".join(parts)
-
-
-def _read_spans(
-    source: FileFrameSource,
-    spans: Sequence[tuple[int, ...]],
-    frame_numbers: list[int],
-) -> list[bytes]:
-    """Read byte ranges, one call per run of ranges that lie close together
-    (the runs read with one :meth:`FileFrameSource.read_runs`)."""
-    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
-    frames: list[bytes] = [b""] * len(spans)
-    runs: list[list[int]] = []
-    ends: list[int] = []
-    for i in order:
-        if runs and spans[i][0] - ends[-1] <= _MAX_READ_GAP:
-            runs[-1].append(i)
-            ends[-1] = max(ends[-1], spans[i][1])
-        else:
-            runs.append([i])
-            ends.append(spans[i][1])
-    read = source.read_runs(
-        [
-            (spans[run[0]][0], end, frame_numbers[run[0]])
-            for run, end in zip(runs, ends, strict=True)
-        ]
-    )
-    for run, data in zip(runs, read, strict=True):
-        begin = spans[run[0]][0]
-        view = memoryview(data)
-        for i in run:
-            if spans[i][1] - begin > len(data):
-                raise source.truncation_error(
-                    spans[i][1], begin + len(data), frame_numbers[i]
-                )
-            frames[i] = bytes(view[spans[i][0] - begin : spans[i][1] - begin])
-    return frames
 
 
 def _encapsulated_index(
@@ -538,33 +574,52 @@ def _encapsulated_index(
     extended: tuple[np.ndarray, np.ndarray] | None,
     file_size: int,
     error: Any,
-) -> _EncapsulatedFrameIndex:
+    check_table: bool,
+    use_tables: bool,
+    rejected: Callable[[str], None],
+) -> _FrameIndex:
+    """Index encapsulated pixel data: by their offset table if it has one
+    entry per frame and passes the checks of
+    :func:`dicomslide.offsettables.table_index` (and `use_tables`), else by
+    scanning their items; a table that fails them is passed to `rejected`
+    with the reason."""
     fp.seek(start)
     header = fp.read(8)
     if len(header) < 8:
         raise error("file is truncated inside the pixel data")
     tag, length = struct.unpack("<II", header)
-    if tag != _ITEM:
+    if tag != ITEM:
         raise error("encapsulated pixel data do not start with an item")
     table = fp.read(length)
     if len(table) < length:
         raise error("file is truncated inside the Basic Offset Table")
-    bot = np.frombuffer(table, "<u4").astype(np.int64)
+    bot = np.frombuffer(table, "<u4")
     first = start + 8 + length  # first fragment item
-    fragmented = np.zeros(number_of_frames, dtype=bool)
-    if extended is not None and len(extended[0]) == number_of_frames:
-        begin = first + extended[0].astype(np.int64) + 8
-        spans = np.stack([begin, begin + extended[1].astype(np.int64)], axis=1)
-        return _EncapsulatedFrameIndex(spans, fragmented, file_size)
+    if use_tables:
+        _advise(fp, sequential=False)
+        index = table_index(
+            fp, first, bot, extended, number_of_frames, file_size, check_table
+        )
+        if isinstance(index, TableFrameIndex):
+            return index
+        if index is not None:
+            rejected(index)
+    bot = bot.astype(np.int64) if use_tables else bot[:0].astype(np.int64)
+    _advise(fp, sequential=True)
     items, closed = _scan_items(fp, first, file_size, error)
     if not closed:
         return _cut_index(fp, items, first, bot, number_of_frames, file_size, error)
+    fragmented = np.zeros(number_of_frames, dtype=bool)
+    offsets = items[:, 0]
     if len(items) == number_of_frames:
-        spans = np.array([(offset + 8, offset + 8 + n) for offset, n in items])
-        return _EncapsulatedFrameIndex(spans.reshape(-1, 2), fragmented)
-    if len(bot) == number_of_frames and len(items) > number_of_frames:
-        starts = first + bot
-        frame_of_item = np.searchsorted(starts, [o for o, _ in items], side="right") - 1
+        spans = np.stack([offsets + 8, offsets + 8 + items[:, 1]], axis=1)
+        return _EncapsulatedFrameIndex(spans, fragmented)
+    if (
+        len(bot) == number_of_frames
+        and len(items) > number_of_frames
+        and _offsets_agree(first + bot, offsets)
+    ):
+        frame_of_item = np.searchsorted(first + bot, offsets, side="right") - 1
     else:
         frame_of_item = _group_by_start_marker(fp, items)
     if frame_of_item[-1] + 1 != number_of_frames:
@@ -579,21 +634,21 @@ def _encapsulated_index(
 
 
 def _group_spans(
-    items: list[tuple[int, int]], frame_of_item: np.ndarray, number_of_frames: int
+    items: np.ndarray, frame_of_item: np.ndarray, number_of_frames: int
 ) -> np.ndarray:
     """Byte ranges of frames of several fragments (item headers included);
-    frames without fragments get (0, 0)."""
+    frames without fragments get (0, 0). `frame_of_item` does not decrease."""
     spans = np.zeros((number_of_frames, 2), dtype=np.int64)
-    for (offset, n), frame in zip(items, frame_of_item, strict=True):
-        if spans[frame, 1] == 0:
-            spans[frame, 0] = offset
-        spans[frame, 1] = offset + 8 + n
+    frames, first = np.unique(frame_of_item, return_index=True)
+    last = np.append(first[1:], len(items)) - 1
+    spans[frames, 0] = items[first, 0]
+    spans[frames, 1] = items[last, 0] + 8 + items[last, 1]
     return spans
 
 
 def _cut_index(
     fp: Any,
-    items: list[tuple[int, int]],
+    items: np.ndarray,
     first: int,
     bot: np.ndarray,
     number_of_frames: int,
@@ -613,21 +668,21 @@ def _cut_index(
     the cut may have taken its other fragments.
     """
     past_end = (file_size, file_size + 1)
-    offsets = np.array([offset for offset, _ in items], dtype=np.int64)
+    offsets = items[:, 0]
     starts = first + bot
     if len(bot) == number_of_frames and _offsets_agree(starts, offsets):
         # a frame ends where the next one starts
         spans = np.empty((number_of_frames, 2), dtype=np.int64)
         spans[:, 0] = starts
         spans[:-1, 1] = starts[1:]
-        offset, n = items[-1]
+        offset, n = _item(items, -1)
         one_each = len(items) == number_of_frames and offset == starts[-1]
         whole = offset >= starts[-1] and (
-            one_each or _ends_stream(fp, items[-1], file_size)
+            one_each or _ends_stream(fp, (offset, n), file_size)
         )
         spans[-1] = (starts[-1], offset + 8 + n) if whole else past_end
     else:
-        if _starts_with_marker(fp, items[0]):
+        if _starts_with_marker(fp, _item(items, 0)):
             frame_of_item = _group_by_start_marker(fp, items)
         else:
             frame_of_item = np.arange(len(items))
@@ -639,7 +694,7 @@ def _cut_index(
             )
         spans = _group_spans(items, frame_of_item, number_of_frames)
         spans[frames:] = past_end
-        if frames < len(items) and not _ends_stream(fp, items[-1], file_size):
+        if frames < len(items) and not _ends_stream(fp, _item(items, -1), file_size):
             # frames of several fragments: the last one found may lack some
             spans[frames - 1, 1] = max(int(spans[frames - 1, 1]), file_size + 1)
     return _EncapsulatedFrameIndex(
@@ -671,64 +726,98 @@ def _offsets_agree(starts: np.ndarray, offsets: np.ndarray) -> bool:
 
 def _starts_with_marker(fp: Any, item: tuple[int, int]) -> bool:
     fp.seek(item[0] + 8)
-    head = fp.read(12)
-    return any(head.startswith(marker) for marker in _FRAME_START_MARKERS)
+    return starts_with_marker(fp.read(12))
+
+
+def _item(items: np.ndarray, i: int) -> tuple[int, int]:
+    """(offset, length) of item `i` of an array of them."""
+    return int(items[i, 0]), int(items[i, 1])
 
 
 def _scan_items(
     fp: Any, position: int, file_size: int, error: Any
-) -> tuple[list[tuple[int, int]], bool]:
-    """List (offset, length) of the fragment items up to the sequence
-    delimiter, and whether the delimiter closed them (else the file ended
-    first; the last item may then reach past the end)."""
+) -> tuple[np.ndarray, bool]:
+    """The (offset, length) of each fragment item up to the sequence
+    delimiter (an array of shape (items, 2)), and whether the delimiter closed
+    them (else the file ended first; the last item may then reach past the
+    end). The item headers are read through maps of successive windows of the
+    file (:data:`_SCAN_WINDOW` bytes), so that the scan neither copies the
+    file nor keeps more of it mapped than a window."""
+    found = array("q")
+    append = found.append
+    unpack = _ITEM_HEADER.unpack_from
+    window: Any = b""
+    start = 0
     try:
-        # A map of the file reads the item headers without a system call each.
-        mapped: mmap.mmap | None = mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ)
-    except (AttributeError, OSError, ValueError):  # not a file, or empty
-        mapped = None
-    try:
-        return _walk_items(fp, mapped, position, file_size, error)
-    finally:
-        if mapped is not None:
-            mapped.close()
-
-
-def _walk_items(
-    fp: Any, mapped: mmap.mmap | None, position: int, file_size: int, error: Any
-) -> tuple[list[tuple[int, int]], bool]:
-    items: list[tuple[int, int]] = []
-    while True:
-        if mapped is None:
-            fp.seek(position)
-            header = fp.read(8)
-        else:
-            header = mapped[position : position + 8]
-        if len(header) < 8:
-            if not items:
-                raise error("file is truncated inside the pixel data")
-            return items, False
-        tag, length = struct.unpack("<II", header)
-        if tag == _SEQUENCE_DELIMITER:
-            if not items:
+        while True:
+            limit = start + len(window) - 8  # the last header the window holds
+            while position <= limit:
+                tag, length = unpack(window, position - start)
+                if tag != ITEM:
+                    break
+                append(position)
+                append(length)
+                position += 8 + length
+            else:
+                if position > file_size:
+                    # The frames before are readable; reading this one
+                    # reports the truncation with its frame number.
+                    return _pairs(found), False
+                if isinstance(window, mmap.mmap):
+                    window.close()
+                window, start = _window(fp, position, file_size)
+                if position - start + 8 > len(window):
+                    if not found:
+                        raise error("file is truncated inside the pixel data")
+                    return _pairs(found), False
+                continue
+            if tag != SEQUENCE_DELIMITER:
+                raise error(f"unexpected tag {tag:#010x} inside the pixel data")
+            if not found:
                 raise error("encapsulated pixel data hold no fragments")
-            return items, True
-        if tag != _ITEM:
-            raise error(f"unexpected tag {tag:#010x} inside the pixel data")
-        items.append((position, length))
-        if position + 8 + length > file_size:
-            # The frames before are readable; reading this one reports the
-            # truncation with its frame number.
-            return items, False
-        position += 8 + length
+            return _pairs(found), True
+    finally:
+        if isinstance(window, mmap.mmap):
+            window.close()
 
 
-def _group_by_start_marker(fp: Any, items: list[tuple[int, int]]) -> np.ndarray:
+def _advise(fp: Any, sequential: bool) -> None:
+    """Advise the OS how `fp` will be read, when it is a file of the OS."""
+    try:
+        fd = fp.fileno()
+    except (AttributeError, OSError, ValueError):  # an object in a store, ...
+        return
+    advise_access(fd, sequential=sequential)
+
+
+def _pairs(found: array[int]) -> np.ndarray:
+    return np.frombuffer(found, dtype=np.int64).reshape(-1, 2).copy()
+
+
+def _window(fp: Any, position: int, file_size: int) -> tuple[Any, int]:
+    """The bytes of the file from about `position` (a map where the file can
+    be mapped), and the offset they start at."""
+    start = position - position % mmap.ALLOCATIONGRANULARITY
+    size = min(_SCAN_WINDOW, file_size - start)
+    if size <= 0:
+        return b"", position
+    try:
+        window = mmap.mmap(fp.fileno(), size, access=mmap.ACCESS_READ, offset=start)
+    except (AttributeError, OSError, ValueError):  # not a file
+        fp.seek(start)
+        return fp.read(size), start
+    if hasattr(window, "madvise"):
+        window.madvise(mmap.MADV_SEQUENTIAL)
+    return window, start
+
+
+def _group_by_start_marker(fp: Any, items: np.ndarray) -> np.ndarray:
     frame_of_item = np.zeros(len(items), dtype=np.int64)
     frame = -1
-    for i, (offset, _) in enumerate(items):
+    for i, offset in enumerate(items[:, 0].tolist()):
         fp.seek(offset + 8)
         head = fp.read(12)
-        if frame < 0 or any(head.startswith(marker) for marker in _FRAME_START_MARKERS):
+        if frame < 0 or starts_with_marker(head):
             frame += 1
         frame_of_item[i] = frame
     return frame_of_item

@@ -11,6 +11,7 @@ header again when frames are read (:mod:`dicomslide.fileframes`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -135,6 +136,28 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(files)
 
 
+def advise_access(fd: int, sequential: bool) -> None:
+    """Tell the OS how a file descriptor will be read, where it can be told.
+
+    Random access turns the kernel's read-ahead off for the descriptor: a
+    read fetches from storage what it asks for, not megabytes around it
+    (which, for the header, the offset table and a few frames of a slide
+    file of a gigabyte, would be most of what opening reads).
+
+    Parameters
+    ----------
+    fd: int
+        File descriptor
+    sequential: bool
+        Whether it will be read from start to end (else at random places)
+
+    """
+    if hasattr(os, "posix_fadvise"):
+        advice = os.POSIX_FADV_SEQUENTIAL if sequential else os.POSIX_FADV_RANDOM
+        with contextlib.suppress(OSError):  # e.g. a pipe
+            os.posix_fadvise(fd, 0, 0, advice)
+
+
 def read_part10_header(path: str | os.PathLike[str]) -> FileDataset:
     """Read the header of a Part 10 file: its data set up to the pixel data.
 
@@ -164,6 +187,7 @@ def read_part10_header(path: str | os.PathLike[str]) -> FileDataset:
 
     """
     with open(path, "rb") as fp:
+        advise_access(fp.fileno(), sequential=False)
         return parse_part10_header(fp, os.fspath(path))
 
 

@@ -426,12 +426,24 @@ def _tiled_full_table(
     grid_columns = -(-total_columns // columns)
     planes = int(element_value(image, "TotalPixelMatrixFocalPlanes") or 1)
     offset = int(element_value(image, "ConcatenationFrameOffsetNumber") or 0)
-    index = np.arange(offset, offset + number_of_frames, dtype=np.int64)
-    tile_column = index % grid_columns
-    tile_row = (index // grid_columns) % grid_rows
-    plane = (index // (grid_columns * grid_rows)) % planes
-    channel = index // (grid_columns * grid_rows * planes)
-    positions = np.stack([tile_row * rows, tile_column * columns], axis=1)
+    # Frame k of the image is frame offset + k of the whole series of tile
+    # grids (one per focal plane, channel by channel). The grid's positions
+    # are laid out once and repeated, without a division per frame: opening a
+    # slide of 100 000 frames should not cost a pass of integer arithmetic
+    # over each of them.
+    per_grid = grid_rows * grid_columns
+    grid = np.empty((grid_rows, grid_columns, 2), dtype=np.int64)
+    grid[..., 0] = (np.arange(grid_rows, dtype=np.int64) * rows)[:, None]
+    grid[..., 1] = (np.arange(grid_columns, dtype=np.int64) * columns)[None, :]
+    start = offset % per_grid
+    repeats = -(-(start + number_of_frames) // per_grid)
+    if repeats > 1:
+        grid = np.tile(grid.reshape(-1, 2), (repeats, 1))
+    positions = grid.reshape(-1, 2)[start : start + number_of_frames]
+    first_grid = offset // per_grid
+    grid_of_frame = np.repeat(
+        np.arange(first_grid, first_grid + repeats, dtype=np.int64), per_grid
+    )[start : start + number_of_frames]
     z0 = 0.0
     spacing_um = 0.0
     plane_position = _shared_item(image, "PlanePositionSlideSequence")
@@ -442,10 +454,11 @@ def _tiled_full_table(
     if measures is not None:
         spacing = element_value(measures, "SpacingBetweenSlices")
         spacing_um = 0.0 if spacing is None else float(spacing) * 1000.0
-    z_offsets = z0 + plane.astype(np.float64) * (spacing_um if spacing_um else 1.0)
     if planes == 1:
-        z_offsets[:] = z0
-    return FrameTable(positions, channel, z_offsets)
+        return FrameTable(positions, grid_of_frame, np.full(number_of_frames, z0))
+    plane = grid_of_frame % planes
+    z_offsets = z0 + plane.astype(np.float64) * (spacing_um if spacing_um else 1.0)
+    return FrameTable(positions, grid_of_frame // planes, z_offsets)
 
 
 def _per_frame_table(image: Dataset, per_frame: Sequence[Dataset]) -> FrameTable:

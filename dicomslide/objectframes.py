@@ -14,19 +14,15 @@ together with one ranged request, and the runs of a read concurrently.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Sequence
 from typing import Any, BinaryIO, cast
 
-import numpy as np
 from pydicom.dataset import Dataset, FileDataset
 
 from dicomslide.codec import PixelDescription
 from dicomslide.errors import DicomSlideError
 from dicomslide.fileframes import (
-    _ITEM,
     FileFrameSource,
-    _EncapsulatedFrameIndex,
 )
 from dicomslide.files import PIXEL_DATA_OFFSET, parse_part10_header
 from dicomslide.objects import ObjectFile, RangeReader
@@ -137,27 +133,8 @@ class ObjectFrameSource(FileFrameSource):
         """Size of the object (from its listing, else one request)."""
         return self.file.size
 
-    def index_encapsulated(
-        self,
-        fp: BinaryIO,
-        start: int,
-        extended: tuple[np.ndarray, np.ndarray] | None,
-        file_size: int,
-        error: Any,
-    ) -> _EncapsulatedFrameIndex:
-        """Index encapsulated pixel data; with a Basic Offset Table of every
-        frame (or one frame alone), from the table without walking the
-        fragments: a frame's bytes reach to where the next frame starts, and
-        its fragments are taken apart when it is read."""
-        if extended is None:
-            spans = _spans_from_basic_table(fp, start, self._number_of_frames)
-            if spans is not None:
-                # up to the end of the pixel data; past the end of an object
-                # cut before the last frame's first fragment
-                spans[-1, 1] = max(file_size, spans[-1, 0] + 9)
-                fragmented = np.ones(self._number_of_frames, dtype=bool)
-                return _EncapsulatedFrameIndex(spans, fragmented, file_size)
-        return super().index_encapsulated(fp, start, extended, file_size, error)
+    # each check at opening would be a request: frames are checked as read
+    checks_table_at_opening = False
 
     def read_runs(self, runs: Sequence[tuple[int, int, int]]) -> list[bytes]:
         """Read byte ranges (begin, end, frame number), one request each,
@@ -165,39 +142,8 @@ class ObjectFrameSource(FileFrameSource):
         try:
             return self.file.read_ranges([(begin, end) for begin, end, _ in runs])
         except (OSError, DicomSlideError) as error:
-            raise self._error(f"cannot read object: {error}", runs[0][2]) from error
+            raise self.error(f"cannot read object: {error}", runs[0][2]) from error
 
     def pread_available(self, length: int, offset: int, frame_number: int) -> bytes:
         """Read up to `length` bytes at an offset of the object."""
         return self.read_runs([(offset, offset + length, frame_number)])[0]
-
-
-def _spans_from_basic_table(
-    fp: BinaryIO, start: int, number_of_frames: int
-) -> np.ndarray | None:
-    """Where frames start, from a Basic Offset Table that has an entry for
-    each frame (or is empty for a single frame), as (start, next start) with
-    the last end left for the caller; None without such a table."""
-    fp.seek(start)
-    item = fp.read(8)
-    if len(item) < 8:
-        return None
-    tag, length = struct.unpack("<II", item)
-    if tag != _ITEM:
-        return None
-    first = start + 8 + length  # the first fragment's item
-    if length == 0 and number_of_frames == 1:
-        starts = np.array([first], dtype=np.int64)
-    elif length == 4 * number_of_frames and number_of_frames > 0:
-        table = fp.read(length)
-        if len(table) < length:
-            return None
-        starts = first + np.frombuffer(table, "<u4").astype(np.int64)
-        if starts[0] != first or np.any(np.diff(starts) <= 0):
-            return None  # not a table to trust: walk the fragments
-    else:
-        return None
-    spans = np.empty((number_of_frames, 2), dtype=np.int64)
-    spans[:, 0] = starts
-    spans[:-1, 1] = starts[1:]
-    return spans

@@ -68,7 +68,12 @@ class FrameStore:
             # (checks the attributes that size the image, e.g. Rows of 0)
             table = compute_frame_table(part)
             tables.append(table)
-            part_of_frame.append(np.full(len(table.positions), i, dtype=np.int64))
+            # (zeros for the first part: memory the OS maps in when touched)
+            part_of_frame.append(
+                np.full(len(table.positions), i, dtype=np.int64)
+                if i
+                else np.zeros(len(table.positions), dtype=np.int64)
+            )
             local_numbers.append(np.arange(1, len(table.positions) + 1, dtype=np.int64))
         first = self.metadata
         self.tile_shape = (int(first.Rows), int(first.Columns))
@@ -77,18 +82,18 @@ class FrameStore:
             int(first.TotalPixelMatrixColumns),
         )
         self._layout = describe_pixels(first, "")
-        self.positions = np.concatenate([t.positions for t in tables])
-        self.channels = np.concatenate([t.channel_indices for t in tables])
+        self.positions = _joined([t.positions for t in tables])
+        self.channels = _joined([t.channel_indices for t in tables])
         self.z_planes, self.planes = rank_focal_planes(
-            np.concatenate([t.z_offsets for t in tables])
+            _joined([t.z_offsets for t in tables])
         )
         self.loader = FrameLoader(
             client,
             self.parts,
             self._layout,
             cache,
-            np.concatenate(part_of_frame),
-            np.concatenate(local_numbers),
+            _joined(part_of_frame),
+            _joined(local_numbers),
         )
         self._grids: dict[tuple[int, int], FrameGrid] = {}
         self._readahead = ScanPredictor(self.total_shape)
@@ -180,12 +185,13 @@ class FrameStore:
         key = (channel, plane)
         grid = self._grids.get(key)
         if grid is None:
-            selected = np.nonzero((self.channels == channel) & (self.planes == plane))[
-                0
-            ]
-            grid = FrameGrid(
-                selected, self.positions[selected], self.tile_shape, self.total_shape
-            )
+            wanted = (self.channels == channel) & (self.planes == plane)
+            if wanted.all():  # one channel and plane: no copy of the positions
+                selected, positions = np.arange(len(wanted)), self.positions
+            else:
+                selected = np.nonzero(wanted)[0]
+                positions = self.positions[selected]
+            grid = FrameGrid(selected, positions, self.tile_shape, self.total_shape)
             self._grids[key] = grid
         return grid
 
@@ -453,3 +459,8 @@ class FrameStore:
             min(c1 + tile_columns, total_columns),
         )
         return [index for index, _, _ in ring if index not in own]
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays end to end (the one array itself, not a copy, when alone)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)

@@ -37,6 +37,21 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+def _row_major(
+    positions: np.ndarray, grid_shape: tuple[int, int], tile_shape: tuple[int, int]
+) -> bool:
+    """Whether frame positions are every tile of the grid in row-major order
+    (checked without an array of the frames' size)."""
+    rows, columns = grid_shape
+    if len(positions) != rows * columns:
+        return False
+    laid = positions.reshape(rows, columns, 2)
+    return bool(
+        (laid[..., 0] == (np.arange(rows) * tile_shape[0])[:, None]).all()
+        and (laid[..., 1] == (np.arange(columns) * tile_shape[1])[None, :]).all()
+    )
+
+
 class FrameGrid:
     """Which frames of one channel and focal plane cover which pixels."""
 
@@ -54,11 +69,15 @@ class FrameGrid:
         )
         self.indices = indices
         self.positions = positions
+        self.grid: np.ndarray | None = None
+        if _row_major(positions, self.grid_shape, tile_shape):
+            # one frame per tile in row-major order (TILED_FULL): no scatter
+            self.grid = indices.reshape(self.grid_shape)
+            return
         aligned = bool(
             np.all(positions[:, 0] % self.tile_rows == 0)
             and np.all(positions[:, 1] % self.tile_columns == 0)
         )
-        self.grid: np.ndarray | None = None
         if aligned:
             grid = np.full(self.grid_shape, -1, dtype=np.int64)
             grid_rows = positions[:, 0] // self.tile_rows
