@@ -44,6 +44,7 @@ from dicomslide.fileframes import FileFrameSource
 from dicomslide.folder import LocalFolderClient
 from dicomslide.transport import (
     RequestError,
+    new_session,
     rebase,
     session_of,
     settings,
@@ -150,7 +151,7 @@ def open_web_client(
             "requests.Session (see the DICOMweb guide)"
         ) from None
     if session is None:
-        session = requests.Session()
+        session = new_session()
     if credentials is not None and session.auth is None:
         session.auth = credentials
     client = DICOMwebClient(url=url, session=session, timeout=settings.timeout)

@@ -446,13 +446,11 @@ class FrameLoader:
         cached, claimed, waiting = self._claim(indices)
         self.metrics.add(cache_hits=len(cached))
         run: _ReadRun | None = None
-        extra: dict[int, Future[np.ndarray]] = {}
         try:
+            jobs = self._fetch(claimed) if claimed else []
             if claimed and neighbours is not None:
-                extra = self._claim_neighbours(neighbours(), claimed)
-            jobs = self._fetch({**claimed, **extra}) if claimed else []
-            later = [job for job in jobs if job.index in extra]
-            jobs = [job for job in jobs if job.index not in extra]
+                # after the read's own frames, in a request of their own
+                self._fetch_later(self._claim_neighbours(neighbours(), claimed))
             shared = (
                 cached if share_pastes and pool.busy.count < pool.WORKERS - 1 else []
             )
@@ -463,9 +461,6 @@ class FrameLoader:
                 run = _ReadRun(jobs, shared, self._decode, on_frame)
                 for _ in range(helpers):
                     pool.submit(run.work)
-            if later:  # after the read's own frames
-                self._decode_later(later)
-            extra = {}  # handed over
             if prefetch:
                 self._prefetch(prefetch)
             if not shared:
@@ -479,7 +474,6 @@ class FrameLoader:
             if run is not None:
                 run.cancel()
             self._abandon(claimed)
-            self._abandon(extra)
         if run is not None:
             run.raise_first_error()
         for index, future in waiting:
@@ -515,20 +509,48 @@ class FrameLoader:
         return self.cache.max_bytes // 4 // max(self.layout.frame_nbytes, 1)
 
     def _prefetch(self, indices: Sequence[int]) -> None:
-        """Load frames in the background, within a quarter of the cache."""
-        _, claimed, _ = self._claim(list(indices)[: self._background_limit()])
+        """Load frames in the background, within a quarter of the cache.
+
+        While the nearer half of them is loaded or loading, nothing is done,
+        so that a scan fetches its next regions in a few larger requests
+        rather than one request per region.
+        """
+        ahead = [int(i) for i in indices][: self._background_limit()]
+        nearer = ahead[: len(ahead) // 2]
+        with self._pending_lock:
+            if nearer and all(
+                i in self._pending or self._key(i) in self.cache for i in nearer
+            ):
+                return
+        _, claimed, _ = self._claim(ahead)
+        self._fetch_later(claimed)
+
+    def _fetch_later(self, claimed: dict[int, Future[np.ndarray]]) -> None:
+        """Fetch claimed frames in the I/O pool, in as many concurrent
+        requests as a read of them would make, and decode them in the
+        background."""
         if not claimed:
             return
+        items = list(claimed.items())
+        split = getattr(self._source(0), "request_size", None)
+        size = len(items) if split is None else max(1, split(len(items)))
+        for start in range(0, len(items), size):
+            batch = dict(items[start : start + size])
 
-        def run() -> None:
+            def run(batch: dict[int, Future[np.ndarray]] = batch) -> None:
+                try:
+                    jobs = self._fetch(batch)
+                except Exception as error:  # readers waiting get the error
+                    logger.debug(
+                        "fetching %d frames ahead failed: %s", len(batch), error
+                    )
+                    return
+                self._decode_later(jobs)
+
             try:
-                jobs = self._fetch(claimed)
-            except Exception as error:  # readers waiting for them get the error
-                logger.debug("read-ahead of %d frames failed: %s", len(claimed), error)
-                return
-            self._decode_later(jobs)
-
-        pool.submit(run)
+                pool.submit_io(run)
+            except RuntimeError as error:  # the pool is shut down (exit)
+                self._settle_all(batch, error)
 
     def _decode_later(self, jobs: Sequence[_Job]) -> None:
         """Decode fetched frames in the background, into the cache."""
@@ -538,6 +560,11 @@ class FrameLoader:
         except RuntimeError as error:  # the pool is shut down (exit)
             for job in jobs:
                 self._settle(job.index, job.future, error)
+
+    @property
+    def remote(self) -> bool:
+        """bool: whether every request for frames costs a network round trip"""
+        return bool(getattr(self._source(0), "remote", False))
 
     def wants_neighbours(self) -> bool:
         """Whether reads should ask for the neighbours of their frames too.

@@ -8,7 +8,9 @@ can be fetched and decoded on idle cores while the caller works on the
 current one. Random reads predict nothing.
 
 The number of regions predicted is ``DICOMSLIDE_READAHEAD`` (default 2;
-0 turns read-ahead off).
+0 turns read-ahead off), :data:`REMOTE_FACTOR` times as many where every
+request costs a network round trip (DICOMweb): there the next regions must be
+on their way long before they are read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+
+#: How many times more regions are predicted for remote sources
+REMOTE_FACTOR = 8
 
 Region = tuple[int, int, int, int]
 """First row, one-past-last row, first column, one-past-last column."""
@@ -63,7 +68,9 @@ class ScanPredictor:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__(state["shape"], state["depth"])  # type: ignore[misc]
 
-    def observe(self, key: tuple[int, int], region: Region) -> list[Region]:
+    def observe(
+        self, key: tuple[int, int], region: Region, remote: bool = False
+    ) -> list[Region]:
         """Record a read and predict the regions a scan would read next.
 
         Parameters
@@ -72,6 +79,9 @@ class ScanPredictor:
             What is read (channel and focal plane); a scan stays on one
         region: Tuple[int, int, int, int]
             Rows [r0, r1) and columns [c0, c1) read
+        remote: bool, optional
+            Whether the frames come over a network: :data:`REMOTE_FACTOR`
+            times as many regions are predicted
 
         Returns
         -------
@@ -87,7 +97,7 @@ class ScanPredictor:
             self._scan = scan
             if scan.step <= 0:
                 return []
-            return self._predict(scan)
+            return self._predict(scan, self.depth * (REMOTE_FACTOR if remote else 1))
 
     def _follow(self, key: tuple[int, int], region: Region) -> _Scan:
         last = self._scan
@@ -110,13 +120,13 @@ class ScanPredictor:
             return _Scan(region, key, last.step, c0, m0, down)
         return _Scan(region, key, row_start=c0)
 
-    def _predict(self, scan: _Scan) -> list[Region]:
+    def _predict(self, scan: _Scan, depth: int) -> list[Region]:
         rows, columns = self.shape
         r0, r1, c0, c1 = scan.region
         height, width = r1 - r0, c1 - c0
 
         predicted: list[Region] = []
-        while len(predicted) < self.depth:
+        while len(predicted) < depth:
             c0 += scan.step
             past_row = scan.row_last is not None and c0 > scan.row_last
             if past_row or c0 >= columns:

@@ -325,7 +325,9 @@ class FrameStore:
         columns: tuple[int, int],
     ) -> list[int]:
         """Frames of the regions a scan would read next (none for other reads)."""
-        regions = self._readahead.observe((channel, plane), (*rows, *columns))
+        regions = self._readahead.observe(
+            (channel, plane), (*rows, *columns), self.loader.remote
+        )
         if not regions:
             return []
         grid = self.grid(channel, plane)
