@@ -503,25 +503,26 @@ class FrameLoader:
             ready.append(job)
         return ready
 
-    def _background_limit(self) -> int:
-        """How many frames may be loaded ahead of reads: a quarter of the
-        cache's worth."""
+    @property
+    def background_limit(self) -> int:
+        """int: how many frames may be loaded ahead of reads: a quarter of
+        the cache's worth"""
         return self.cache.max_bytes // 4 // max(self.layout.frame_nbytes, 1)
 
     def _prefetch(self, indices: Sequence[int]) -> None:
         """Load frames in the background, within a quarter of the cache.
 
-        While the nearer half of them is loaded or loading, nothing is done,
-        so that a scan fetches its next regions in a few larger requests
-        rather than one request per region.
+        Nothing is done while fewer than a quarter of them are neither
+        loaded nor loading, so that a scan that reads far ahead fetches its
+        next regions in a few larger requests, not one request per region.
         """
-        ahead = [int(i) for i in indices][: self._background_limit()]
-        nearer = ahead[: len(ahead) // 2]
+        ahead = [int(i) for i in indices][: self.background_limit]
         with self._pending_lock:
-            if nearer and all(
-                i in self._pending or self._key(i) in self.cache for i in nearer
-            ):
-                return
+            missing = sum(
+                i not in self._pending and self._key(i) not in self.cache for i in ahead
+            )
+        if not missing or 4 * missing < len(ahead) and len(ahead) >= 8:
+            return
         _, claimed, _ = self._claim(ahead)
         self._fetch_later(claimed)
 
@@ -589,7 +590,7 @@ class FrameLoader:
             return {}
         parts = {int(self.part_of_frame[index]) for index in claimed}
         wanted = [i for i in neighbours if int(self.part_of_frame[i]) in parts]
-        _, extra, _ = self._claim(wanted[: self._background_limit()])
+        _, extra, _ = self._claim(wanted[: self.background_limit])
         with self._pending_lock:
             self._unread_neighbours.update(extra)
             self._neighbour_counts[0] += len(extra)

@@ -8,19 +8,18 @@ can be fetched and decoded on idle cores while the caller works on the
 current one. Random reads predict nothing.
 
 The number of regions predicted is ``DICOMSLIDE_READAHEAD`` (default 2;
-0 turns read-ahead off), :data:`REMOTE_FACTOR` times as many where every
-request costs a network round trip (DICOMweb): there the next regions must be
-on their way long before they are read.
+0 turns read-ahead off). Where every request costs a network round trip
+(DICOMweb), the next regions must be on their way long before they are read:
+:meth:`ScanPredictor.observe_rows` names the rest of the scan, a row at a
+time, and the caller reads ahead as far as its budget allows.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-
-#: How many times more regions are predicted for remote sources
-REMOTE_FACTOR = 8
 
 Region = tuple[int, int, int, int]
 """First row, one-past-last row, first column, one-past-last column."""
@@ -68,9 +67,7 @@ class ScanPredictor:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__(state["shape"], state["depth"])  # type: ignore[misc]
 
-    def observe(
-        self, key: tuple[int, int], region: Region, remote: bool = False
-    ) -> list[Region]:
+    def observe(self, key: tuple[int, int], region: Region) -> list[Region]:
         """Record a read and predict the regions a scan would read next.
 
         Parameters
@@ -79,9 +76,6 @@ class ScanPredictor:
             What is read (channel and focal plane); a scan stays on one
         region: Tuple[int, int, int, int]
             Rows [r0, r1) and columns [c0, c1) read
-        remote: bool, optional
-            Whether the frames come over a network: :data:`REMOTE_FACTOR`
-            times as many regions are predicted
 
         Returns
         -------
@@ -97,7 +91,50 @@ class ScanPredictor:
             self._scan = scan
             if scan.step <= 0:
                 return []
-            return self._predict(scan, self.depth * (REMOTE_FACTOR if remote else 1))
+            return self._predict(scan)
+
+    def observe_rows(self, key: tuple[int, int], region: Region) -> Iterator[Region]:
+        """Record a read and name the rest of a scan, one region per row.
+
+        Parameters
+        ----------
+        key: Tuple[int, int]
+            What is read (channel and focal plane); a scan stays on one
+        region: Tuple[int, int, int, int]
+            Rows [r0, r1) and columns [c0, c1) read
+
+        Returns
+        -------
+        Iterator[Tuple[int, int, int, int]]
+            The rest of the read's scan row, then each later scan row whole,
+            nearest first, until the end of the matrix (nothing unless the
+            reads so far form a row-major scan, or read-ahead is off). Until
+            a row has ended, rows are taken to end at the matrix's edge and
+            to be as far apart as the regions of a row.
+
+        """
+        if self.depth <= 0:
+            return iter(())
+        with self._lock:
+            scan = self._follow(key, region)
+            self._scan = scan
+        if scan.step <= 0:
+            return iter(())
+        return self._rows(scan)
+
+    def _rows(self, scan: _Scan) -> Iterator[Region]:
+        rows, columns = self.shape
+        r0, r1, c0, c1 = scan.region
+        height, width = r1 - r0, c1 - c0
+        row_end = columns if scan.row_last is None else scan.row_last + width
+        row_end = min(row_end, columns)
+        if c0 + scan.step < row_end:
+            yield (r0, r1, c0 + scan.step, row_end)
+        row_step = scan.row_step or height - (width - scan.step)
+        if row_step <= 0:
+            return
+        for top in range(r0 + row_step, rows, row_step):
+            yield (top, top + height, scan.row_start, row_end)
 
     def _follow(self, key: tuple[int, int], region: Region) -> _Scan:
         last = self._scan
@@ -120,13 +157,13 @@ class ScanPredictor:
             return _Scan(region, key, last.step, c0, m0, down)
         return _Scan(region, key, row_start=c0)
 
-    def _predict(self, scan: _Scan, depth: int) -> list[Region]:
+    def _predict(self, scan: _Scan) -> list[Region]:
         rows, columns = self.shape
         r0, r1, c0, c1 = scan.region
         height, width = r1 - r0, c1 - c0
 
         predicted: list[Region] = []
-        while len(predicted) < depth:
+        while len(predicted) < self.depth:
             c0 += scan.step
             past_row = scan.row_last is not None and c0 > scan.row_last
             if past_row or c0 >= columns:

@@ -274,3 +274,22 @@ def test_a_read_that_fails_midway_leaves_no_frame_pending(jpeg_image):
     assert not store.loader.loading
     got = matrix.read_region((3 * 64, 4 * 96), (64, 96))
     np.testing.assert_array_equal(got, expected[192:256, 384:480])
+
+
+def test_remote_reads_ahead_name_the_rest_of_a_scan_row_by_row():
+    predictor = ScanPredictor((500, 1000))
+    assert list(predictor.observe_rows(KEY, (0, 100, 0, 100))) == []  # no scan yet
+    # in the first row: its rest, then rows as far apart as the regions are
+    assert list(predictor.observe_rows(KEY, (0, 100, 100, 200))) == [
+        (0, 100, 200, 1000),
+        *((top, top + 100, 0, 1000) for top in (100, 200, 300, 400)),
+    ]
+    # a scan of columns [0, 300): once its first row has ended, rows end there
+    predictor.observe_rows(KEY, (0, 100, 200, 300))
+    assert list(predictor.observe_rows(KEY, (100, 200, 0, 100))) == [
+        (100, 200, 100, 300),
+        *((top, top + 100, 0, 300) for top in (200, 300, 400)),
+    ]
+    assert list(predictor.observe_rows(KEY, (300, 400, 0, 100))) == []  # not a scan
+    off = ScanPredictor((500, 1000), depth=0)
+    assert list(off.observe_rows(KEY, (0, 1, 0, 1))) == []
