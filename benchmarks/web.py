@@ -50,11 +50,9 @@ import requests
 from benchmarks.environment import machine_info
 from benchmarks.limit import scan_series
 from benchmarks.workloads import Read, Sizes, Workload, build
+from tests.orthanc import OrthancServer, dicom_files
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # for orthanc.py (tests/ is not a package)
-
-from orthanc import OrthancServer, dicom_files  # noqa: E402
 
 DEFAULT_VARIANTS = [
     "V13-wsidicomizer-jpeg422",

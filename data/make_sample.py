@@ -1,7 +1,7 @@
 """Write the demo slide in ``data/sample/``.
 
 The slide is synthetic (procedural H&E-like tissue, no patient data) and is
-produced with the writer in ``tests/synthetic.py`` (preset ``"demo"``):
+produced with the writer in ``dicomslide.testing.synthetic`` (preset ``"demo"``):
 
 * one series, container identifier ``DEMO-001``;
 * 4 VOLUME levels (downsample 1, 2, 4, 12) of a 2950 x 4070 pixel matrix at
@@ -20,32 +20,14 @@ The output is deterministic: re-running it rewrites identical files.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
+
+from dicomslide.testing import synthetic
 
 HERE = Path(__file__).resolve().parent
-SYNTHETIC = HERE.parent / "tests" / "synthetic.py"
-
-
-def load_synthetic() -> ModuleType:
-    """Import ``tests/synthetic.py`` by path (``tests`` is not a package).
-
-    Returns
-    -------
-    types.ModuleType
-        The imported module.
-    """
-    spec = importlib.util.spec_from_file_location("synthetic", SYNTHETIC)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {SYNTHETIC}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["synthetic"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_preview(slide: object, folder: Path) -> None:
@@ -94,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    synthetic = load_synthetic()
     if args.out.exists():
         shutil.rmtree(args.out)
     start = time.perf_counter()

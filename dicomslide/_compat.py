@@ -27,6 +27,18 @@ times faster than NumPy's copy into three of four bands. The public methods
 image, so that each paste would build two images: some 6 microseconds more a
 frame, several percent of a small read of 240-pixel tiles. Pillow 10.0 to 13.0
 behave alike here. The fallback is NumPy.
+
+dicomweb-client: :func:`client_session` returns the ``requests.Session`` a
+user-built ``DICOMwebClient`` sends with (its ``_session`` attribute), so that
+dicomslide's own requests (several frames per request, media-type
+negotiation, server URIs re-based onto the client's origin) go with the
+user's authentication, headers and certificates; :func:`replace_client_session`
+gives the client a fresh session in a forked process. dicomweb-client has
+no public accessor. Clients that dicomslide builds from a URL are given their
+session by dicomslide and never need this. The fallback returns no session,
+and dicomslide then reads through the client's public methods
+(``retrieve_instance_frames``, ``retrieve_bulkdata``): the same pixels, with
+one request per call that the client makes.
 """
 
 from __future__ import annotations
@@ -36,9 +48,16 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
+import requests
 from PIL import Image
 
-__all__ = ["PILLOW_RGB_PASTE", "rgb_paster", "rgba_image"]
+__all__ = [
+    "PILLOW_RGB_PASTE",
+    "client_session",
+    "replace_client_session",
+    "rgb_paster",
+    "rgba_image",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -223,3 +242,45 @@ def rgb_paster(out: np.ndarray) -> Paster:
 
     """  # noqa: E501
     return _paster(out)
+
+
+_SESSION_ATTRIBUTE = "_session"
+#: Whether user-built DICOMweb clients expose their session (set by tests to
+#: run the public fallback).
+CLIENT_SESSION = True
+
+
+def client_session(client: object) -> requests.Session | None:
+    """Return the session a user-built ``DICOMwebClient`` sends requests with.
+
+    Parameters
+    ----------
+    client : dicomweb_client.DICOMwebClient
+        A client that dicomslide did not build.
+
+    Returns
+    -------
+    requests.Session or None
+        The client's session, or ``None`` when it cannot be reached (then use
+        the client's public methods).
+    """
+    if not CLIENT_SESSION:
+        return None
+    session = getattr(client, _SESSION_ATTRIBUTE, None)
+    return session if isinstance(session, requests.Session) else None
+
+
+def replace_client_session(client: object, session: requests.Session) -> None:
+    """Let a user-built ``DICOMwebClient`` send with `session` from now on.
+
+    Parameters
+    ----------
+    client : dicomweb_client.DICOMwebClient
+        A client whose session :func:`client_session` returned.
+    session : requests.Session
+        Its replacement (in a forked process: one no other process uses).
+    """
+    if CLIENT_SESSION and isinstance(
+        getattr(client, _SESSION_ATTRIBUTE, None), requests.Session
+    ):
+        setattr(client, _SESSION_ATTRIBUTE, session)

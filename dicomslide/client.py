@@ -30,11 +30,12 @@ import sqlite3
 import threading
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlparse, urlsplit
 
 import requests
 from dicomweb_client import DICOMfileClient, DICOMwebClient
+from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.codec import PixelDescription
@@ -44,6 +45,7 @@ from dicomslide.fileframes import FileFrameSource
 from dicomslide.folder import LocalFolderClient
 from dicomslide.transport import (
     RequestError,
+    give_session,
     new_session,
     rebase,
     session_of,
@@ -72,7 +74,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def open_client(source: Any) -> Any:
+def open_client(source: Any) -> DICOMClient:
     """Get a client for what a user passed as a source of slides.
 
     Parameters
@@ -100,7 +102,9 @@ def open_client(source: Any) -> Any:
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if isinstance(text, str) and text.startswith(("http://", "https://")):
-            return open_web_client(text)
+            # dicomweb-client types DICOMwebClient.protocol as str, its
+            # DICOMClient protocol as str | None: the client is one all the same
+            return cast(DICOMClient, open_web_client(text))
         if isinstance(text, str) and text.startswith("file://"):
             text = unquote(urlparse(text).path)
         return LocalFolderClient(text)
@@ -112,7 +116,7 @@ def open_client(source: Any) -> Any:
                 f"({without_credentials(url)}): give them as the auth of the "
                 "client's requests.Session, or pass the URL itself to dicomslide"
             )
-    return source
+    return cast(DICOMClient, source)
 
 
 def open_web_client(
@@ -155,6 +159,7 @@ def open_web_client(
     if credentials is not None and session.auth is None:
         session.auth = credentials
     client = DICOMwebClient(url=url, session=session, timeout=settings.timeout)
+    give_session(client, session)
     # its own retries (of searches and metadata) as ours
     client.set_http_retry_params(
         max_attempts=max(0, settings.retries) + 1,
@@ -306,7 +311,7 @@ class UserFileClient:
         return frames
 
 
-def call(client: Any, method: str, /, **kwargs: Any) -> Any:
+def call(client: DICOMClient, method: str, /, **kwargs: Any) -> Any:
     """Call a client method; a user's ``DICOMfileClient`` through its adapter.
 
     Parameters
@@ -381,7 +386,7 @@ def _connection_failure(error: requests.RequestException) -> str:
     return f"cannot reach {where}: {why}"
 
 
-def folder_index(client: Any) -> LocalFolderClient | None:
+def folder_index(client: DICOMClient) -> LocalFolderClient | None:
     """dicomslide's index of the folder a client serves, if it serves one.
 
     Parameters
@@ -404,7 +409,7 @@ def folder_index(client: Any) -> LocalFolderClient | None:
 
 
 def make_frame_source(
-    client: Any, image: Dataset, desc: PixelDescription
+    client: DICOMClient, image: Dataset, desc: PixelDescription
 ) -> FrameSource:
     """Choose how to fetch the frames of an instance.
 
@@ -445,7 +450,7 @@ def make_frame_source(
             return FileFrameSource(path, sop, desc, number_of_frames, header)
         if isinstance(client, DICOMfileClient):
             client = UserFileClient.of(client)
-    elif isinstance(client, DICOMwebClient):
+    elif isinstance(client, DICOMwebClient) and session_of(client) is not None:
         return WebFrameSource(
             client,
             study,
@@ -488,7 +493,7 @@ def stored_transfer_syntax(image: Dataset) -> str | None:
 ICC_PROFILE_URIS = "_dicomslide_icc_profile_uris"
 
 
-def resolve_bulk_data_uri(client: Any, uri: str) -> str | None:
+def resolve_bulk_data_uri(client: DICOMClient, uri: str) -> str | None:
     """Make a BulkDataURI safe to fetch with a client.
 
     For a client of an ``http(s)`` server, the URI is re-based onto the
@@ -525,7 +530,7 @@ def resolve_bulk_data_uri(client: Any, uri: str) -> str | None:
     return rebased
 
 
-def fetch_bulk_icc_profile(client: Any, metadata: Dataset) -> bytes | None:
+def fetch_bulk_icc_profile(client: DICOMClient, metadata: Dataset) -> bytes | None:
     """Fetch an ICC profile that the metadata give as bulk data.
 
     Parameters
@@ -555,8 +560,9 @@ def fetch_bulk_icc_profile(client: Any, metadata: Dataset) -> bytes | None:
             failures.append("its bulk data URI is not on the client's server")
             continue
         try:
-            if isinstance(client, DICOMwebClient):
-                profile = retrieve_bulk_data(session_of(client), resolved)
+            session = session_of(client) if isinstance(client, DICOMwebClient) else None
+            if session is not None:
+                profile = retrieve_bulk_data(session, resolved)
             else:
                 parts = call(
                     client,
@@ -583,7 +589,7 @@ def fetch_bulk_icc_profile(client: Any, metadata: Dataset) -> bytes | None:
     return None
 
 
-def portable(client: Any) -> Any:
+def portable(client: DICOMClient) -> DICOMClient:
     """A stand-in for a client that can travel to another process.
 
     Parameters

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 from pydicom.uid import UID
 
+from dicomslide import uids
 from dicomslide.errors import FrameDecodeError, UnsupportedTransferSyntaxError
 
 logger = logging.getLogger(__name__)
@@ -35,45 +36,42 @@ with contextlib.suppress(ImportError):
 # Transfer syntaxes whose frames are stored without compression.
 NATIVE_TRANSFER_SYNTAXES = frozenset(
     {
-        "1.2.840.10008.1.2",  # Implicit VR Little Endian
-        "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
-        "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
-        "1.2.840.10008.1.2.2",  # Explicit VR Big Endian
+        uids.ImplicitVRLittleEndian,  # Implicit VR Little Endian
+        uids.ExplicitVRLittleEndian,  # Explicit VR Little Endian
+        uids.DeflatedExplicitVRLittleEndian,  # Deflated Explicit VR Little Endian
+        uids.ExplicitVRBigEndian,  # Explicit VR Big Endian
     }
 )
-_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_ENCAPSULATED_UNCOMPRESSED = "1.2.840.10008.1.2.1.98"
-_DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
-# JPEG Baseline and JPEG Extended: simplejpeg decodes their 8-bit frames,
+_BIG_ENDIAN = uids.ExplicitVRBigEndian
+_ENCAPSULATED_UNCOMPRESSED = uids.EncapsulatedUncompressedExplicitVRLittleEndian
+_DEFLATED_IMAGE_FRAME = uids.DeflatedImageFrameCompression
 # pylibjpeg-libjpeg their 12-bit ones and lossless JPEG
-_JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
-_JPEG_8BIT = frozenset({"1.2.840.10008.1.2.4.50", _JPEG_EXTENDED})
+_JPEG_EXTENDED = uids.JPEGExtended12Bit
+_JPEG_8BIT = frozenset({uids.JPEGBaseline8Bit, _JPEG_EXTENDED})
 _JPEG_LOSSLESS = frozenset(
     {
-        "1.2.840.10008.1.2.4.57",  # JPEG Lossless P14
-        "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+        uids.JPEGLossless,  # JPEG Lossless P14
+        uids.JPEGLosslessSV1,  # JPEG Lossless SV1
     }
 )
-_JPEG_LS = frozenset({"1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"})
+_JPEG_LS = frozenset({uids.JPEGLSLossless, uids.JPEGLSNearLossless})
 _JPEG_2000 = frozenset(
     {
-        "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
-        "1.2.840.10008.1.2.4.91",  # JPEG 2000
-        "1.2.840.10008.1.2.4.201",  # HTJ2K lossless
-        "1.2.840.10008.1.2.4.202",  # HTJ2K lossless RPCL
-        "1.2.840.10008.1.2.4.203",  # HTJ2K
+        uids.JPEG2000Lossless,  # JPEG 2000 lossless
+        uids.JPEG2000,  # JPEG 2000
+        uids.HTJ2KLossless,  # HTJ2K lossless
+        uids.HTJ2KLosslessRPCL,  # HTJ2K lossless RPCL
+        uids.HTJ2K,  # HTJ2K
     }
 )
 _JPEG_XL = frozenset(
     {
-        "1.2.840.10008.1.2.4.110",  # JPEG XL lossless
-        "1.2.840.10008.1.2.4.111",  # JPEG XL JPEG recompression
-        "1.2.840.10008.1.2.4.112",  # JPEG XL
+        uids.JPEGXLLossless,  # JPEG XL lossless
+        uids.JPEGXLJPEGRecompression,  # JPEG XL JPEG recompression
+        uids.JPEGXL,  # JPEG XL
     }
 )
-_RLE = "1.2.840.10008.1.2.5"
-
-# Package that provides a decoder, per family; named in error messages.
+_RLE = uids.RLELossless
 _PACKAGES = {
     "jpeg": "simplejpeg",
     "libjpeg": "pylibjpeg-libjpeg",
@@ -427,11 +425,11 @@ def guess_transfer_syntax(data: bytes, desc: PixelDescription) -> str:
         # a CAP marker segment in the main header announces HTJ2K
         header_end = data.find(b"\xff\x90")
         has_cap = b"\xff\x50" in data[: header_end if header_end > 0 else 256]
-        return "1.2.840.10008.1.2.4.203" if has_cap else "1.2.840.10008.1.2.4.91"
+        return uids.HTJ2K if has_cap else uids.JPEG2000
     if data[:2] == b"\xff\x0a" or data[4:8] == b"JXL ":
-        return "1.2.840.10008.1.2.4.112"
+        return uids.JPEGXL
     if len(data) in (_native_size(desc), _native_size(desc) + 1):
-        return "1.2.840.10008.1.2.1"
+        return uids.ExplicitVRLittleEndian
     if len(data) >= 64:
         segments, first = struct.unpack_from("<2I", data)
         if 1 <= segments <= 15 and first == 64:
@@ -448,17 +446,17 @@ def _jpeg_syntax(data: bytes) -> str:
         marker = data[position + 1]
         if marker in (0xC0, 0xC1):
             return (
-                "1.2.840.10008.1.2.4.50"
+                uids.JPEGBaseline8Bit
                 if data[position + 4] == 8
-                else ("1.2.840.10008.1.2.4.51")
+                else (uids.JPEGExtended12Bit)
             )
         if marker == 0xC3:
-            return "1.2.840.10008.1.2.4.70"
+            return uids.JPEGLosslessSV1
         if marker == 0xF7:
-            return "1.2.840.10008.1.2.4.80"
+            return uids.JPEGLSLossless
         length = int.from_bytes(data[position + 2 : position + 4], "big")
         position += 2 + length
-    return "1.2.840.10008.1.2.4.50"
+    return uids.JPEGBaseline8Bit
 
 
 def decodes_into(desc: PixelDescription) -> bool:

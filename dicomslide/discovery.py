@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from dicomweb_client import DICOMfileClient
+from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.client import ICC_PROFILE_URIS, call, open_client
@@ -83,7 +84,7 @@ def _matches(item: dict[str, Any], tag: str, expected: str | None) -> bool:
 LARGE_PER_FRAME_SEQUENCE = 2000
 
 
-def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
+def load_metadata(client: DICOMClient, metadata: dict[str, Any]) -> Dataset:
     """Turn DICOM JSON metadata into a dataset, fetching nothing.
 
     The ICC profile, if given as bulk data, is fetched on first use. For an
@@ -139,7 +140,7 @@ def load_metadata(client: Any, metadata: dict[str, Any]) -> Dataset:
 
 
 def series_metadata(
-    client: Any,
+    client: DICOMClient,
     study_instance_uid: str,
     series_instance_uid: str,
     sop_classes: set[str],
@@ -187,7 +188,7 @@ def series_metadata(
     ]
 
 
-def open_source(source: Any) -> tuple[Any, str | None]:
+def open_source(source: Any) -> tuple[DICOMClient, str | None]:
     """Open a client for a source of slides.
 
     Parameters
@@ -360,7 +361,7 @@ def _all_series(client: Any, search: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _search(
-    client: Any,
+    client: DICOMClient,
     identity: dict[str, str | None],
     sop_classes: set[str],
     include_derived: bool,
@@ -404,7 +405,7 @@ def _search(
 
 
 def find_slide_images(
-    client: Any,
+    client: DICOMClient,
     study_instance_uid: str | None = None,
     patient_id: str | None = None,
     study_id: str | None = None,

@@ -25,6 +25,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from dicomslide import uids
 from dicomslide.codec import (
     NATIVE_TRANSFER_SYNTAXES,
     PixelDescription,
@@ -51,9 +52,8 @@ _FRAME_START_MARKERS = (
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 #: VRs of a Pixel Data element with an explicit VR
 _PIXEL_DATA_VRS = (b"OB", b"OW", b"OF", b"OD", b"UN")
-_BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_DEFLATED = "1.2.840.10008.1.2.1.99"
-# Frames closer than this in a file are read with one call.
+_BIG_ENDIAN = uids.ExplicitVRBigEndian
+_DEFLATED = uids.DeflatedExplicitVRLittleEndian
 _MAX_READ_GAP = 256 * 1024
 
 

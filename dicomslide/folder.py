@@ -33,6 +33,7 @@ import requests
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from dicomslide import uids
 from dicomslide.codec import NATIVE_TRANSFER_SYNTAXES
 from dicomslide.elements import element_value
 from dicomslide.fetch import describe_pixels
@@ -51,25 +52,23 @@ MediaTypes = tuple[str | tuple[str, str], ...] | None
 BULK_DATA_THRESHOLD = 1024
 
 # Media types of frames by transfer syntax (DICOM PS3.18 Table 8.7.3-2)
-_FRAME_MEDIA_TYPES = {
+_FRAME_MEDIA_TYPES: dict[str, str] = {
     **dict.fromkeys(
-        ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"]
-        + ["1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"],
+        [uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit]
+        + [uids.JPEGLossless, uids.JPEGLosslessSV1],
         "image/jpeg",
     ),
-    **dict.fromkeys(["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"], "image/jls"),
-    **dict.fromkeys(["1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"], "image/jp2"),
+    **dict.fromkeys([uids.JPEGLSLossless, uids.JPEGLSNearLossless], "image/jls"),
+    **dict.fromkeys([uids.JPEG2000Lossless, uids.JPEG2000], "image/jp2"),
     **dict.fromkeys(
-        ["1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202"]
-        + ["1.2.840.10008.1.2.4.203"],
+        [uids.HTJ2KLossless, uids.HTJ2KLosslessRPCL] + [uids.HTJ2K],
         "image/jphc",
     ),
     **dict.fromkeys(
-        ["1.2.840.10008.1.2.4.110", "1.2.840.10008.1.2.4.111"]
-        + ["1.2.840.10008.1.2.4.112"],
+        [uids.JPEGXLLossless, uids.JPEGXLJPEGRecompression] + [uids.JPEGXL],
         "image/jxl",
     ),
-    "1.2.840.10008.1.2.5": "image/dicom-rle",
+    uids.RLELossless: "image/dicom-rle",
 }
 _BULK_DATA_PATH = re.compile(
     r"/studies/([^/]+)/series/([^/]+)/instances/([^/]+)/bulkdata/"

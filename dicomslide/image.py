@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
+from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache
@@ -87,7 +88,7 @@ class TiledImage:
 
     def __init__(
         self,
-        client: Any,
+        client: DICOMClient,
         image_metadata: Dataset | Sequence[Dataset],
         max_frame_cache_size: int = 6,
         *,
@@ -140,7 +141,7 @@ class TiledImage:
         return self._store.metrics.as_dict()
 
     @property
-    def client(self) -> Any:
+    def client(self) -> DICOMClient:
         """dicomweb_client.api.DICOMClient: client that serves the image"""
         return self._pixels.client
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide import pages, pool
@@ -200,7 +201,7 @@ class FrameLoader:
 
     def __init__(
         self,
-        client: Any,
+        client: DICOMClient,
         parts: Sequence[Dataset],
         layout: PixelDescription,
         cache: FrameCache,

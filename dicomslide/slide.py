@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import PIL.Image
+from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.annotations import annotation_bounds
@@ -91,7 +92,7 @@ class Slide:
 
     def __init__(
         self,
-        client: Any,
+        client: DICOMClient,
         image_metadata: Sequence[Dataset],
         max_frame_cache_size: int = 6,
         pyramid_tolerance: float = 0.1,
@@ -240,7 +241,7 @@ class Slide:
         return self._sop_instance_uids
 
     @property
-    def client(self) -> Any:
+    def client(self) -> DICOMClient:
         """dicomweb_client.api.DICOMClient: client that serves the slide"""
         return self._client
 

@@ -27,12 +27,15 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import requests.adapters
+from dicomweb_client import DICOMwebClient
 from urllib3.util import parse_url
+
+from dicomslide._compat import client_session, replace_client_session
 
 logger = logging.getLogger(__name__)
 
@@ -498,15 +501,33 @@ def new_session() -> requests.Session:
     return session
 
 
-_session_pids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_sessions: weakref.WeakKeyDictionary[Any, tuple[int, requests.Session]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def session_of(client: Any) -> requests.Session:
+def give_session(client: DICOMwebClient, session: requests.Session) -> None:
+    """Record the session that dicomslide built `client` with.
+
+    Parameters
+    ----------
+    client: dicomweb_client.DICOMwebClient
+        A client dicomslide built
+    session: requests.Session
+        The session it was given
+    """
+    _sessions[client] = (os.getpid(), session)
+
+
+def session_of(client: DICOMwebClient) -> requests.Session | None:
     """The HTTP session of a ``DICOMwebClient``, never one shared across fork.
 
-    In a process forked after the session was used, the client's session is
-    replaced by a new one with the same authentication, headers, proxies and
-    certificates, so parent and child never share a socket.
+    A client dicomslide built (:func:`give_session`) sends with the session
+    it was given; a user-built one with its own, when it can be reached
+    (:func:`dicomslide._compat.client_session`). In a process forked after the
+    session was used, it is replaced by a new one with the same
+    authentication, headers, proxies and certificates, so parent and child
+    never share a socket.
 
     Parameters
     ----------
@@ -515,23 +536,28 @@ def session_of(client: Any) -> requests.Session:
 
     Returns
     -------
-    requests.Session
-        Session to send requests with
+    requests.Session or None
+        Session to send requests with; ``None`` when the client's session
+        cannot be reached: then use the client's public methods
 
     """
     pid = os.getpid()
-    owner = _session_pids.get(client)
-    if owner is None:
-        _session_pids[client] = pid
-    elif owner != pid:
-        old: requests.Session = client._session
-        new = new_session()
-        new.auth = old.auth
-        new.headers.update(old.headers)
-        new.proxies.update(old.proxies)
-        new.verify = old.verify
-        new.cert = old.cert
-        new.hooks = old.hooks
-        client._session = new
-        _session_pids[client] = pid
-    return cast("requests.Session", client._session)
+    entry = _sessions.get(client)
+    if entry is None:
+        own = client_session(client)
+        if own is None:
+            return None
+        entry = _sessions[client] = (pid, own)
+    owner, old = entry
+    if owner == pid:
+        return old
+    new = new_session()
+    new.auth = old.auth
+    new.headers.update(old.headers)
+    new.proxies.update(old.proxies)
+    new.verify = old.verify
+    new.cert = old.cert
+    new.hooks = old.hooks
+    replace_client_session(client, new)
+    _sessions[client] = (pid, new)
+    return new

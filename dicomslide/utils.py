@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 from pydicom.dataset import Dataset
 
+from dicomslide import uids
 from dicomslide.elements import element_value, has_element
 from dicomslide.enum import ImageFlavors as ImageFlavors  # a dicomslide 0.7 name
 from dicomslide.errors import MetadataError
@@ -18,16 +19,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-VL_WSI_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.77.1.6"
-SEGMENTATION_SOP_CLASS_UIDS = frozenset(
+VL_WSI_SOP_CLASS_UID: str = uids.VLWholeSlideMicroscopyImageStorage
+SEGMENTATION_SOP_CLASS_UIDS: frozenset[str] = frozenset(
     {
-        "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
-        "1.2.840.10008.5.1.4.1.1.66.7",  # Label Map Segmentation Storage
+        uids.SegmentationStorage,  # Segmentation Storage
+        uids.LabelMapSegmentationStorage,  # Label Map Segmentation Storage
     }
 )
-PARAMETRIC_MAP_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.30"
-
-# (code value, coding scheme) of the concept name "Using substance"
+PARAMETRIC_MAP_SOP_CLASS_UID: str = uids.ParametricMapStorage
 _USING_SUBSTANCE = ("424361007", "SCT")
 
 

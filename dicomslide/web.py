@@ -30,8 +30,9 @@ from typing import Any
 
 import pydicom
 import requests
+from dicomweb_client import DICOMwebClient
 
-from dicomslide import pool
+from dicomslide import pool, uids
 from dicomslide.codec import PixelDescription
 from dicomslide.errors import FrameRetrievalError
 from dicomslide.fetch import (
@@ -66,14 +67,14 @@ INSTANCE_ACCEPT_HEADERS = (
 BULK_DATA_ACCEPT = 'multipart/related; type="application/octet-stream"'
 # Transfer syntax of frames whose part names a media type but no syntax
 _MEDIA_TYPE_SYNTAXES = {
-    "image/jpeg": "1.2.840.10008.1.2.4.50",
-    "image/jls": "1.2.840.10008.1.2.4.80",
-    "image/jp2": "1.2.840.10008.1.2.4.91",
-    "image/jph": "1.2.840.10008.1.2.4.203",
-    "image/jphc": "1.2.840.10008.1.2.4.203",
-    "image/jxl": "1.2.840.10008.1.2.4.112",
-    "image/dicom-rle": "1.2.840.10008.1.2.5",
-    "image/x-dicom-rle": "1.2.840.10008.1.2.5",
+    "image/jpeg": uids.JPEGBaseline8Bit,
+    "image/jls": uids.JPEGLSLossless,
+    "image/jp2": uids.JPEG2000,
+    "image/jph": uids.HTJ2K,
+    "image/jphc": uids.HTJ2K,
+    "image/jxl": uids.JPEGXL,
+    "image/dicom-rle": uids.RLELossless,
+    "image/x-dicom-rle": uids.RLELossless,
 }
 # Words of a 400 answer that blames the media type asked for
 _MEDIA_TYPE_WORDS = (
@@ -319,7 +320,7 @@ class WebFrameSource(ClientFrameSource):
 
     def __init__(
         self,
-        client: Any,
+        client: DICOMwebClient,
         *args: Any,
         desc: PixelDescription | None = None,
         **kwargs: Any,
@@ -405,6 +406,8 @@ class WebFrameSource(ClientFrameSource):
             answer holds the wrong frames
 
         """
+        if session_of(self.client) is None:  # e.g. unpickled where it cannot be
+            return super().read_frames(frame_numbers)
         numbers = checked_frame_numbers(
             frame_numbers, self._number_of_frames, self.sop_instance_uid
         )
@@ -426,12 +429,20 @@ class WebFrameSource(ClientFrameSource):
                     future.cancel()
         return [frame for chunk in results for frame in chunk]
 
+    def _session(self) -> requests.Session:
+        session = session_of(self.client)
+        if session is None:
+            raise FrameRetrievalError(
+                "the client's HTTP session cannot be reached", self.sop_instance_uid
+            )
+        return session
+
     def _request(self, numbers: list[int]) -> list[bytes]:
         if self._whole is not None and self._whole.start():
             return self._from_instance(numbers, "")
         url = self._url + ",".join(str(n) for n in numbers)
         shown = without_credentials(url)
-        session = session_of(self.client)
+        session = self._session()
         learned = self._accept or _accept_choice.get(self.client)
         start = 0 if learned is None else learned.start()
         choice = start
@@ -520,7 +531,7 @@ class WebFrameSource(ClientFrameSource):
 
     def _retrieve_instance(self) -> tuple[list[bytes], str]:
         """Retrieve the instance and split its pixel data into frames."""
-        session = session_of(self.client)
+        session = self._session()
         for accept in INSTANCE_ACCEPT_HEADERS:
             response = get(session, self._instance_url, accept)
             if response.status_code == 200 or not _refuses_media_type(response):

@@ -49,7 +49,7 @@ def wild() -> Path:
 @pytest.fixture(scope="session")
 def orthanc_available() -> None:
     """Skip (or fail when DICOMSLIDE_REQUIRE_ORTHANC=1) without Orthanc."""
-    from orthanc import DICOMWEB_PLUGIN, orthanc_binary
+    from tests.orthanc import DICOMWEB_PLUGIN, orthanc_binary
 
     if orthanc_binary() is None or not DICOMWEB_PLUGIN.exists():
         reason = (
@@ -64,7 +64,7 @@ def orthanc_available() -> None:
 @pytest.fixture(scope="session")
 def orthanc(orthanc_available, tmp_path_factory):
     """A running Orthanc server, empty at the start of the session."""
-    from orthanc import OrthancServer
+    from tests.orthanc import OrthancServer
 
     server = OrthancServer(tmp_path_factory.mktemp("orthanc"))
     server.start()

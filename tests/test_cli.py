@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-import synthetic
 from PIL import Image
 
 import dicomslide
 from dicomslide.cli import main
+from dicomslide.testing import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_console_script_and_module(truth):
 
 
 def test_dicomweb_source_with_authentication(orthanc_available, tmp_path, capsys):
-    from orthanc import OrthancServer
+    from tests.orthanc import OrthancServer
 
     server = OrthancServer(tmp_path / "server", credentials=("viewer", "pw-123"))
     server.start()
@@ -233,7 +233,7 @@ def test_overview_and_default_file_names(truth, tmp_path):
 
 @pytest.fixture(scope="module")
 def segmented(tmp_path_factory) -> tuple[synthetic.SyntheticSlide, object]:
-    import synthetic_derived
+    from dicomslide.testing import synthetic_derived
 
     folder = tmp_path_factory.mktemp("cli-seg")
     source = synthetic.write_slide(
@@ -274,7 +274,7 @@ def test_masks_are_written_visible(segmented, tmp_path):
 
 
 def test_a_channel_without_the_level_lists_its_levels(tmp_path):
-    import synthetic_derived
+    from dicomslide.testing import synthetic_derived
 
     source = synthetic.write_slide(
         tmp_path, "rgb_full", uids=synthetic.SlideUIDs.new("LV")

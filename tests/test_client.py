@@ -9,15 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 from dicomweb_client import DICOMfileClient
-from recording import RecordingClient
 
 import dicomslide
 from dicomslide import folder as folder_module
 from dicomslide.cache import FrameCache
 from dicomslide.client import LocalFolderClient, call, open_client
 from dicomslide.files import PIXEL_DATA_OFFSET, files_under, read_header
+from dicomslide.testing import synthetic
+from tests.recording import RecordingClient
 
 IMPLICIT_VR = "1.2.840.10008.1.2"
 RLE = "1.2.840.10008.1.2.5"

@@ -9,12 +9,12 @@ import imagecodecs
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 
 import dicomslide
 from dicomslide import codec
 from dicomslide.cache import FrameCache
 from dicomslide.errors import UnsupportedTransferSyntaxError
+from dicomslide.testing import synthetic
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 

@@ -15,10 +15,8 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from subprocesses import run_python
 
 import dicomslide
 from dicomslide.matrix import TotalPixelMatrix, TotalPixelMatrixSampler
@@ -29,6 +27,8 @@ from dicomslide.pyramid import (
     sort_images_by_size,
 )
 from dicomslide.slide import Slide, find_slides
+from dicomslide.testing import synthetic
+from tests.subprocesses import run_python
 
 NAMES_072: dict[str, list[str]] = {
     "dicomslide": [

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import synthetic
-import synthetic_derived
 from dicomweb_client import DICOMfileClient
 from PIL import Image
 
 import dicomslide
 import dicomslide.openslide as openslide
 from dicomslide.errors import MultipleSlidesError, SlideNotFoundError
+from dicomslide.testing import synthetic, synthetic_derived
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ import itertools
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dicomslide
 from dicomslide.cache import FrameCache
+from dicomslide.testing import synthetic
 
 # Image Orientation (Slide): rotations by 90 degrees, with and without a flip
 ORIENTATIONS = [

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import corpus_path
 from dicomweb_client import DICOMfileClient
 
 import dicomslide
+from tests.conftest import corpus_path
 
 CORPUS = corpus_path()
 SLIDE_VARIANTS = (
@@ -43,7 +43,8 @@ SOURCES = ["files", "dicomweb"]
 def web_corpus(corpus, orthanc):
     """A DICOMweb client for the corpus stored in the test Orthanc server."""
     from dicomweb_client import DICOMwebClient
-    from orthanc import dicom_files
+
+    from tests.orthanc import dicom_files
 
     orthanc.upload(dicom_files(corpus))
     return DICOMwebClient(orthanc.dicomweb_url)

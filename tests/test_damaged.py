@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 
 import dicomslide
 from dicomslide.cache import FrameCache
@@ -30,6 +29,7 @@ from dicomslide.errors import (
     UnsupportedTransferSyntaxError,
 )
 from dicomslide.openslide import OpenSlide, OpenSlideError
+from dicomslide.testing import synthetic
 
 try:
     from dicomslide.openslide import lowlevel

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import synthetic
 from dicomweb_client import DICOMwebClient
 
 import dicomslide
+from dicomslide.testing import synthetic
 
 da = pytest.importorskip("dask.array", reason="Dask is an optional extra")
 

@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_openslide_native import (
+
+import dicomslide.openslide as ours
+from dicomslide.openslide.deepzoom import DeepZoomGenerator
+from tests.openslide_files import (
     BOXES,
     BOXES_PNG,
     BOXES_PNG_NO_ICC,
@@ -29,9 +32,6 @@ from test_openslide_native import (
     write_aperio_svs,
     write_generic_tiff,
 )
-
-import dicomslide.openslide as ours
-from dicomslide.openslide.deepzoom import DeepZoomGenerator
 
 CONFIGS = [(254, 1), (256, 0), (64, 2), (50, 7)]
 

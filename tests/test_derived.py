@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import synthetic
-import synthetic_derived
 
 import dicomslide
 from dicomslide import ChannelTypes
+from dicomslide.testing import synthetic, synthetic_derived
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
 
@@ -10,20 +11,22 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-import synthetic
 from dicomweb_client import DICOMwebClient
-from faultproxy import FaultProxy
-from orthanc import OrthancServer
 
 import dicomslide
 from dicomslide import web
 from dicomslide.cache import FrameCache
 from dicomslide.client import resolve_bulk_data_uri
 from dicomslide.errors import FrameRetrievalError, ServerError
+from dicomslide.testing import synthetic
+from tests.faultproxy import FaultProxy
+from tests.orthanc import OrthancServer
 
 
 class CountingSession(requests.Session):
     """A requests session that records every request it sends."""
+
+    __attrs__ = [*requests.Session.__attrs__, "sent"]  # pickled with the session
 
     def __init__(self) -> None:
         super().__init__()
@@ -387,3 +390,29 @@ def test_basic_authentication(orthanc_available, tmp_path, caplog):
             assert secret not in text
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("reachable", [True, False], ids=["fast-path", "public"])
+def test_user_built_client_with_and_without_its_session(
+    orthanc, tmp_path, monkeypatch, reachable
+):
+    """dicomslide sends with a user-built client's session when it can reach it
+    (the _compat fast path), else through the client's public methods; the
+    pixels are the same either way, also in a forked process."""
+    from dicomslide import _compat
+
+    monkeypatch.setattr(_compat, "CLIENT_SESSION", reachable)
+    truth = _upload_slide(orthanc, tmp_path, "sparse", f"WEB-SESSION-{reachable}")
+    session = CountingSession()
+    slide = _web_slide(orthanc.dicomweb_url, truth, session=session)
+    image = slide.get_volume_images()[0]
+    expected = truth.levels[0].pixels[0, 0, 30:230, 40:340]
+    np.testing.assert_array_equal(
+        image.get_image_region((30, 40), (200, 300)), expected
+    )
+    assert session.count("/frames/") >= 1  # the user's session sent the frames
+    image._cache.clear()
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        got = pool.apply(image.get_image_region, ((30, 40), (200, 300)))
+    np.testing.assert_array_equal(got, expected)

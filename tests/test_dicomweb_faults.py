@@ -20,10 +20,7 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-import synthetic
-import synthetic_derived
 from dicomweb_client import DICOMwebClient
-from faultproxy import ConnectionRecorder, FaultProxy
 from pydicom.encaps import generate_frames
 
 import dicomslide
@@ -31,6 +28,8 @@ from dicomslide import ChannelTypes, transport, web
 from dicomslide.cache import get_default_cache
 from dicomslide.client import resolve_bulk_data_uri
 from dicomslide.errors import DicomSlideError, FrameRetrievalError, ServerError
+from dicomslide.testing import synthetic, synthetic_derived
+from tests.faultproxy import ConnectionRecorder, FaultProxy
 
 STAR = "transfer-syntax=*"
 

@@ -1,6 +1,6 @@
 """DICOMweb through a proxy that adds a network's round trip, in front of Orthanc.
 
-The proxy (:class:`faultproxy.FaultProxy` with a latency) counts the requests
+The proxy (:class:`tests.faultproxy.FaultProxy` with a latency) counts the requests
 and how many it answers at once; pixels are compared with the same files read
 from a local folder. Nothing here measures time.
 """
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import synthetic
 from dicomweb_client import DICOMwebClient
-from faultproxy import FaultProxy
 
 import dicomslide
 from dicomslide import web
+from dicomslide.testing import synthetic
+from tests.faultproxy import FaultProxy
 
 LATENCY = 0.02  # seconds of round trip the proxy adds to every request
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 from dicomweb_client import DICOMfileClient
-from recording import RecordingClient
 
 import dicomslide
 from dicomslide.errors import MetadataError
+from dicomslide.testing import synthetic
+from tests.recording import RecordingClient
 
 
 def _recorded_find(folder) -> RecordingClient:
@@ -101,7 +101,7 @@ def test_a_series_naming_two_containers_is_refused(tmp_path, caplog):
 
 
 def test_derived_image_whose_references_are_missing(tmp_path, caplog):
-    import synthetic_derived
+    from dicomslide.testing import synthetic_derived
 
     source = synthetic.write_slide(tmp_path / "src", "rgb_full")
     synthetic_derived.write_segmentation(tmp_path / "seg", source.levels[0])

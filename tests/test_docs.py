@@ -129,7 +129,7 @@ def _page_id(page: Path) -> str:
 @pytest.fixture(scope="module")
 def docs_server(orthanc) -> str:
     """The session's Orthanc server, holding the sample slide."""
-    from orthanc import dicom_files
+    from tests.orthanc import dicom_files
 
     orthanc.upload(dicom_files(SAMPLE))
     return orthanc.dicomweb_url

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-import synthetic
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.hooks import (
@@ -25,6 +24,7 @@ from dicomslide.elements import (
     element_value,
     has_element,
 )
+from dicomslide.testing import synthetic
 
 _TREES = (DISCOVERY_ELEMENTS, IMAGE_ELEMENTS)
 

@@ -7,7 +7,6 @@ import copy
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 from pydicom.encaps import generate_frames
 
 import dicomslide
@@ -22,6 +21,7 @@ from dicomslide.errors import (
     UnsupportedTransferSyntaxError,
 )
 from dicomslide.files import PIXEL_DATA_OFFSET, read_header
+from dicomslide.testing import synthetic
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 

@@ -6,9 +6,9 @@ import pickle
 
 import numpy as np
 import pytest
-import synthetic
 
 import dicomslide.openslide as openslide
+from dicomslide.testing import synthetic
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-import synthetic
 from dicomweb_client import DICOMClient, DICOMfileClient
 from pydicom.encaps import generate_frames
 
@@ -30,6 +29,7 @@ from dicomslide.discovery import load_metadata
 from dicomslide.errors import ServerError
 from dicomslide.files import read_header
 from dicomslide.folder import LocalFolderClient
+from dicomslide.testing import synthetic
 
 VL_WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from subprocesses import run_python
+
+from tests.subprocesses import run_python
 
 lowlevel = pytest.importorskip(
     "dicomslide.openslide.lowlevel",

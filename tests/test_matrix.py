@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dicomslide
 from dicomslide.cache import FrameCache
 from dicomslide.client import LocalFolderClient
+from dicomslide.testing import synthetic
 
 
 def _open(image: synthetic.SyntheticImage, **kwargs) -> dicomslide.TiledImage:

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import synthetic
 from PIL import Image
 from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -51,6 +50,7 @@ import dicomslide.openslide
 from dicomslide.cache import FrameCache
 from dicomslide.openslide import OpenSlideError, OpenSlideUnsupportedFormatError
 from dicomslide.openslide.dicom import DicomBackend
+from dicomslide.testing import synthetic
 
 try:
     from dicomslide.openslide import lowlevel

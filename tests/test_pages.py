@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 import simplejpeg
-import synthetic
-from subprocesses import run_python
 
 from dicomslide import codec, pages
 from dicomslide.errors import FrameDecodeError
+from dicomslide.testing import synthetic
+from tests.subprocesses import run_python
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="madvise/mincore are Linux's"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ROOT
 from dicomweb_client import DICOMwebClient
-from orthanc import dicom_files
 
 import dicomslide
 import dicomslide.openslide as openslide
 from dicomslide.openslide.deepzoom import DeepZoomGenerator
+from tests.conftest import ROOT
+from tests.orthanc import dicom_files
 
 FIXTURES = ROOT.parent / "shared" / "data" / "openslide-fixtures"
 

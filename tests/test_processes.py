@@ -7,11 +7,11 @@ import pickle
 
 import numpy as np
 import pytest
-import synthetic
 from dicomweb_client import DICOMfileClient, DICOMwebClient
 
 import dicomslide
 from dicomslide.cache import FrameCache, get_default_cache
+from dicomslide.testing import synthetic
 
 
 @pytest.fixture(scope="module")

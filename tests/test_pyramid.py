@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pydicom
 import pytest
-import synthetic
 
 import dicomslide
+from dicomslide.testing import synthetic
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 from pydicom.encaps import generate_frames
 
 import dicomslide
@@ -16,6 +15,7 @@ from dicomslide.cache import FrameCache
 from dicomslide.client import LocalFolderClient
 from dicomslide.errors import FrameDecodeError
 from dicomslide.readahead import ScanPredictor
+from dicomslide.testing import synthetic
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 KEY = (0, 0)

@@ -13,9 +13,7 @@ import time
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 from dicomweb_client import DICOMwebClient
-from faultproxy import FaultProxy
 from PIL import Image
 
 import dicomslide
@@ -23,6 +21,8 @@ from dicomslide import _compat, web
 from dicomslide.cache import FrameCache
 from dicomslide.image import rgba_frame_store
 from dicomslide.rgba import OpaqueRGBA
+from dicomslide.testing import synthetic
+from tests.faultproxy import FaultProxy
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import synthetic
 from pydicom.sr.codedict import codes
 
 import dicomslide
+from dicomslide.testing import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +208,7 @@ def test_thumbnail_as_large_as_a_level_is_not_a_second_level(tmp_path):
     """OpenSlide's boxes fixture: a 16x16 VOLUME and a 16x16 THUMBNAIL."""
     import shutil
 
-    from conftest import ROOT
+    from tests.conftest import ROOT
 
     fixtures = ROOT.parent / "shared" / "data" / "openslide-fixtures"
     if not fixtures.is_dir():

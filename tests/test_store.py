@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 
 from dicomslide import pool, store
 from dicomslide.cache import FrameCache
 from dicomslide.client import LocalFolderClient
 from dicomslide.image import TiledImage
+from dicomslide.testing import synthetic
 
 
 @pytest.fixture(scope="module")

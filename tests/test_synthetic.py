@@ -12,7 +12,8 @@ import pydicom
 import pytest
 from PIL import Image, ImageCms
 from pydicom.encaps import generate_frames
-from synthetic import (
+
+from dicomslide.testing.synthetic import (
     PRESETS,
     SlideUIDs,
     SyntheticImage,
@@ -497,16 +498,16 @@ def test_deterministic_output(tmp_path: Path) -> None:
 
 
 def test_cli_help_and_write(tmp_path: Path) -> None:
-    script = REPO / "tests" / "synthetic.py"
+    script = [sys.executable, "-m", "dicomslide.testing.synthetic"]
     out = subprocess.run(
-        [sys.executable, str(script), "--help"],
+        [*script, "--help"],
         capture_output=True,
         text=True,
         check=True,
     )
     assert "preset" in out.stdout
     subprocess.run(
-        [sys.executable, str(script), "mono16", str(tmp_path)],
+        [*script, "mono16", str(tmp_path)],
         capture_output=True,
         text=True,
         check=True,

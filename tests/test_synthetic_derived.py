@@ -16,9 +16,10 @@ import numpy as np
 import numpy.typing as npt
 import pydicom
 import pytest
-import synthetic
-import synthetic_derived as sd
 from pydicom.dataset import Dataset
+
+from dicomslide.testing import synthetic
+from dicomslide.testing import synthetic_derived as sd
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 LABELMAP_SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"

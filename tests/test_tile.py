@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-import synthetic
 
 import dicomslide
+from dicomslide.testing import synthetic
 
 
 @pytest.mark.parametrize("organization", ["TILED_FULL", "TILED_SPARSE", None])
@@ -73,7 +73,7 @@ def _assert_tables_equal(fast, slow) -> None:
 
 
 def _derived_files(tmp_path):
-    import synthetic_derived
+    from dicomslide.testing import synthetic_derived
 
     source = synthetic.write_slide(tmp_path / "src", "rgb_full")
     seg = synthetic_derived.write_segmentation(

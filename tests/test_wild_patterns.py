@@ -17,14 +17,12 @@ import numpy as np
 import openslide
 import pydicom
 import pytest
-import synthetic
-import synthetic_derived
-import synthetic_wild
 from pydicom.sr.codedict import codes
 
 import dicomslide
 import dicomslide.openslide as dicomslide_openslide
 from dicomslide.errors import MetadataError
+from dicomslide.testing import synthetic, synthetic_derived, synthetic_wild
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-import synthetic
-import synthetic_derived
-from pydicom.uid import generate_uid
+from pydicom.uid import UID, generate_uid
+
+from dicomslide.testing import synthetic, synthetic_derived
 
 #: Spacing of level 0 in mm for the repeated-spacing pattern: large enough
 #: that wrong spacings put the levels' centres far apart
@@ -119,7 +119,7 @@ def write_repeated_pixel_spacing(
 
 
 def write_containerless_segmentation(
-    folder: Path, source: synthetic.SyntheticImage, **kwargs: object
+    folder: Path, source: synthetic.SyntheticImage, **kwargs: Any
 ) -> synthetic_derived.SyntheticSegmentation:
     """Write a segmentation of `source` without ContainerIdentifier.
 
@@ -230,7 +230,7 @@ def write_twin(
         for path, uid in zip(image.files, source.sop_instance_uids):
             dataset = pydicom.dcmread(path)
             dataset.SOPInstanceUID = uid
-            dataset.file_meta.MediaStorageSOPInstanceUID = uid
+            dataset.file_meta.MediaStorageSOPInstanceUID = UID(uid)
             dataset.save_as(path)
         image.sop_instance_uids = list(source.sop_instance_uids)
     return twin

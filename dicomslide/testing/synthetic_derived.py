@@ -117,10 +117,11 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 import pydicom
-import synthetic
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
+
+from dicomslide.testing import synthetic
 
 __all__ = [
     "MAX_FRACTIONAL_VALUE",
@@ -477,7 +478,7 @@ def _count_frames(stored: np.ndarray, tile: tuple[int, int], omit: bool) -> int:
     channels, rows, cols = stored.shape
     grid_r, grid_c = -(-rows // tile[0]), -(-cols // tile[1])
     if not omit:
-        return channels * grid_r * grid_c
+        return int(channels * grid_r * grid_c)
     count = 0
     for ch in range(channels):
         for tr in range(grid_r):
