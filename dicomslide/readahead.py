@@ -41,6 +41,7 @@ class _Scan:
     row_start: int = 0  # first column of the scan's rows
     row_last: int | None = None  # first column of a row's last region, once known
     row_step: int = 0  # rows between scan rows, once a row has ended
+    rows_done: int = 0  # scan rows ended so far
 
 
 class ScanPredictor:
@@ -106,11 +107,12 @@ class ScanPredictor:
         Returns
         -------
         Iterator[Tuple[int, int, int, int]]
-            The rest of the read's scan row, then each later scan row whole,
-            nearest first, until the end of the matrix (nothing unless the
-            reads so far form a row-major scan, or read-ahead is off). Until
-            a row has ended, rows are taken to end at the matrix's edge and
-            to be as far apart as the regions of a row.
+            The rest of the read's scan row (to the matrix's edge until a row
+            has ended), then, once rows have ended, each next scan row whole,
+            nearest first: four times as many rows as have ended, so that a scan
+            of a small part of the matrix fetches little beyond it (nothing
+            unless the reads so far form a row-major scan, or read-ahead is
+            off)
 
         """
         if self.depth <= 0:
@@ -130,10 +132,10 @@ class ScanPredictor:
         row_end = min(row_end, columns)
         if c0 + scan.step < row_end:
             yield (r0, r1, c0 + scan.step, row_end)
-        row_step = scan.row_step or height - (width - scan.step)
-        if row_step <= 0:
+        if scan.row_last is None or scan.row_step <= 0:
             return
-        for top in range(r0 + row_step, rows, row_step):
+        tops = range(r0 + scan.row_step, rows, scan.row_step)
+        for top in tops[: 4 * scan.rows_done]:
             yield (top, top + height, scan.row_start, row_end)
 
     def _follow(self, key: tuple[int, int], region: Region) -> _Scan:
@@ -149,12 +151,18 @@ class ScanPredictor:
         if r0 == l0 and 0 < step <= width and last.step in (0, step):
             # next region of the same row (adjacent or overlapping)
             return _Scan(
-                region, key, step, last.row_start, last.row_last, last.row_step
+                region,
+                key,
+                step,
+                last.row_start,
+                last.row_last,
+                last.row_step,
+                last.rows_done,
             )
         down = r0 - l0
         if last.step and c0 == last.row_start and 0 < down <= height:
             # the next row of the scan begins
-            return _Scan(region, key, last.step, c0, m0, down)
+            return _Scan(region, key, last.step, c0, m0, down, last.rows_done + 1)
         return _Scan(region, key, row_start=c0)
 
     def _predict(self, scan: _Scan) -> list[Region]:
