@@ -13,6 +13,7 @@ the reference pixels (:func:`references`, :func:`compare`).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import statistics
 import subprocess
@@ -292,7 +293,7 @@ def compare(
         verdict = "MISMATCH"
     elif worst == 0:
         verdict = "equal"
-    elif exact:
+    elif exact or (family(impl) == "colour" and worst > 1):
         verdict = "MISMATCH"
     elif mean_worst > 1.0:
         verdict = "suspect"
@@ -316,6 +317,41 @@ def references(reader: LimitReader, workload: Workload) -> dict[int, np.ndarray]
     return out
 
 
+def icc_profile(reader: LimitReader, level: int) -> bytes | None:
+    """The ICC profile of a level, read with pydicom (None if it has none)."""
+    header = reader.levels[level].headers[0]
+    for item in header.get("OpticalPathSequence", []):
+        if item.get("ICCProfile"):
+            return bytes(item.ICCProfile)
+    profile = header.get("ICCProfile")
+    return bytes(profile) if profile else None
+
+
+def colour_references(
+    reader: LimitReader, workload: Workload, refs: dict[int, np.ndarray]
+) -> dict[int, np.ndarray]:
+    """Reference pixels of colour-managed reads: LittleCMS (PIL.ImageCms) applied
+    to the whole raw reference region, perceptual intent, to sRGB."""
+    from PIL import Image, ImageCms
+
+    out = {}
+    for index, raw in refs.items():
+        profile = icc_profile(reader, workload.reads[index].level)
+        if profile is None or raw.ndim != 3 or raw.shape[2] != 3:
+            out[index] = raw
+            continue
+        transform = ImageCms.buildTransform(
+            ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+            ImageCms.createProfile("sRGB"),
+            "RGB",
+            "RGB",
+            renderingIntent=ImageCms.Intent.PERCEPTUAL,
+        )
+        image = ImageCms.applyTransform(Image.fromarray(raw), transform)
+        out[index] = np.asarray(image)
+    return out
+
+
 @dataclass
 class ReadsPlan:
     """The cells of one reads workload (a–d) of one variant, run round by round."""
@@ -327,6 +363,8 @@ class ReadsPlan:
     cells: dict[str, Cell]
     offset: int
     """Where the rotation of implementations starts."""
+    colour_refs: dict[int, np.ndarray] = field(default_factory=dict)
+    """Reference pixels of the colour-managed reads (:func:`colour_references`)."""
 
 
 def plan_reads(
@@ -337,10 +375,13 @@ def plan_reads(
     workload: Workload,
     impls: list[str],
     refs: dict[int, np.ndarray],
+    colour_refs: dict[int, np.ndarray] | None = None,
 ) -> ReadsPlan:
     """Register the cells of a reads workload; :func:`run_round` runs them."""
     cells = {i: Cell(variant, workload.key, i, "reads", workload.pixels) for i in impls}
-    plan = ReadsPlan(folder, levels, workload, refs, cells, len(runner.cells))
+    plan = ReadsPlan(
+        folder, levels, workload, refs, cells, len(runner.cells), colour_refs or {}
+    )
     runner.cells.extend(cells.values())
     return plan
 
@@ -365,7 +406,8 @@ def run_round(runner: Runner, plan: ReadsPlan, round_: int) -> None:
         run = runner.child(impl, plan.folder, plan.levels, plan.workload, keep=first)
         runner.record(cell, run)
         if run.get("status") == "ok" and first:
-            cell.check = compare(run.get("samples_path"), plan.refs, impl)
+            refs = plan.colour_refs if family(impl) == "colour" else plan.refs
+            cell.check = compare(run.get("samples_path"), refs, impl)
 
 
 def run_open(

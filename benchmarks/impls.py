@@ -33,7 +33,8 @@ class Adapter:
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
-    """"dicomslide", "limit" or "other": which tolerance the cross-check uses."""
+    """"dicomslide", "colour", "limit" or "other": which tolerance the
+    cross-check uses (``colour``: ±1 of LittleCMS on the reference)."""
     description: ClassVar[str] = ""
 
     def __init__(self) -> None:
@@ -160,6 +161,21 @@ class DicomslideMatrix(DicomslideRegion):
             matrix = self._images[level].get_total_pixel_matrix(correct_color=False)
             self._matrices[level] = matrix
         return matrix[row : row + h, col : col + w]
+
+
+class DicomslideColour(DicomslideRegion):
+    """dicomslide with its default colour management."""
+
+    name = "dicomslide-colour"
+    family = "colour"
+    description = (
+        "dicomslide.find_slides(folder)[0].get_image_region: the default "
+        "correct_color=True (the ICC profile applied); checked within ±1 of "
+        "PIL.ImageCms (LittleCMS) applied to the limit's raw region"
+    )
+
+    def open(self, folder: Path) -> None:
+        self.slide = self._dicomslide.find_slides(str(folder))[0]
 
 
 class DicomslideOpenSlide(Adapter):
@@ -400,6 +416,7 @@ IMPLS: dict[str, type[Adapter]] = {
     cls.name: cls
     for cls in (
         DicomslideRegion,
+        DicomslideColour,
         DicomslideMatrix,
         DicomslideOpenSlide,
         OpenSlideAdapter,

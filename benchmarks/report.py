@@ -15,7 +15,16 @@ from typing import Any
 from benchmarks.cells import Cell, family
 from benchmarks.impls import IMPLS
 
-DICOMSLIDE_IMPLS = ["dicomslide", "dicomslide-matrix", "dicomslide-openslide"]
+DICOMSLIDE_IMPLS = [
+    "dicomslide",
+    "dicomslide-colour",
+    "dicomslide-matrix",
+    "dicomslide-openslide",
+]
+#: The colour-managed reads and the raw reads they are compared with.
+COLOUR, RAW = "dicomslide-colour", "dicomslide"
+#: Target of colour-managed ÷ raw reads (issue 23).
+COLOUR_TARGET = 1.25
 #: Denominators of the ratio table, in column order.
 RATIO_BASES = ["openslide", "wsidicom", "limit-cache", "limit-Nt"]
 
@@ -48,6 +57,41 @@ def ratio_rows(cells: list[Cell]) -> list[dict[str, Any]]:
                 )
             row["pixels_differ"] = bad
             rows.append(row)
+    return rows
+
+
+def colour_ratio_rows(cells: list[Cell]) -> list[dict[str, Any]]:
+    """Colour-managed ÷ raw reads (dicomslide-colour ÷ dicomslide), per variant
+    and reads workload."""
+    by_key: dict[tuple[str, str], dict[str, Cell]] = {}
+    for cell in cells:
+        if cell.kind == "reads" and cell.impl in (COLOUR, RAW):
+            by_key.setdefault((cell.variant, cell.workload), {})[cell.impl] = cell
+    rows = []
+    for (variant, workload), group in by_key.items():
+        colour, raw = group.get(COLOUR), group.get(RAW)
+        if colour is None or raw is None:
+            continue
+        bad = any(
+            c.check is not None and c.check.get("verdict") == "MISMATCH"
+            for c in (colour, raw)
+        )
+        value = None
+        if not bad and colour.status == "ok" and raw.status == "ok":
+            a, b = colour.headline(), raw.headline()
+            value = a / b if a is not None and b else None
+        rows.append(
+            {
+                "variant": variant,
+                "workload": workload,
+                "colour_s": colour.headline(),
+                "raw_s": raw.headline(),
+                "ratio": value,
+                "noisy": _noisy(colour) or _noisy(raw),
+                "max_abs_vs_littlecms": (colour.check or {}).get("max_abs"),
+                "pixels_differ": bad,
+            }
+        )
     return rows
 
 
@@ -194,12 +238,19 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
                 f"{detail}"
             )
     else:
-        exact = [c for c in checks if family(c.impl) != "other"]
+        exact = [c for c in checks if family(c.impl) in ("dicomslide", "limit")]
         lines.append(
             f"- All {len(exact)} checked cells of dicomslide and the limits are exact."
             if exact
             else "- No dicomslide or limit cell was checked."
         )
+        colour = [c for c in checks if family(c.impl) == "colour"]
+        if colour:
+            worst = max(int((c.check or {}).get("max_abs") or 0) for c in colour)
+            lines.append(
+                f"- All {len(colour)} checked colour-managed cells are within "
+                f"{worst} of LittleCMS applied to the raw region."
+            )
     others = {}
     for cell in checks:
         if family(cell.impl) == "other":
@@ -240,6 +291,35 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
             + " |"
         )
     lines.append("")
+
+    if report.get("colour_ratios"):
+        lines.append("## Colour-managed ÷ raw reads")
+        lines.append("")
+        lines.append(
+            f"`{COLOUR}` (the default `correct_color=True`) ÷ `{RAW}` "
+            "(`correct_color=False`): total wall of all reads, same run; target "
+            f"≤ {COLOUR_TARGET}. `vs LittleCMS`: max abs diff of the checked reads "
+            "from PIL.ImageCms applied to the whole raw region (±1 allowed)."
+        )
+        lines.append("")
+        lines.append(
+            "| variant | workload | colour-managed s | raw s | ratio | vs LittleCMS |"
+        )
+        lines.append("|---|---|---|---|---|---|")
+        for row in report["colour_ratios"]:
+            ratio = row["ratio"]
+            text = "✗ pixels" if row["pixels_differ"] else f"{_fmt(ratio)}×"
+            if ratio is not None and ratio > COLOUR_TARGET:
+                text += " (above target)"
+            if row["noisy"]:
+                text += " ⚠bg"
+            diff = row["max_abs_vs_littlecms"]
+            lines.append(
+                f"| {_short(row['variant'])} | {row['workload']} "
+                f"| {_fmt(row['colour_s'])} | {_fmt(row['raw_s'])} | {text} "
+                f"| {'—' if diff is None else ('= 0' if diff == 0 else f'≤ {diff}')} |"
+            )
+        lines.append("")
 
     lines.append("## Results")
     lines.append("")

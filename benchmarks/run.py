@@ -43,6 +43,7 @@ from benchmarks import sparse
 from benchmarks.cells import (
     ReadsPlan,
     Runner,
+    colour_references,
     family,
     plan_reads,
     references,
@@ -61,6 +62,7 @@ from benchmarks.impls import IMPLS
 from benchmarks.limit import LimitReader
 from benchmarks.report import (
     cell_records,
+    colour_ratio_rows,
     ratio_rows,
     render_markdown,
     standard_notes,
@@ -343,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 refs = references(reader, workload)
                 if workload.kind == "reads":
+                    colour = (
+                        colour_references(reader, workload, refs)
+                        if any(family(i) == "colour" for i in impl_names)
+                        else None
+                    )
                     plans.append(
                         plan_reads(
                             runner,
@@ -352,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                             workload,
                             impl_names,
                             refs,
+                            colour,
                         )
                     )
                 else:
@@ -448,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 report["openslide_library"] = run["extra"]["openslide_library"]
     report["ratios"] = ratio_rows(cells)
+    report["colour_ratios"] = colour_ratio_rows(cells)
     report["notes"] = notes + standard_notes()
     report["runtime_s"] = time.perf_counter() - started
     busy_end = busy_cpu_seconds()
@@ -476,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [
         c
         for c in cells
-        if family(c.impl) in ("dicomslide", "limit")
+        if family(c.impl) in ("dicomslide", "colour", "limit")
         and (
             c.status not in ("ok", "skipped")
             or (c.check or {}).get("verdict") == "MISMATCH"

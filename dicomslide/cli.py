@@ -8,6 +8,7 @@
     dicomslide thumbnail SOURCE [--size 512] [-o thumbnail.png]
     dicomslide label SOURCE [-o label.png]
     dicomslide overview SOURCE [-o overview.png]
+    dicomslide serve SOURCE [--host 127.0.0.1] [--port 8000]
 
 SOURCE is a local folder, one file of a slide, or a DICOMweb URL
 (``--user``/``--password`` or ``--token`` for authentication; the password may
@@ -24,6 +25,7 @@ usage (a bad argument is named), 3 nothing found.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -42,6 +44,7 @@ examples:
   dicomslide region data/sample --level 1 --offset 1500 1000 --size 768 512
   dicomslide thumbnail data/sample --size 1024 -o thumbnail.png
   dicomslide ls https://host/dicom-web --token TOKEN
+  dicomslide serve data/sample
 
 Positions are x y in pixels of level 0, sizes width height (OpenSlide's
 order); exit codes: 0 success, 1 error, 2 bad usage, 3 nothing found.
@@ -118,9 +121,31 @@ def _source(args: argparse.Namespace) -> Any:
         if args.token:
             session.headers["Authorization"] = f"Bearer {args.token}"
         return open_web_client(source, session)
+    from dicomslide.objects import is_object_url
+
+    if is_object_url(source):
+        return source
     if not os.path.exists(source):
         raise CommandError(f"no such file or folder: {source}", EXIT_NOT_FOUND)
     return source  # a folder, or one file of the slide to open
+
+
+def _storage_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The --storage-option KEY=VALUE pairs (a VALUE that is JSON is parsed:
+    numbers, true/false, objects), else None (DICOMSLIDE_STORAGE_OPTIONS)."""
+    pairs = getattr(args, "storage_option", None)
+    if not pairs:
+        return None
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or not key:
+            raise CommandError(f"--storage-option takes KEY=VALUE, got {key!r}")
+        try:
+            options[key] = json.loads(text)
+        except ValueError:
+            options[key] = text
+    return options
 
 
 def _slides(args: argparse.Namespace) -> list[Any]:
@@ -135,6 +160,7 @@ def _slides(args: argparse.Namespace) -> list[Any]:
 
         slides = dicomslide.find_slides(
             _source(args),
+            storage_options=_storage_options(args),
             container_id=container,
             correct_color=not getattr(args, "raw_colors", False),
             progress=advance,
@@ -442,6 +468,28 @@ def _associated(args: argparse.Namespace) -> None:
     _save(image.get_image_region((0, 0), image.size), _output(args, slide))
 
 
+def _serve(args: argparse.Namespace) -> None:
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise CommandError(
+            f"dicomslide serve needs starlette and uvicorn, the 'serve' extra "
+            f"({error.name} is missing): pip install starlette uvicorn"
+        ) from None
+    from dicomslide.serve import serve
+
+    slides = _slides(args)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"dicomslide: serving {len(slides)} slide{'s' if len(slides) != 1 else ''} "
+        f"of {args.source}: open http://{host}:{args.port}/ in a browser "
+        "(Ctrl+C stops)",
+        flush=True,
+    )
+    serve(slides, args.host, args.port, native=not args.no_native)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser.
 
@@ -477,7 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=_HelpFormatter,
         )
         sub.add_argument(
-            "source", help="local folder, one file of a slide, or DICOMweb URL"
+            "source",
+            help="local folder, one file of a slide, DICOMweb URL, or URL of "
+            "object storage (s3://bucket/prefix/, gs://...)",
         )
         sub.add_argument(
             "-v",
@@ -490,6 +540,15 @@ def build_parser() -> argparse.ArgumentParser:
         access.add_argument("--user", help="user name for HTTP basic authentication")
         access.add_argument("--password", help="password (or set DICOMSLIDE_PASSWORD)")
         access.add_argument("--token", help="bearer token")
+        storage = sub.add_argument_group("object storage (s3://, gs://, ...)")
+        storage.add_argument(
+            "--storage-option",
+            action="append",
+            metavar="KEY=VALUE",
+            help="option of the fsspec filesystem, e.g. anon=true or "
+            "endpoint_url=http://127.0.0.1:9000 (repeat for more; default: "
+            "the JSON object in DICOMSLIDE_STORAGE_OPTIONS)",
+        )
         if name != "ls":
             sub.add_argument(
                 "--container", help="container (slide) identifier of the slide to use"
@@ -556,6 +615,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="focal plane index (see 'dicomslide info')",
     )
+    serve = command(
+        "serve",
+        "show the slides in a web browser (a Deep Zoom viewer)",
+        "dicomslide serve data/sample --port 8000",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (loopback)"
+    )
+    serve.add_argument("--port", type=_whole, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--no-native",
+        action="store_true",
+        help="render every tile, never send stored JPEG frames as they are",
+    )
+    serve.set_defaults(raw_colors=True)  # tiles hold the stored colours
     for sub in (region, thumbnail, label, overview):
         sub.add_argument(
             "-o",
@@ -572,6 +646,7 @@ _COMMANDS = {
     "thumbnail": _thumbnail,
     "label": _associated,
     "overview": _associated,
+    "serve": _serve,
 }
 
 

@@ -43,6 +43,7 @@ from dicomslide.errors import DicomSlideError, ServerError
 from dicomslide.fetch import ClientFrameSource, FrameSource
 from dicomslide.fileframes import FileFrameSource
 from dicomslide.folder import LocalFolderClient
+from dicomslide.objectfolder import ObjectFolderClient
 from dicomslide.transport import (
     RequestError,
     give_session,
@@ -439,7 +440,11 @@ def make_frame_source(
     study = str(image.StudyInstanceUID)
     series = str(image.SeriesInstanceUID)
     sop = str(image.SOPInstanceUID)
-    if isinstance(client, (LocalFolderClient, DICOMfileClient)):
+    if isinstance(client, ObjectFolderClient):
+        source = client.instance_frame_source(image, desc, number_of_frames)
+        if source is not None:
+            return source
+    elif isinstance(client, (LocalFolderClient, DICOMfileClient)):
         path = getattr(image, "filename", None)  # metadata read from the file
         header: Dataset | None = image
         if not isinstance(path, str) or not os.path.isfile(path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -26,6 +26,8 @@ from dicomslide.elements import element_value
 from dicomslide.errors import MetadataError
 from dicomslide.files import read_header
 from dicomslide.folder import LocalFolderClient
+from dicomslide.objectfolder import ObjectFolderClient
+from dicomslide.objects import is_object_url
 from dicomslide.tile import (
     FRAME_TABLE_ATTRIBUTE,
     check_image_geometry,
@@ -188,13 +190,17 @@ def series_metadata(
     ]
 
 
-def open_source(source: Any) -> tuple[DICOMClient, str | None]:
+def open_source(
+    source: Any, storage_options: Mapping[str, Any] | None = None
+) -> tuple[DICOMClient, str | None]:
     """Open a client for a source of slides.
 
     Parameters
     ----------
-    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike, Sequence[str]]
         What :func:`find_slides` accepts
+    storage_options: Union[Mapping[str, Any], None], optional
+        Options of the fsspec filesystem of an object storage URL
 
     Returns
     -------
@@ -206,9 +212,16 @@ def open_source(source: Any) -> tuple[DICOMClient, str | None]:
     Raises
     ------
     dicomslide.errors.MetadataError
-        When a path names a file that is not a DICOM image
+        When a path or URL names a file that is not a DICOM image
+    dicomslide.errors.ObjectNotFoundError
+        When an object storage URL names nothing
 
     """
+    if is_object_url(source):
+        objects = ObjectFolderClient(source, storage_options)
+        return objects, objects.named_instance
+    if storage_options:
+        raise TypeError("storage_options are for object storage URLs")
     if isinstance(source, (str, os.PathLike)):
         text = os.fsdecode(source)
         if text.startswith("file://"):

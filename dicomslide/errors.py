@@ -117,3 +117,17 @@ class MultipleSlidesError(SlideNotFoundError):
     The message and :attr:`candidates` list the container identifiers of the
     slides found.
     """
+
+
+class ObjectNotFoundError(DicomSlideError, FileNotFoundError):
+    """An object, prefix or bucket of object storage does not exist.
+
+    The message names its URL (never the credentials used to reach it).
+    """
+
+
+class MissingExtraError(DicomSlideError, ImportError):
+    """A source needs an optional part of dicomslide that is not installed.
+
+    The message names the extra to install, e.g. ``dicomslide[cloud]``.
+    """

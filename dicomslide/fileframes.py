@@ -18,7 +18,7 @@ import struct
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import pydicom
@@ -119,8 +119,47 @@ class FileFrameSource:
         self, message: str, frame_number: int | None = None
     ) -> FrameRetrievalError:
         return FrameRetrievalError(
-            f"{message} (file {self.path})", self.sop_instance_uid, frame_number
+            f"{message} (file {self.location})", self.sop_instance_uid, frame_number
         )
+
+    @property
+    def location(self) -> str:
+        """str: where the file is, as messages name it"""
+        return str(self.path)
+
+    # -- how the file is reached: what a source of remote files replaces ------
+
+    def read_header(self) -> Dataset:
+        """Read the file's header (see :func:`dicomslide.files.read_part10_header`)."""
+        return read_part10_header(self.path)
+
+    def open_file(self) -> BinaryIO:
+        """Open the file for reading (to index it)."""
+        return open(self.path, "rb")
+
+    def file_size(self, fp: BinaryIO) -> int:
+        """Size of the file opened as `fp`."""
+        return os.fstat(fp.fileno()).st_size
+
+    def index_encapsulated(
+        self,
+        fp: BinaryIO,
+        start: int,
+        extended: tuple[np.ndarray, np.ndarray] | None,
+        file_size: int,
+        error: Any,
+    ) -> _EncapsulatedFrameIndex:
+        """Index encapsulated pixel data whose first item starts at `start`."""
+        return _encapsulated_index(
+            fp, start, self._number_of_frames, extended, file_size, error
+        )
+
+    def read_runs(self, runs: Sequence[tuple[int, int, int]]) -> list[bytes]:
+        """Read byte ranges (begin, end, frame number) of the file.
+
+        Returns what the file holds of each range: less at its end.
+        """
+        return [self.pread_available(end - begin, begin, n) for begin, end, n in runs]
 
     def _file_descriptor(self, frame_number: int) -> int:
         if self._fd is None or self._pid != os.getpid():
@@ -152,9 +191,9 @@ class FileFrameSource:
             dataset = self._header
             offset = getattr(dataset, PIXEL_DATA_OFFSET, None)
             if dataset is None or offset is None:
-                dataset = read_part10_header(self.path)
+                dataset = self.read_header()
                 offset = getattr(dataset, PIXEL_DATA_OFFSET)
-            with open(self.path, "rb") as fp:
+            with self.open_file() as fp:
                 fp.seek(offset)
                 transfer_syntax_uid = str(
                     dataset.file_meta.get("TransferSyntaxUID", "")
@@ -169,7 +208,7 @@ class FileFrameSource:
                 self._check_encapsulation(
                     transfer_syntax_uid, length == _UNDEFINED_LENGTH, frame_number
                 )
-                file_size = os.fstat(fp.fileno()).st_size
+                file_size = self.file_size(fp)
                 if transfer_syntax_uid in NATIVE_TRANSFER_SYNTAXES:
                     self._check_native_length(length, frame_number)
                     bits = _native_frame_size_bits(self._desc)
@@ -184,9 +223,7 @@ class FileFrameSource:
                         np.frombuffer(dataset.ExtendedOffsetTable, "<u8"),
                         np.frombuffer(dataset.ExtendedOffsetTableLengths, "<u8"),
                     )
-                index = _encapsulated_index(
-                    fp, start, self._number_of_frames, extended, file_size, error
-                )
+                index = self.index_encapsulated(fp, start, extended, file_size, error)
                 self._warn_if_cut(index.first_lost)
                 return index
         except FrameError:
@@ -202,7 +239,7 @@ class FileFrameSource:
                 "instance %s: file %s ends inside its pixel data: frames %d to %d "
                 "are lost",
                 self.sop_instance_uid,
-                self.path,
+                self.location,
                 first_lost,
                 self._number_of_frames,
             )
@@ -248,7 +285,8 @@ class FileFrameSource:
             self.sop_instance_uid,
             frame_number,
             ": how it encodes the native (not encapsulated) Pixel Data is "
-            f"not known, and they are not read as another syntax (file {self.path})",
+            "not known, and they are not read as another syntax "
+            f"(file {self.location})",
         )
         raise self._error(
             f"transfer syntax {transfer_syntax_uid} stores Pixel Data "
@@ -259,7 +297,8 @@ class FileFrameSource:
     def _deflated_index(self, transfer_syntax_uid: str) -> _FrameIndex:
         # A deflated data set can't be addressed in the file: keep the
         # inflated pixel data in memory.
-        dataset = pydicom.dcmread(self.path)
+        with self.open_file() as fp:
+            dataset = pydicom.dcmread(fp)
         return _MemoryFrameIndex(
             bytes(dataset.PixelData),
             transfer_syntax_uid,
@@ -442,8 +481,15 @@ def _join_fragments(data: bytes, source: FileFrameSource, frame_number: int) -> 
     position = 0
     while position + 8 <= len(data):
         tag, length = struct.unpack_from("<II", data, position)
+        if tag == _SEQUENCE_DELIMITER:
+            break  # a frame read up to the end of the pixel data
         if tag != _ITEM:
             raise source._error("malformed fragment item", frame_number)
+        if position + 8 + length > len(data):
+            raise source._error(
+                "file is truncated: it ends inside a fragment of the frame",
+                frame_number,
+            )
         parts.append(data[position + 8 : position + 8 + length])
         position += 8 + length
     return b"".join(parts)
@@ -454,15 +500,27 @@ def _read_spans(
     spans: Sequence[tuple[int, ...]],
     frame_numbers: list[int],
 ) -> list[bytes]:
-    """Read byte ranges, one call per run of ranges that lie close together."""
+    """Read byte ranges, one call per run of ranges that lie close together
+    (the runs read with one :meth:`FileFrameSource.read_runs`)."""
     order = sorted(range(len(spans)), key=lambda i: spans[i][0])
     frames: list[bytes] = [b""] * len(spans)
-    run: list[int] = []
-    run_end = 0
-
-    def flush() -> None:
+    runs: list[list[int]] = []
+    ends: list[int] = []
+    for i in order:
+        if runs and spans[i][0] - ends[-1] <= _MAX_READ_GAP:
+            runs[-1].append(i)
+            ends[-1] = max(ends[-1], spans[i][1])
+        else:
+            runs.append([i])
+            ends.append(spans[i][1])
+    read = source.read_runs(
+        [
+            (spans[run[0]][0], end, frame_numbers[run[0]])
+            for run, end in zip(runs, ends, strict=True)
+        ]
+    )
+    for run, data in zip(runs, read, strict=True):
         begin = spans[run[0]][0]
-        data = source.pread_available(run_end - begin, begin, frame_numbers[run[0]])
         view = memoryview(data)
         for i in run:
             if spans[i][1] - begin > len(data):
@@ -470,15 +528,6 @@ def _read_spans(
                     spans[i][1], begin + len(data), frame_numbers[i]
                 )
             frames[i] = bytes(view[spans[i][0] - begin : spans[i][1] - begin])
-
-    for i in order:
-        if run and spans[i][0] - run_end > _MAX_READ_GAP:
-            flush()
-            run = []
-        run.append(i)
-        run_end = max(run_end, spans[i][1]) if len(run) > 1 else spans[i][1]
-    if run:
-        flush()
     return frames
 
 

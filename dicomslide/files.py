@@ -14,8 +14,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileDataset
@@ -163,21 +164,50 @@ def read_part10_header(path: str | os.PathLike[str]) -> FileDataset:
 
     """
     with open(path, "rb") as fp:
-        head = fp.read(_HEAD_BYTES)
-        if not starts_like_part10(head):
-            raise NotPart10Error(f"not a DICOM Part 10 file: {path}")
-        parsed = _header_in(head)
-        if parsed is None:  # the header goes on past the first bytes
-            fp.seek(0)
-            try:
-                header = dcmread(fp, stop_before_pixels=True)
-            except Exception as error:  # whatever pydicom raises for bad input
-                raise MetadataError(f"cannot parse {path}: {error}") from error
-            offset = fp.tell()  # pydicom stops in front of the pixel data
-        else:
-            header, offset = parsed
+        return parse_part10_header(fp, os.fspath(path))
+
+
+def parse_part10_header(fp: BinaryIO, name: str) -> FileDataset:
+    """Read the header of a Part 10 file from a file object at its start.
+
+    Parameters
+    ----------
+    fp: BinaryIO
+        Readable, seekable binary file object (a local file, or an object in
+        object storage read with ranged requests)
+    name: str
+        Path or URL of the file: the header's ``filename``, and what errors name
+
+    Returns
+    -------
+    pydicom.dataset.FileDataset
+        The header (see :func:`read_part10_header`)
+
+    Raises
+    ------
+    OSError
+        When the file cannot be read
+    NotPart10Error
+        When it is not a Part 10 file (no ``DICM`` prefix)
+    dicomslide.errors.MetadataError
+        When pydicom cannot parse its header (the message says why)
+
+    """
+    head = fp.read(_HEAD_BYTES)
+    if not starts_like_part10(head):
+        raise NotPart10Error(f"not a DICOM Part 10 file: {name}")
+    parsed = _header_in(head)
+    if parsed is None:  # the header goes on past the first bytes
+        fp.seek(0)
+        try:
+            header = dcmread(fp, stop_before_pixels=True)
+        except Exception as error:  # whatever pydicom raises for bad input
+            raise MetadataError(f"cannot parse {name}: {error}") from error
+        offset = fp.tell()  # pydicom stops in front of the pixel data
+    else:
+        header, offset = parsed
     convert_elements(header, DISCOVERY_ELEMENTS)
-    header.filename = os.fspath(path)
+    header.filename = name
     setattr(header, PIXEL_DATA_OFFSET, offset)
     return header
 
@@ -198,12 +228,32 @@ def read_header(path: Path) -> Dataset | None:
         as a warning and gives None as well
 
     """
+    return image_header(lambda: read_part10_header(path), str(path))
+
+
+def image_header(read: Callable[[], FileDataset], name: str) -> Dataset | None:
+    """Read the header of a Part 10 file with `read`, if it is an image's.
+
+    Parameters
+    ----------
+    read: Callable[[], pydicom.dataset.FileDataset]
+        Reads the header (:func:`read_part10_header` or
+        :func:`parse_part10_header` on some file)
+    name: str
+        Path or URL of the file, for the log
+
+    Returns
+    -------
+    Union[pydicom.Dataset, None]
+        What :func:`read_header` returns
+
+    """
     try:
-        header = read_part10_header(path)
+        header = read()
     except NotPart10Error:
         return None
     except (OSError, MetadataError) as error:  # a broken file must not stop discovery
-        logger.warning("cannot read %s: %s", path, error.__cause__ or error)
+        logger.warning("cannot read %s: %s", name, error.__cause__ or error)
         return None
     if not has_element(header, "SOPClassUID"):
         return None

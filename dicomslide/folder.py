@@ -480,6 +480,10 @@ class LocalFolderClient:
         )
         if not _accepts(media_types, "application/dicom", stored_syntax(header)):
             raise http_error(406, "the instance is stored in another syntax", url)
+        return self._read_file(header)
+
+    def _read_file(self, header: Dataset) -> Dataset:
+        """The whole data set of the file a header was read from."""
         return dcmread(header.filename)
 
     def retrieve_instance(

@@ -7,9 +7,13 @@ image's frames wait for one load instead of starting their own. The claimed
 frames are fetched in one call per instance, and decoded largest first by the
 reading thread and idle threads of the decode pool (:mod:`dicomslide.pool`),
 where possible straight into memory that an idle thread faults in meanwhile
-(:mod:`dicomslide.pages`). Frames of a scan's next regions, and the
-neighbours a DICOMweb request can carry for free, are loaded in the
-background. :class:`ReadMetrics` counts what reading cost.
+(:mod:`dicomslide.pages`). Frames of a scan's next regions, and the ring
+of tiles around a DICOMweb read, are fetched in the background by the I/O
+pool and decoded by the decode pool. A transformed view of the loader
+(:meth:`FrameLoader.transformed`) applies a transform, such as colour
+correction, to every frame as it is decoded, and caches the transformed
+frames apart from the plain ones. :class:`ReadMetrics` counts what reading
+cost.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ import logging
 import os
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from dicomweb_client.protocol import DICOMClient
@@ -88,6 +92,18 @@ class ReadMetrics:
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
         return f"ReadMetrics({counts})"
+
+
+class FrameTransform(Protocol):
+    """A transform of decoded frames, named by a key (e.g. colour correction,
+    :class:`dicomslide.color.ColorTransform`)."""
+
+    #: names the transform in cache keys: equal keys, equal results
+    key: str
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        """The transformed frame (a new array)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -225,6 +241,9 @@ class FrameLoader:
         self._sources: list[FrameSource | None] = [None] * len(self.parts)
         self._descs: list[PixelDescription | None] = [None] * len(self.parts)
         self._lock = threading.Lock()
+        #: applied to every frame as it is decoded (see transformed)
+        self._transform: FrameTransform | None = None
+        self._views: dict[str, FrameLoader] = {}
         self._reset_pending()
 
     def _reset_pending(self) -> None:
@@ -250,12 +269,48 @@ class FrameLoader:
         ):
             del state[name]
         state["client"] = portable(self.client)
+        # transforms don't pickle: views are made again where wanted
+        state["_transform"] = None
+        state["_views"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._reset_pending()
+
+    def transformed(self, transform: FrameTransform | None) -> FrameLoader:
+        """The loader of the same frames with `transform` applied to each.
+
+        Every frame the view loads is transformed once, in the thread that
+        decodes it, and cached under a key that names the transform, in the
+        same cache as the plain frames: plain and transformed frames never
+        stand in for each other. The view shares this loader's sources and
+        metrics, and is made once per transform.
+
+        Parameters
+        ----------
+        transform: Union[dicomslide.loader.FrameTransform, None]
+            The transform; None for this loader itself
+
+        Returns
+        -------
+        dicomslide.loader.FrameLoader
+            The view
+
+        """
+        if transform is None or transform is self._transform:
+            return self
+        with self._lock:
+            view = self._views.get(transform.key)
+            if view is None:
+                view = object.__new__(FrameLoader)
+                view.__dict__.update(self.__dict__)
+                view._transform = transform
+                view._views = {}
+                view._reset_pending()
+                self._views[transform.key] = view
+        return view
 
     @property
     def loading(self) -> int:
@@ -292,14 +347,34 @@ class FrameLoader:
         part = int(self.part_of_frame[index])
         return (self._sop_uids[part], int(self.local_numbers[index]))
 
-    def _key(self, index: int) -> tuple[str, str, int]:
-        """Cache key of a decoded frame: origin, SOP Instance UID, number."""
+    def _key(self, index: int) -> tuple[Hashable, ...]:
+        """Cache key of a decoded frame: origin, SOP Instance UID, number,
+        and the key of the transform applied to it, if any."""
         part = int(self.part_of_frame[index])
-        return (
+        key = (
             self._origins[part],
             self._sop_uids[part],
             int(self.local_numbers[index]),
         )
+        if self._transform is None:
+            return key
+        return (*key, self._transform.key)
+
+    def is_cached(self, index: int) -> bool:
+        """Whether a frame is in the cache, as this loader gives it.
+
+        Parameters
+        ----------
+        index: int
+            Zero-based index of the frame over all parts
+
+        Returns
+        -------
+        bool
+            Whether it is cached (transformed, for a transformed view)
+
+        """
+        return self._key(index) in self.cache
 
     def _claim(
         self, indices: Sequence[int]
@@ -398,6 +473,37 @@ class FrameLoader:
             raise
         return jobs
 
+    def read_encoded(self, indices: Sequence[int]) -> list[tuple[bytes, str]]:
+        """Fetch frames as they are stored, without decoding or caching them.
+
+        Parameters
+        ----------
+        indices: Sequence[int]
+            Zero-based indices of frames over all parts
+
+        Returns
+        -------
+        List[Tuple[bytes, str]]
+            Each encoded frame and the Transfer Syntax UID it arrived in, in
+            the order of `indices` (one fetch per instance)
+
+        """
+        by_part: dict[int, list[int]] = defaultdict(list)
+        for index in indices:
+            by_part[int(self.part_of_frame[index])].append(index)
+        found: dict[int, tuple[bytes, str]] = {}
+        for part, wanted in by_part.items():
+            source = self._source(part)
+            encoded = source.read_frames([int(self.local_numbers[i]) for i in wanted])
+            self.metrics.add(
+                requests=1,
+                frames_fetched=len(encoded),
+                bytes_fetched=sum(len(data) for data in encoded),
+            )
+            syntax = str(source.transfer_syntax_uid or "")
+            found.update(zip(wanted, ((d, syntax) for d in encoded), strict=True))
+        return [found[index] for index in indices]
+
     def _decode(
         self, job: _Job, on_frame: Callable[[int, np.ndarray], None] | None
     ) -> None:
@@ -405,6 +511,8 @@ class FrameLoader:
             array = decode_frame(job.data, job.desc, job.sop, job.number, job.out)
             if job.desc.bits_allocated == 1:
                 array = array.astype(np.uint8)
+            if self._transform is not None:
+                array = self._transform(array)
             self.cache.put(self._key(job.index), array)
         except BaseException as error:
             self._settle(job.index, job.future, error)
@@ -434,9 +542,9 @@ class FrameLoader:
             Indices of frames to load in the background after these, for a
             read expected next (see :mod:`dicomslide.readahead`)
         neighbours: Union[Callable[[], Sequence[int]], None], optional
-            Gives the indices of frames to ask for in the same requests as
-            these, called only if any are fetched; they are decoded in the
-            background
+            Gives the indices of frames to ask for after these, in a request
+            of their own in the background, called only if any are fetched;
+            they are decoded in the background too
         share_pastes: bool, optional
             Whether idle pool threads may also hand cached frames to
             `on_frame`, for reads that paste enough pixels to be worth

@@ -476,11 +476,9 @@ class TotalPixelMatrix:
     def _color_transform(self) -> ColorTransform | None:
         return self._pixels.color_transform() if self._correct_color else None
 
-    def _finish(self, region: np.ndarray) -> np.ndarray:
-        transform = self._color_transform()
-        if transform is not None and region.size:
-            return transform(region)
-        return region
+    def _fill_of(self, transform: ColorTransform | None) -> float | np.ndarray:
+        """The fill value as reads give it: colour corrected, if they are."""
+        return self._fill if transform is None else transform.colour_of(self._fill)
 
     def read_region(
         self,
@@ -517,30 +515,47 @@ class TotalPixelMatrix:
         if rows < 0 or columns < 0:
             raise ValueError(f"region size must not be negative, got {size}")
         row, column = (int(v) for v in offset)
+        span = ((row, row + rows), (column, column + columns))
         transform = self._color_transform()
-        region = self._store.read_region(
+        if transform is not None and not self._store.transforms_frames(
+            self._stored_channel, self._focal_plane_index, *span, transform
+        ):
+            # a small read of large frames: correct the region alone
+            corrected = transform(self._read(span, None, None))
+            if out is None:
+                return corrected
+            out[...] = corrected
+            return out
+        # otherwise frames are corrected as they are decoded, and cached so
+        return self._read(span, transform, out)
+
+    def _read(
+        self,
+        span: tuple[tuple[int, int], tuple[int, int]],
+        transform: ColorTransform | None,
+        out: np.ndarray | None,
+    ) -> np.ndarray:
+        return self._store.read_region(
             self._stored_channel,
             self._focal_plane_index,
-            (row, row + rows),
-            (column, column + columns),
-            self._fill,
+            *span,
+            self._fill_of(transform),
             self._value_transform,
             self._dtype,
-            out=out if transform is None else None,
+            out=out,
             absent=self._absent,
+            frame_transform=transform,
         )
-        region = self._finish(region)
-        if out is not None and region is not out:
-            out[...] = region
-            return out
-        return region
 
     def _read_tiles(self, indices: Sequence[int]) -> np.ndarray:
         tile_rows, tile_columns, _ = self.tile_shape
         positions = [self.get_tile_position(self._check_tile_index(i)) for i in indices]
         store = self._store
         grid = store.grid(self._stored_channel, self._focal_plane_index)
-        tiles = np.full((len(indices), *self.tile_shape), self._fill, dtype=self.dtype)
+        transform = self._color_transform()
+        tiles = np.full(
+            (len(indices), *self.tile_shape), self._fill_of(transform), self.dtype
+        )
         wanted: dict[int, list[int]] = {}
         total_rows, total_columns = store.total_shape
         for k, (row, column) in enumerate(positions):
@@ -562,10 +577,7 @@ class TotalPixelMatrix:
                     part = self._value_transform(part)
                 tiles[k, :height, :width] = part
 
-        store.load_frames(list(wanted), place)
-        transform = self._color_transform()
-        if transform is not None and len(tiles):
-            tiles = np.stack([transform(tile) for tile in tiles])
+        store.load_frames(list(wanted), place, transform)
         return tiles
 
     def __getitem__(self, key: Any) -> np.ndarray:

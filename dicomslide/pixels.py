@@ -204,7 +204,8 @@ class ImagePixels:
         -------
         Union[dicomslide.color.ColorTransform, None]
             None where colours are not corrected: no ICC profile, one that
-            cannot be used, or not 8-bit RGB pixels
+            cannot be used or whose transform is an identity (such as an sRGB
+            profile), or not 8-bit RGB pixels
 
         Raises
         ------
@@ -226,7 +227,7 @@ class ImagePixels:
                 if not self._color_resolved:
                     if profile is not None:
                         try:
-                            self._color_transform = ColorTransform(profile)
+                            transform = ColorTransform(profile)
                         except Exception as error:  # must not stop reading
                             logger.warning(
                                 "instance %s: ICC profile unusable, colours not "
@@ -234,5 +235,9 @@ class ImagePixels:
                                 self.metadata.get("SOPInstanceUID"),
                                 error,
                             )
+                        else:
+                            # an identity (e.g. an sRGB profile) is skipped
+                            if not transform.is_identity:
+                                self._color_transform = transform
                     self._color_resolved = True
         return self._color_transform

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -22,6 +22,7 @@ from dicomslide.consistency import (
     make_leaving_out,
     repair_pixel_spacings,
 )
+from dicomslide.counters import Counters
 from dicomslide.discovery import find_slide_images, open_source
 from dicomslide.elements import element_value
 from dicomslide.enum import ChannelTypes
@@ -154,6 +155,8 @@ class Slide:
         uids = sorted(str(m.SOPInstanceUID) for m in image_metadata)
         self._sop_instance_uids = frozenset(uids)
         self._uid_hash = hashlib.sha256("\\".join(uids).encode()).hexdigest()
+        #: counts about the slide as a whole, which :attr:`metrics` includes
+        self.counters = Counters()
 
     def _build_pyramids(self, tolerance: float) -> dict[tuple[int, int], Pyramid]:
         """The pyramid of every channel and focal plane, on the levels of
@@ -218,7 +221,10 @@ class Slide:
     @property
     def metrics(self) -> dict[str, int]:
         """Dict[str, int]: what reading this slide cost so far, summed over
-        its images (see :attr:`dicomslide.TiledImage.metrics`)"""
+        its images (see :attr:`dicomslide.TiledImage.metrics`), and the
+        slide's own ``counters`` (:class:`dicomslide.counters.Counters`:
+        :mod:`dicomslide.serve` counts the Deep Zoom tiles it sent by path,
+        ``tiles_native`` and ``tiles_rendered``)"""
         images = {
             id(image): image
             for group in (
@@ -228,11 +234,7 @@ class Slide:
             )
             for image in group
         }
-        totals: dict[str, int] = {}
-        for image in images.values():
-            for name, value in image.metrics.items():
-                totals[name] = totals.get(name, 0) + value
-        return totals
+        return self.counters.total(image.metrics for image in images.values())
 
     @property
     def sop_instance_uids(self) -> frozenset[str]:
@@ -1081,15 +1083,20 @@ def find_slides(
     cache: FrameCache | None = None,
     progress: Callable[[int, int], None] | None = None,
     client: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> list[Slide]:
     """Find slides.
 
     Parameters
     ----------
-    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike]
+    source: Union[dicomweb_client.api.DICOMClient, str, os.PathLike, Sequence[str]]
         Where to look: a local folder path (opens the embedded client); a
         path to one file (finds the slide that file belongs to among the
-        files of its folder); an ``http(s)://`` DICOMweb base URL; or a
+        files of its folder); an ``http(s)://`` DICOMweb base URL; a URL of
+        object storage read through fsspec (``s3://bucket/prefix/``,
+        ``gs://...``: a prefix is a folder, one object's URL a file; needs
+        the ``dicomslide[cloud]`` extra); a list of URLs of files (e.g.
+        ``https://`` URLs of a web server that honours ``Range``); or a
         ``DICOMClient`` (e.g. a ``dicomweb_client.DICOMwebClient``)
     study_instance_uid: Union[str, None], optional
         DICOM Study Instance UID
@@ -1132,6 +1139,10 @@ def find_slides(
     client: Union[dicomweb_client.api.DICOMClient, str, os.PathLike, None], optional
         The name dicomslide 0.7 gave `source`, for callers that pass it by
         keyword
+    storage_options: Union[Mapping[str, Any], None], optional
+        Options of the fsspec filesystem of an object storage URL
+        (credentials, ``endpoint_url``, ``anon``, ...), as fsspec, dask and
+        pandas take them; never shown in reprs, logs or messages
 
     Returns
     -------
@@ -1145,7 +1156,7 @@ def find_slides(
         source = client
     if source is None:
         raise TypeError("find_slides() needs a source: a path, a URL or a client")
-    client, source_file = open_source(source)
+    client, source_file = open_source(source, storage_options)
     image_groups = find_slide_images(
         client,
         study_instance_uid,
@@ -1227,4 +1238,4 @@ def open_slide(source: Any, **filters: Any) -> Slide:
 def _describe_source(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return without_credentials(os.fsdecode(source))
-    return repr(source)
+    return f"{len(source)} URLs" if isinstance(source, list | tuple) else repr(source)

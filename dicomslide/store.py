@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicomslide import pool
 from dicomslide.cache import FrameCache
 from dicomslide.elements import IMAGE_ELEMENTS, convert_elements
 from dicomslide.fetch import describe_pixels
@@ -27,7 +28,7 @@ from dicomslide.frametable import (
     rank_focal_planes,
     sort_concatenation_parts,
 )
-from dicomslide.loader import FrameLoader, ReadMetrics
+from dicomslide.loader import FrameLoader, FrameTransform, ReadMetrics
 from dicomslide.readahead import Region, ScanPredictor
 from dicomslide.rgba import OpaqueRGBA
 from dicomslide.tile import FrameGrid
@@ -188,10 +189,44 @@ class FrameStore:
             self._grids[key] = grid
         return grid
 
+    def encoded_frames(
+        self, channel: int, plane: int, grid_positions: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[bytes, str]]:
+        """The stored bytes of the frames at tile grid positions.
+
+        Parameters
+        ----------
+        channel: int
+            Zero-based channel index
+        plane: int
+            Zero-based focal plane index
+        grid_positions: Sequence[Tuple[int, int]]
+            (row, column) of frames in the tile grid; fetched in one call per
+            instance
+
+        Returns
+        -------
+        Dict[Tuple[int, int], Tuple[bytes, str]]
+            The encoded frame and its Transfer Syntax UID by position; the
+            positions where the grid has no frame are left out
+
+        """
+        grid = self.grid(channel, plane)
+        rows, columns = grid.grid_shape
+        held = {
+            (row, column): grid.frame_at(row, column)
+            for row, column in grid_positions
+            if 0 <= row < rows and 0 <= column < columns
+        }
+        held = {position: index for position, index in held.items() if index >= 0}
+        encoded = self.loader.read_encoded(list(held.values()))
+        return dict(zip(held, encoded, strict=True))
+
     def load_frames(
         self,
         indices: Sequence[int],
         on_frame: Callable[[int, np.ndarray], None],
+        frame_transform: FrameTransform | None = None,
     ) -> None:
         """Get decoded frames, fetching and decoding only those not cached.
 
@@ -202,9 +237,58 @@ class FrameStore:
         on_frame: Callable[[int, numpy.ndarray], None]
             Called once per distinct index with the decoded frame (as cached:
             plain samples, also for an RGBA view); may run in a decoder thread
+        frame_transform: Union[dicomslide.loader.FrameTransform, None], optional
+            Applied to every frame as it is decoded, and cached apart from the
+            plain frames (e.g. colour correction)
 
         """
-        self.loader.load_frames(indices, on_frame)
+        self.loader.transformed(frame_transform).load_frames(indices, on_frame)
+
+    def transforms_frames(
+        self,
+        channel: int,
+        plane: int,
+        rows: tuple[int, int],
+        columns: tuple[int, int],
+        frame_transform: FrameTransform,
+    ) -> bool:
+        """Whether a read had better transform its frames than its region.
+
+        Transformed frames are cached and transformed by the decode threads in
+        parallel; a region is transformed once, by the reading thread. Frames
+        win unless those not cached transformed yet hold more pixels than the
+        decode threads transform meanwhile: a small read of large frames has
+        its region transformed instead (from frames cached plain).
+
+        Parameters
+        ----------
+        channel: int
+            Zero-based channel index
+        plane: int
+            Zero-based focal plane index
+        rows: Tuple[int, int]
+            First and one-past-last row of the read
+        columns: Tuple[int, int]
+            First and one-past-last column of the read
+        frame_transform: dicomslide.loader.FrameTransform
+            The transform
+
+        Returns
+        -------
+        bool
+            True to read with `frame_transform`, False to transform the region
+
+        """
+        (r0, r1), (c0, c1) = rows, columns
+        total_rows, total_columns = self.total_shape
+        hits = self.grid(channel, plane).frames_in(
+            max(r0, 0), min(r1, total_rows), max(c0, 0), min(c1, total_columns)
+        )
+        loader = self.loader.transformed(frame_transform)
+        missing = sum(1 for index, _, _ in hits if not loader.is_cached(index))
+        tile_rows, tile_columns = self.tile_shape
+        region = max(r1 - r0, 0) * max(c1 - c0, 0)
+        return missing * tile_rows * tile_columns <= pool.WORKERS * region
 
     def read_region(
         self,
@@ -212,11 +296,12 @@ class FrameStore:
         plane: int,
         rows: tuple[int, int],
         columns: tuple[int, int],
-        fill: float,
+        fill: float | np.ndarray,
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         dtype: np.dtype | None = None,
         out: np.ndarray | None = None,
         absent: float | None = None,
+        frame_transform: FrameTransform | None = None,
     ) -> np.ndarray:
         """Read a region of the total pixel matrix.
 
@@ -230,9 +315,9 @@ class FrameStore:
             First and one-past-last row; may extend past the matrix
         columns: Tuple[int, int]
             First and one-past-last column; may extend past the matrix
-        fill: float
+        fill: Union[float, numpy.ndarray]
             Value of pixels outside the matrix, and of absent tiles unless
-            `absent` says otherwise
+            `absent` says otherwise (or one value per sample)
         transform: Union[Callable[[numpy.ndarray], numpy.ndarray], None], optional
             Applied to every frame before it is pasted (e.g. label values to a
             segment's mask); pixels without a frame keep `fill`. Not for the
@@ -247,6 +332,10 @@ class FrameStore:
             absent from a TILED_SPARSE image), if not `fill`: e.g. 1 in the
             mask of a label map's background segment, as an absent tile of a
             label map holds label 0
+        frame_transform: Union[dicomslide.loader.FrameTransform, None], optional
+            Applied to every frame as it is decoded, before `transform`, and
+            cached apart from the plain frames (e.g. colour correction; not
+            for the reads of an :meth:`as_rgba` store)
 
         Returns
         -------
@@ -254,7 +343,7 @@ class FrameStore:
             Pixels of shape (rows, columns, samples): `out` when given
 
         """
-        if transform is not None and self._rgba:
+        if (transform is not None or frame_transform is not None) and self._rgba:
             raise ValueError("reads of RGBA frames take no transform")
         r0, r1 = rows
         c0, c1 = columns
@@ -308,11 +397,14 @@ class FrameStore:
             )
 
         ahead = self._read_ahead(channel, plane, rows, columns)
-        self.loader.load_frames(
+        loader = self.loader.transformed(frame_transform)
+        loader.load_frames(
             list(placement),
             paste,
             ahead,
-            None if ahead else lambda: self._neighbours(grid, rows, columns, placement),
+            None
+            if ahead
+            else lambda: self._neighbours(loader, grid, rows, columns, placement),
             share_pastes=out.nbytes >= _SHARED_PASTES_MIN_BYTES,
         )
         return out
@@ -348,6 +440,7 @@ class FrameStore:
 
     def _neighbours(
         self,
+        loader: FrameLoader,
         grid: FrameGrid,
         rows: tuple[int, int],
         columns: tuple[int, int],
@@ -356,7 +449,7 @@ class FrameStore:
         """Frames of the ring of tiles around a read, to fetch with its frames
         where the loader wants them (see
         :meth:`dicomslide.loader.FrameLoader.wants_neighbours`)."""
-        if not self.loader.wants_neighbours():
+        if not loader.wants_neighbours():
             return []
         (r0, r1), (c0, c1) = rows, columns
         tile_rows, tile_columns = self.tile_shape

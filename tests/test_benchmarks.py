@@ -71,6 +71,33 @@ def test_rounds_of_reads_cells_are_spread_over_the_run(corpus, tmp_path):
     assert sorted(second) == list(range(9, 17))
 
 
+def test_colour_managed_reads_are_checked_and_divided_by_raw(corpus, tmp_path):
+    result = run_benchmark(
+        "--workloads",
+        "a",
+        "--variants",
+        "V05",
+        "--impls",
+        "dicomslide,dicomslide-colour",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(tmp_path),
+        "--name",
+        "colour",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "colour.json").read_text())
+    (row,) = report["colour_ratios"]
+    assert row["variant"].startswith("V05") and row["workload"] == "a"
+    assert row["ratio"] == row["colour_s"] / row["raw_s"] > 0
+    cells = {cell["impl"]: cell for cell in report["cells"]}
+    # checked against LittleCMS on the raw region: V05's Adobe RGB profile
+    # changes the pixels, so an uncorrected read would be a mismatch
+    assert cells["dicomslide-colour"]["check"]["verdict"] in ("equal", "close")
+    assert "Colour-managed ÷ raw reads" in (tmp_path / "colour.md").read_text()
+
+
 def test_wan_proxy_relays_and_counts_requests(orthanc):
     from urllib.parse import urlsplit
 

@@ -12,6 +12,7 @@ import logging
 import os
 from typing import Any
 
+from dicomslide.objects import is_object_url
 from dicomslide.openslide._backend import SlideBackend
 from dicomslide.openslide.dicom import DicomBackend
 from dicomslide.openslide.dicom.sources import (
@@ -60,6 +61,7 @@ def open_backend(source: Any) -> SlideBackend:
         if (
             isinstance(source, Slide)
             or is_dicomweb_url(source)
+            or is_object_url(source)
             or os.path.isdir(source)
         ):
             raise
@@ -86,7 +88,7 @@ def detect_vendor(filename: Any) -> str | None:
         recognised
 
     """
-    if is_dicomweb_url(filename):
+    if is_dicomweb_url(filename) or is_object_url(filename):
         return DICOM_VENDOR
     if isinstance(filename, str | bytes | os.PathLike):
         if os.path.isdir(filename):

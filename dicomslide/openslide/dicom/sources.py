@@ -22,9 +22,10 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import VLWholeSlideMicroscopyImageStorage
 
-from dicomslide.errors import DicomSlideError, MetadataError
+from dicomslide.errors import DicomSlideError, MetadataError, ObjectNotFoundError
 from dicomslide.files import is_part10
 from dicomslide.folder import LocalFolderClient
+from dicomslide.objects import is_object_url
 from dicomslide.openslide.library import (
     OpenSlideError,
     OpenSlideUnsupportedFormatError,
@@ -123,7 +124,7 @@ def is_dicom_source(source: object) -> bool:
         True for a :class:`dicomslide.Slide`, a folder and a DICOM file
 
     """
-    if isinstance(source, Slide) or is_dicomweb_url(source):
+    if isinstance(source, Slide) or is_dicomweb_url(source) or is_object_url(source):
         return True
     if not isinstance(source, str | bytes | os.PathLike):
         return False
@@ -159,6 +160,8 @@ def find_slide(source: Any) -> tuple[Slide, Slide | str]:
         return source, source
     if is_dicomweb_url(source):
         return _slide_of_url(source), source
+    if is_object_url(source):
+        return _slide_of_objects(source), source
     try:
         path = Path(os.fsdecode(os.fspath(source)))
     except TypeError:
@@ -289,6 +292,24 @@ def _slide_of_url(url: str) -> Slide:
         raise OpenSlideUnsupportedFormatError(
             f"{shown} holds {len(slides)} slides ({names}); add "
             "/studies/<Study Instance UID>/series/<Series Instance UID> to the URL"
+        )
+    return slides[0]
+
+
+def _slide_of_objects(source: str | list[str]) -> Slide:
+    """The one slide under a prefix of object storage, or of one object
+    (storage options from ``DICOMSLIDE_STORAGE_OPTIONS``)."""
+    shown = without_credentials(source) if isinstance(source, str) else "the URLs"
+    try:
+        slides = find_slides(source, include_derived=False, correct_color=False)
+    except ObjectNotFoundError as error:
+        raise OpenSlideUnsupportedFormatError(str(error)) from error
+    except (DicomSlideError, ValueError) as error:
+        raise OpenSlideError(f"cannot read the slides of {shown}: {error}") from error
+    if len(slides) != 1:
+        names = ", ".join(repr(slide.container_id) for slide in slides)
+        raise OpenSlideUnsupportedFormatError(
+            f"{shown} holds {len(slides)} slides ({names}): open one of their objects"
         )
     return slides[0]
 

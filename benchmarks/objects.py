@@ -1,0 +1,278 @@
+"""Object storage benchmark: reading slides from an S3-compatible server.
+
+Runs moto's S3 server on 127.0.0.1 with a counting proxy in front (the test
+suite's, :mod:`tests.objectservers`), which also emulates the round trip of a
+wide area network (each request waits that long before it is passed on).
+The corpus variants are uploaded once; then, for each round trip and each
+implementation, a fresh process-local open and the same deterministic list of
+level-0 reads, with requests and bytes counted by the proxy:
+
+- ``dicomslide``: ``find_slides("s3://...", storage_options=...)``;
+- ``wsidicom``: ``WsiDicom.open("s3://...", file_options=...)`` (its fsspec
+  route);
+- ``download``: every object of the slide downloaded first (fsspec ``get``),
+  then read locally by dicomslide (the download counts as the open);
+- ``limit``: the frames each read needs, one ranged GET per run of adjacent
+  frames (concurrently), decoded one after the other; no cache, no read-ahead.
+
+Run from the repository root: ``python -m benchmarks.objects`` (``--quick``
+for a smoke run); writes ``benchmarks/results/objects.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import dicomslide
+from dicomslide.cache import FrameCache
+from dicomslide.codec import decode_frame
+from dicomslide.fetch import describe_pixels
+from dicomslide.objectframes import ObjectFrameSource
+from dicomslide.objects import ObjectFile, ObjectStore
+from dicomslide.query import stored_syntax
+from tests.objectservers import CountingProxy, MotoServer
+
+BUCKET = "bench"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _upload(corpus: Path, variants: list[str], server: MotoServer) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    for variant in variants:
+        for path in sorted((corpus / variant).glob("*.dcm")):
+            client.upload_file(str(path), BUCKET, f"{variant}/{path.name}")
+
+
+def _reads(size: tuple[int, int], count: int, seed: int) -> list[tuple[int, int]]:
+    """Top left corners (row, column) of 512 x 512 reads within level 0."""
+    rng = np.random.default_rng(seed)
+    rows, columns = size
+    return [
+        (
+            int(rng.integers(0, max(rows - 512, 1))),
+            int(rng.integers(0, max(columns - 512, 1))),
+        )
+        for _ in range(count)
+    ]
+
+
+class _Limit:
+    """One ranged GET per run of the frames a read needs, then decode."""
+
+    def __init__(self, slide: dicomslide.Slide, store: ObjectStore, prefix: str):
+        image = slide.get_volume_images()[0]
+        self.meta = image.metadata
+        header = self.meta
+        self.tile = (int(header.Rows), int(header.Columns))
+        self.grid = (
+            -(-int(header.TotalPixelMatrixRows) // self.tile[0]),
+            -(-int(header.TotalPixelMatrixColumns) // self.tile[1]),
+        )
+        self.desc = describe_pixels(header, stored_syntax(header) or "")
+        files = store.list(prefix)
+        index = slide.client.find_header(str(header.SOPInstanceUID))
+        path = index.filename.split("://", 1)[1]
+        self.source = ObjectFrameSource(
+            ObjectFile(store, path, files[path]),
+            str(header.SOPInstanceUID),
+            self.desc,
+            int(header.get("NumberOfFrames", 1)),
+        )
+        self.source.read_frames([1])  # index it: the open
+
+    def read(self, offset: tuple[int, int], size: tuple[int, int]) -> None:
+        (r0, c0), (h, w) = offset, size
+        numbers = [
+            row * self.grid[1] + column + 1
+            for row in range(r0 // self.tile[0], (r0 + h - 1) // self.tile[0] + 1)
+            for column in range(c0 // self.tile[1], (c0 + w - 1) // self.tile[1] + 1)
+        ]
+        for number, data in zip(numbers, self.source.read_frames(numbers), strict=True):
+            decode_frame(data, self.desc, self.source.sop_instance_uid, number)
+
+
+def _impls(url: str, options: dict[str, Any]) -> dict[str, Callable[[], Any]]:
+    """Each implementation's open: returns its read(offset, size)."""
+
+    def ours() -> Any:
+        slide = dicomslide.find_slides(
+            url, storage_options=options, correct_color=False, cache=FrameCache(2**28)
+        )[0]
+        return lambda offset, size: slide.get_image_region(offset, 0, size)
+
+    def wsidicom() -> Any:
+        from wsidicom import WsiDicom
+
+        wsi = WsiDicom.open(url, file_options=options)
+        return lambda offset, size: wsi.read_region(
+            (offset[1], offset[0]), 0, (size[1], size[0])
+        )
+
+    def wsidicom_small_blocks() -> Any:
+        # s3fs reads ahead whole 50 MiB blocks by default: on the small corpus
+        # objects that is every byte; this route reads 256 KiB blocks instead
+        from wsidicom import WsiDicom
+
+        small = {**options, "default_block_size": 256 * 1024}
+        wsi = WsiDicom.open(url, file_options=small)
+        return lambda offset, size: wsi.read_region(
+            (offset[1], offset[0]), 0, (size[1], size[0])
+        )
+
+    def download() -> Any:
+        store = ObjectStore(url, options)
+        folder = Path(tempfile.mkdtemp(prefix="dicomslide-bench-"))
+        store.fs.get(store.locate(url)[1], str(folder), recursive=True)
+        slide = dicomslide.find_slides(folder, correct_color=False)[0]
+        return lambda offset, size: slide.get_image_region(offset, 0, size)
+
+    def limit() -> Any:
+        store = ObjectStore(url, options)
+        slide = dicomslide.find_slides(
+            url, storage_options=options, correct_color=False
+        )[0]
+        bench = _Limit(slide, store, store.locate(url)[1].rstrip("/"))
+        return bench.read
+
+    return {
+        "dicomslide": ours,
+        "wsidicom": wsidicom,
+        "wsidicom-256k": wsidicom_small_blocks,
+        "download": download,
+        "limit": limit,
+    }
+
+
+def _measure(
+    proxy: CountingProxy, action: Callable[[], Any]
+) -> tuple[Any, dict[str, float]]:
+    time.sleep(0.05)  # read-ahead of the read before settles
+    proxy.clear()
+    start = time.perf_counter()
+    result = action()
+    wall = time.perf_counter() - start
+    seen = proxy.requests()
+    return result, {
+        "requests": len(seen),
+        "bytes": sum(s.nbytes for s in seen),
+        "wall": wall,
+    }
+
+
+def run(args: argparse.Namespace) -> str:
+    corpus = Path(args.corpus)
+    variants = [
+        v
+        for v in sorted(p.name for p in corpus.glob("V*"))
+        if any(s in v for s in args.variants)
+    ]
+    server = MotoServer()
+    proxy = CountingProxy(server.url)
+    lines = [
+        "# Object storage: reads from an S3-compatible server",
+        "",
+        f"{args.reads} reads of 512 x 512 pixels at level 0 per cell; per read: "
+        "median wall time, mean requests and KiB counted by the proxy; "
+        "open: requests and wall of opening.",
+        "",
+        "| variant | RTT ms | impl | open req | open MiB | open s | req/read "
+        "| KiB/read | ms/read |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    try:
+        _upload(corpus, variants, server)
+        options = {
+            "key": "bench",
+            "secret": "bench",
+            "endpoint_url": proxy.url,
+            "client_kwargs": {"region_name": "us-east-1"},
+        }
+        for variant in variants:
+            url = f"s3://{BUCKET}/{variant}/"
+            size = dicomslide.find_slides(corpus / variant)[
+                0
+            ].total_pixel_matrix_dimensions[0]
+            reads = _reads(size, args.reads, args.seed)
+            ObjectStore(url, options).fs.ls(f"{BUCKET}/{variant}")  # connected once
+            for rtt in args.rtt:
+                proxy.delay = rtt / 1000
+                for name, opener in _impls(url, options).items():
+                    if args.impls and not any(s in name for s in args.impls):
+                        continue
+                    try:
+                        read, opened = _measure(proxy, opener)
+                        cells = [
+                            _measure(proxy, lambda o=o, r=read: r(o, (512, 512)))[1]
+                            for o in reads
+                        ]
+                    except Exception as error:  # noqa: BLE001 - a result, reported
+                        logging.warning("%s on %s failed: %s", name, variant, error)
+                        lines.append(
+                            f"| {variant} | {rtt} | {name} | failed: "
+                            f"{type(error).__name__} | | | | | |"
+                        )
+                        continue
+                    lines.append(
+                        f"| {variant} | {rtt} | {name} | {opened['requests']:.0f} | "
+                        f"{opened['bytes'] / 2**20:.1f} | {opened['wall']:.2f} | "
+                        f"{statistics.mean(c['requests'] for c in cells):.2f} | "
+                        f"{statistics.mean(c['bytes'] for c in cells) / 1024:.0f} | "
+                        f"{1000 * statistics.median(c['wall'] for c in cells):.1f} |"
+                    )
+                    print(lines[-1], flush=True)
+    finally:
+        proxy.close()
+        server.close()
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--corpus",
+        default=os.environ.get("DICOMSLIDE_CORPUS", "../shared/data/wsi-corpus"),
+    )
+    parser.add_argument(
+        "--variants", default="V13,V05,V15", type=lambda t: t.split(",")
+    )
+    parser.add_argument(
+        "--impls", default="", type=lambda t: [s for s in t.split(",") if s]
+    )
+    parser.add_argument(
+        "--rtt", default="0,25,50", type=lambda t: [int(v) for v in t.split(",")]
+    )
+    parser.add_argument("--reads", default=20, type=int)
+    parser.add_argument("--seed", default=20261207, type=int)
+    parser.add_argument(
+        "--quick", action="store_true", help="5 reads, no WAN emulation"
+    )
+    parser.add_argument("--out", default=str(RESULTS / "objects.md"))
+    args = parser.parse_args()
+    if args.quick:
+        args.reads, args.rtt = 5, [0]
+    report = run(args)
+    Path(args.out).write_text(report)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
