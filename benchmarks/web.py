@@ -768,7 +768,12 @@ def select_variants(corpus: Path, wanted: str | None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+    """Command-line entry point (with ``--rtt``: :mod:`benchmarks.wan`'s)."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if any(a == "--rtt" or a.startswith("--rtt=") for a in arguments):
+        from benchmarks.wan import main as wan_main
+
+        return wan_main(arguments)
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.web", description=__doc__
     )

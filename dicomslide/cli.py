@@ -111,11 +111,10 @@ def _progress(total: int, description: str) -> Any:
 def _source(args: argparse.Namespace) -> Any:
     source = args.source
     if source.startswith(("http://", "https://")):
-        import requests
-
         from dicomslide.client import open_web_client
+        from dicomslide.transport import new_session
 
-        session = requests.Session()
+        session = new_session()
         password = args.password or os.environ.get("DICOMSLIDE_PASSWORD")
         if args.user:
             session.auth = (args.user, password or "")

@@ -47,6 +47,7 @@ from dicomslide.objectfolder import ObjectFolderClient
 from dicomslide.transport import (
     RequestError,
     give_session,
+    new_session,
     rebase,
     session_of,
     settings,
@@ -155,7 +156,7 @@ def open_web_client(
             "requests.Session (see the DICOMweb guide)"
         ) from None
     if session is None:
-        session = requests.Session()
+        session = new_session()
     if credentials is not None and session.auth is None:
         session.auth = credentials
     client = DICOMwebClient(url=url, session=session, timeout=settings.timeout)

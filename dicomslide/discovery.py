@@ -55,6 +55,8 @@ _ICC_PROFILE_TAG = 0x00282000
 # Pixel Data, Float and Double Float Pixel Data: never read from metadata
 # (Orthanc gives the first value of float pixel data inline)
 _PIXEL_DATA_TAGS = frozenset({"7FE00010", "7FE00008", "7FE00009"})
+#: Series asked for per search request; a shorter answer ends the search
+SEARCH_PAGE = 1000
 _SERIES_FIELDS = [
     "StudyInstanceUID",
     "SeriesInstanceUID",
@@ -352,6 +354,25 @@ def group_images(images: Sequence[Dataset]) -> list[list[Dataset]]:
     return list(groups.values())
 
 
+def _all_series(client: Any, search: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every series a search finds, a page of :data:`SEARCH_PAGE` at a time.
+
+    A page shorter than the limit asked for is the last one, so a search
+    that finds fewer series costs one request, not a second one for the
+    empty page after it (as ``get_remaining`` does).
+    """
+    found: list[dict[str, Any]] = []
+    while True:
+        page = call(
+            client, "search_for_series", limit=SEARCH_PAGE, offset=len(found), **search
+        )
+        found.extend(page)
+        if len(page) != SEARCH_PAGE:
+            # shorter: the last page; longer: the server ignores the limit
+            # (and so the offset) and sent every series
+            return found
+
+
 def _search(
     client: DICOMClient,
     identity: dict[str, str | None],
@@ -364,10 +385,10 @@ def _search(
     filters = {
         keyword: value for keyword, value in identity.items() if value is not None
     }
-    search: dict[str, Any] = {"search_filters": filters, "get_remaining": True}
+    search: dict[str, Any] = {"search_filters": filters}
     if not isinstance(client, DICOMfileClient):
         search["fields"] = _SERIES_FIELDS  # the file client warns that it ignores them
-    found = call(client, "search_for_series", **search)
+    found = _all_series(client, search)
     modalities = _DERIVED_MODALITIES if include_derived else _SLIDE_MODALITIES
     tags = {
         "StudyInstanceUID": "0020000D",

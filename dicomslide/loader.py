@@ -7,12 +7,13 @@ image's frames wait for one load instead of starting their own. The claimed
 frames are fetched in one call per instance, and decoded largest first by the
 reading thread and idle threads of the decode pool (:mod:`dicomslide.pool`),
 where possible straight into memory that an idle thread faults in meanwhile
-(:mod:`dicomslide.pages`). Frames of a scan's next regions, and the
-neighbours a DICOMweb request can carry for free, are loaded in the
-background. A transformed view of the loader (:meth:`FrameLoader.transformed`)
-applies a transform, such as colour correction, to every frame as it is
-decoded, and caches the transformed frames apart from the plain ones.
-:class:`ReadMetrics` counts what reading cost.
+(:mod:`dicomslide.pages`). Frames of a scan's next regions, and the ring
+of tiles around a DICOMweb read, are fetched in the background by the I/O
+pool and decoded by the decode pool. A transformed view of the loader
+(:meth:`FrameLoader.transformed`) applies a transform, such as colour
+correction, to every frame as it is decoded, and caches the transformed
+frames apart from the plain ones. :class:`ReadMetrics` counts what reading
+cost.
 """
 
 from __future__ import annotations
@@ -541,9 +542,9 @@ class FrameLoader:
             Indices of frames to load in the background after these, for a
             read expected next (see :mod:`dicomslide.readahead`)
         neighbours: Union[Callable[[], Sequence[int]], None], optional
-            Gives the indices of frames to ask for in the same requests as
-            these, called only if any are fetched; they are decoded in the
-            background
+            Gives the indices of frames to ask for after these, in a request
+            of their own in the background, called only if any are fetched;
+            they are decoded in the background too
         share_pastes: bool, optional
             Whether idle pool threads may also hand cached frames to
             `on_frame`, for reads that paste enough pixels to be worth
@@ -554,13 +555,11 @@ class FrameLoader:
         cached, claimed, waiting = self._claim(indices)
         self.metrics.add(cache_hits=len(cached))
         run: _ReadRun | None = None
-        extra: dict[int, Future[np.ndarray]] = {}
         try:
+            jobs = self._fetch(claimed) if claimed else []
             if claimed and neighbours is not None:
-                extra = self._claim_neighbours(neighbours(), claimed)
-            jobs = self._fetch({**claimed, **extra}) if claimed else []
-            later = [job for job in jobs if job.index in extra]
-            jobs = [job for job in jobs if job.index not in extra]
+                # after the read's own frames, in a request of their own
+                self._fetch_later(self._claim_neighbours(neighbours(), claimed))
             shared = (
                 cached if share_pastes and pool.busy.count < pool.WORKERS - 1 else []
             )
@@ -571,9 +570,6 @@ class FrameLoader:
                 run = _ReadRun(jobs, shared, self._decode, on_frame)
                 for _ in range(helpers):
                     pool.submit(run.work)
-            if later:  # after the read's own frames
-                self._decode_later(later)
-            extra = {}  # handed over
             if prefetch:
                 self._prefetch(prefetch)
             if not shared:
@@ -587,7 +583,6 @@ class FrameLoader:
             if run is not None:
                 run.cancel()
             self._abandon(claimed)
-            self._abandon(extra)
         if run is not None:
             run.raise_first_error()
         for index, future in waiting:
@@ -617,26 +612,55 @@ class FrameLoader:
             ready.append(job)
         return ready
 
-    def _background_limit(self) -> int:
-        """How many frames may be loaded ahead of reads: a quarter of the
-        cache's worth."""
+    @property
+    def background_limit(self) -> int:
+        """int: how many frames may be loaded ahead of reads: a quarter of
+        the cache's worth"""
         return self.cache.max_bytes // 4 // max(self.layout.frame_nbytes, 1)
 
     def _prefetch(self, indices: Sequence[int]) -> None:
-        """Load frames in the background, within a quarter of the cache."""
-        _, claimed, _ = self._claim(list(indices)[: self._background_limit()])
+        """Load frames in the background, within a quarter of the cache.
+
+        Nothing is done while fewer than a quarter of them are neither
+        loaded nor loading, so that a scan that reads far ahead fetches its
+        next regions in a few larger requests, not one request per region.
+        """
+        ahead = [int(i) for i in indices][: self.background_limit]
+        with self._pending_lock:
+            missing = sum(
+                i not in self._pending and self._key(i) not in self.cache for i in ahead
+            )
+        if not missing or 4 * missing < len(ahead) and len(ahead) >= 8:
+            return
+        _, claimed, _ = self._claim(ahead)
+        self._fetch_later(claimed)
+
+    def _fetch_later(self, claimed: dict[int, Future[np.ndarray]]) -> None:
+        """Fetch claimed frames in the I/O pool, in as many concurrent
+        requests as a read of them would make, and decode them in the
+        background."""
         if not claimed:
             return
+        items = list(claimed.items())
+        split = getattr(self._source(0), "request_size", None)
+        size = len(items) if split is None else max(1, split(len(items)))
+        for start in range(0, len(items), size):
+            batch = dict(items[start : start + size])
 
-        def run() -> None:
+            def run(batch: dict[int, Future[np.ndarray]] = batch) -> None:
+                try:
+                    jobs = self._fetch(batch)
+                except Exception as error:  # readers waiting get the error
+                    logger.debug(
+                        "fetching %d frames ahead failed: %s", len(batch), error
+                    )
+                    return
+                self._decode_later(jobs)
+
             try:
-                jobs = self._fetch(claimed)
-            except Exception as error:  # readers waiting for them get the error
-                logger.debug("read-ahead of %d frames failed: %s", len(claimed), error)
-                return
-            self._decode_later(jobs)
-
-        pool.submit(run)
+                pool.submit_io(run)
+            except RuntimeError as error:  # the pool is shut down (exit)
+                self._settle_all(batch, error)
 
     def _decode_later(self, jobs: Sequence[_Job]) -> None:
         """Decode fetched frames in the background, into the cache."""
@@ -646,6 +670,11 @@ class FrameLoader:
         except RuntimeError as error:  # the pool is shut down (exit)
             for job in jobs:
                 self._settle(job.index, job.future, error)
+
+    @property
+    def remote(self) -> bool:
+        """bool: whether every request for frames costs a network round trip"""
+        return bool(getattr(self._source(0), "remote", False))
 
     def wants_neighbours(self) -> bool:
         """Whether reads should ask for the neighbours of their frames too.
@@ -670,7 +699,7 @@ class FrameLoader:
             return {}
         parts = {int(self.part_of_frame[index]) for index in claimed}
         wanted = [i for i in neighbours if int(self.part_of_frame[i]) in parts]
-        _, extra, _ = self._claim(wanted[: self._background_limit()])
+        _, extra, _ = self._claim(wanted[: self.background_limit])
         with self._pending_lock:
             self._unread_neighbours.update(extra)
             self._neighbour_counts[0] += len(extra)

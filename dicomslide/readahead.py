@@ -8,13 +8,17 @@ can be fetched and decoded on idle cores while the caller works on the
 current one. Random reads predict nothing.
 
 The number of regions predicted is ``DICOMSLIDE_READAHEAD`` (default 2;
-0 turns read-ahead off).
+0 turns read-ahead off). Where every request costs a network round trip
+(DICOMweb), the next regions must be on their way long before they are read:
+:meth:`ScanPredictor.observe_rows` names the rest of the scan, a row at a
+time, and the caller reads ahead as far as its budget allows.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 Region = tuple[int, int, int, int]
@@ -37,6 +41,7 @@ class _Scan:
     row_start: int = 0  # first column of the scan's rows
     row_last: int | None = None  # first column of a row's last region, once known
     row_step: int = 0  # rows between scan rows, once a row has ended
+    rows_done: int = 0  # scan rows ended so far
 
 
 class ScanPredictor:
@@ -89,6 +94,50 @@ class ScanPredictor:
                 return []
             return self._predict(scan)
 
+    def observe_rows(self, key: tuple[int, int], region: Region) -> Iterator[Region]:
+        """Record a read and name the rest of a scan, one region per row.
+
+        Parameters
+        ----------
+        key: Tuple[int, int]
+            What is read (channel and focal plane); a scan stays on one
+        region: Tuple[int, int, int, int]
+            Rows [r0, r1) and columns [c0, c1) read
+
+        Returns
+        -------
+        Iterator[Tuple[int, int, int, int]]
+            The rest of the read's scan row (to the matrix's edge until a row
+            has ended), then, once rows have ended, each next scan row whole,
+            nearest first: four times as many rows as have ended, so that a scan
+            of a small part of the matrix fetches little beyond it (nothing
+            unless the reads so far form a row-major scan, or read-ahead is
+            off)
+
+        """
+        if self.depth <= 0:
+            return iter(())
+        with self._lock:
+            scan = self._follow(key, region)
+            self._scan = scan
+        if scan.step <= 0:
+            return iter(())
+        return self._rows(scan)
+
+    def _rows(self, scan: _Scan) -> Iterator[Region]:
+        rows, columns = self.shape
+        r0, r1, c0, c1 = scan.region
+        height, width = r1 - r0, c1 - c0
+        row_end = columns if scan.row_last is None else scan.row_last + width
+        row_end = min(row_end, columns)
+        if c0 + scan.step < row_end:
+            yield (r0, r1, c0 + scan.step, row_end)
+        if scan.row_last is None or scan.row_step <= 0:
+            return
+        tops = range(r0 + scan.row_step, rows, scan.row_step)
+        for top in tops[: 4 * scan.rows_done]:
+            yield (top, top + height, scan.row_start, row_end)
+
     def _follow(self, key: tuple[int, int], region: Region) -> _Scan:
         last = self._scan
         r0, r1, c0, c1 = region
@@ -102,12 +151,18 @@ class ScanPredictor:
         if r0 == l0 and 0 < step <= width and last.step in (0, step):
             # next region of the same row (adjacent or overlapping)
             return _Scan(
-                region, key, step, last.row_start, last.row_last, last.row_step
+                region,
+                key,
+                step,
+                last.row_start,
+                last.row_last,
+                last.row_step,
+                last.rows_done,
             )
         down = r0 - l0
         if last.step and c0 == last.row_start and 0 < down <= height:
             # the next row of the scan begins
-            return _Scan(region, key, last.step, c0, m0, down)
+            return _Scan(region, key, last.step, c0, m0, down, last.rows_done + 1)
         return _Scan(region, key, row_start=c0)
 
     def _predict(self, scan: _Scan) -> list[Region]:

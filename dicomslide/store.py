@@ -12,7 +12,7 @@ the same frames (:meth:`FrameStore.as_rgba`) shares the loader and the cache.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ from dicomslide.frametable import (
     sort_concatenation_parts,
 )
 from dicomslide.loader import FrameLoader, FrameTransform, ReadMetrics
-from dicomslide.readahead import ScanPredictor
+from dicomslide.readahead import Region, ScanPredictor
 from dicomslide.rgba import OpaqueRGBA
 from dicomslide.tile import FrameGrid
 
@@ -422,18 +422,26 @@ class FrameStore:
         rows: tuple[int, int],
         columns: tuple[int, int],
     ) -> list[int]:
-        """Frames of the regions a scan would read next (none for other reads)."""
-        regions = self._readahead.observe((channel, plane), (*rows, *columns))
-        if not regions:
-            return []
+        """Frames of the regions a scan would read next (none for other reads):
+        the next few regions, or over a network as many frames ahead as the
+        loader may load in the background."""
+        key, region = (channel, plane), (*rows, *columns)
+        remote = self.loader.remote
+        if remote:
+            regions: Iterable[Region] = self._readahead.observe_rows(key, region)
+        else:
+            regions = self._readahead.observe(key, region)
         grid = self.grid(channel, plane)
         total_rows, total_columns = self.total_shape
+        limit = self.loader.background_limit if remote else None
         frames: dict[int, None] = {}
         for r0, r1, c0, c1 in regions:
             r0, r1 = max(r0, 0), min(r1, total_rows)
             c0, c1 = max(c0, 0), min(c1, total_columns)
             for index, _, _ in grid.frames_in(r0, r1, c0, c1):
                 frames[index] = None
+            if limit is not None and len(frames) >= limit:
+                break
         return list(frames)
 
     def _neighbours(

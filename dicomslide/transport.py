@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
+import requests.adapters
 from dicomweb_client import DICOMwebClient
 from urllib3.util import parse_url
 
@@ -59,14 +60,21 @@ class WebSettings:
         Longest wait before a retry in seconds: caps the backoff and the time
         that a ``Retry-After`` header asks for
     chunk_frames: int
-        Largest number of frames in one request; larger reads are split into
-        chunks that are fetched concurrently
-    workers: int
-        Largest number of chunks fetched at once
+        Largest number of frames in one request
+    split_frames: int
+        A read of at least twice this many frames is split into concurrent
+        requests of at least this many frames each, as many as
+        `connections` allows
+    connections: int
+        Largest number of requests that dicomslide has in flight at once for
+        frames fetched in the background (read-ahead, neighbours) and for the
+        parts of a split read: the size of its I/O thread pool
+        (:func:`dicomslide.pool.io_executor`), apart from the threads that
+        decode; sessions that dicomslide makes keep as many connections
     neighbours: bool
-        Whether a read that fetches frames also asks, in the same request, for
-        the ring of tiles around it, while at least a quarter of the tiles so
-        fetched are read later
+        Whether a read that fetches frames also asks, in a separate request in
+        the background, for the ring of tiles around it, while at least a
+        quarter of the tiles so fetched are read later
     reprobe_reads: int
         Reads after which a media type learnt because the server refused the
         stored bytes is given up for the stored bytes again (once)
@@ -83,7 +91,8 @@ class WebSettings:
     backoff: float = 0.1
     max_wait: float = 30.0
     chunk_frames: int = 512
-    workers: int = 4
+    split_frames: int = 16
+    connections: int = 8
     neighbours: bool = True
     reprobe_reads: int = 100
     reprobe_seconds: float = 300.0
@@ -475,6 +484,23 @@ def _origin_text(value: tuple[str, str, int]) -> str:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+def new_session() -> requests.Session:
+    """A session that keeps a connection for every request dicomslide may
+    have in flight (:attr:`WebSettings.connections`, and the reading threads').
+
+    Returns
+    -------
+    requests.Session
+        Session
+
+    """
+    session = requests.Session()
+    size = max(1, settings.connections) + (os.cpu_count() or 2)
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, requests.adapters.HTTPAdapter(pool_maxsize=size))
+    return session
+
+
 _sessions: weakref.WeakKeyDictionary[Any, tuple[int, requests.Session]] = (
     weakref.WeakKeyDictionary()
 )
@@ -525,7 +551,7 @@ def session_of(client: DICOMwebClient) -> requests.Session | None:
     owner, old = entry
     if owner == pid:
         return old
-    new = requests.Session()
+    new = new_session()
     new.auth = old.auth
     new.headers.update(old.headers)
     new.proxies.update(old.proxies)

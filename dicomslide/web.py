@@ -11,8 +11,8 @@ client and given up for the stored bytes again now and then. Where a server
 refuses the frames of an instance altogether (Orthanc answers 400 for float
 pixel data; servers answer 500 where they cannot transcode), the instance is
 retrieved whole instead, once, and kept (:attr:`WebSettings.instance_cache_bytes`).
-It checks that the answer holds exactly the frames asked for, and splits very
-large requests into chunks fetched concurrently.
+It checks that the answer holds exactly the frames asked for, and splits
+large reads into requests sent concurrently (:func:`split_request`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +32,7 @@ import pydicom
 import requests
 from dicomweb_client import DICOMwebClient
 
-from dicomslide import uids
+from dicomslide import pool, uids
 from dicomslide.codec import PixelDescription
 from dicomslide.errors import FrameRetrievalError
 from dicomslide.fetch import (
@@ -144,24 +143,10 @@ class _Instances:
 _accept_choice: weakref.WeakKeyDictionary[Any, _Learned] = weakref.WeakKeyDictionary()
 _instances = _Instances()
 _retrieval_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _chunk_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                settings.workers, thread_name_prefix="dicomslide-web"
-            )
-        return _pool
 
 
 def _forget_after_fork() -> None:
-    global _pool, _pool_lock, _instances, _retrieval_lock
-    _pool = None
-    _pool_lock = threading.Lock()
+    global _instances, _retrieval_lock
     _instances = _Instances()
     _retrieval_lock = threading.Lock()
 
@@ -294,6 +279,34 @@ def retrieve_bulk_data(session: requests.Session, url: str) -> bytes:
     return parts[0][1]
 
 
+def split_request(numbers: list[int]) -> list[list[int]]:
+    """Split the frames of a read into the requests that fetch them.
+
+    A read of at least twice :attr:`WebSettings.split_frames` frames is split
+    into requests of at least that many frames each, as many as
+    :attr:`WebSettings.connections`; no request holds more than
+    :attr:`WebSettings.chunk_frames` frames.
+
+    Parameters
+    ----------
+    numbers: List[int]
+        Frame numbers, in the order of the read
+
+    Returns
+    -------
+    List[List[int]]
+        Frame numbers of each request, in order
+
+    """
+    if not numbers:
+        return []
+    least = max(1, settings.split_frames)
+    count = min(len(numbers) // least, max(1, settings.connections))
+    count = max(count, 1, -(-len(numbers) // max(1, settings.chunk_frames)))
+    size = -(-len(numbers) // count)
+    return [numbers[i : i + size] for i in range(0, len(numbers), size)]
+
+
 class WebFrameSource(ClientFrameSource):
     """Fetches the frames of one instance from a DICOMweb server.
 
@@ -348,8 +361,32 @@ class WebFrameSource(ClientFrameSource):
         (:attr:`WebSettings.neighbours`)"""
         return settings.neighbours
 
+    def request_size(self, count: int) -> int:
+        """Frames per request when `count` frames are fetched in the
+        background (as :func:`split_request` splits a read).
+
+        Parameters
+        ----------
+        count: int
+            Number of frames
+
+        Returns
+        -------
+        int
+            Largest number of frames in one request
+
+        """
+        return max(1, len(split_request(list(range(count)))[0])) if count else 1
+
+    @property
+    def remote(self) -> bool:
+        """bool: True: every request costs a round trip, so reads of a scan
+        are fetched further ahead (see :mod:`dicomslide.readahead`)"""
+        return True
+
     def read_frames(self, frame_numbers: Sequence[int]) -> list[bytes]:
-        """Fetch encoded frames: one request, or concurrent chunks if many.
+        """Fetch encoded frames: one request, or concurrent ones if many
+        (:func:`split_request`).
 
         Parameters
         ----------
@@ -374,11 +411,22 @@ class WebFrameSource(ClientFrameSource):
         numbers = checked_frame_numbers(
             frame_numbers, self._number_of_frames, self.sop_instance_uid
         )
-        size = max(1, settings.chunk_frames)
-        chunks = [numbers[i : i + size] for i in range(0, len(numbers), size)]
+        chunks = split_request(numbers)
         if len(chunks) <= 1:
             return self._request(numbers) if numbers else []
-        results = list(_chunk_pool().map(self._request, chunks))
+        if pool.in_io_thread():  # waiting for its own pool could deadlock it
+            results = [self._request(chunk) for chunk in chunks]
+        else:
+            # this thread sends the first request, so that the read goes on
+            # however busy the I/O pool is with background fetches
+            executor = pool.io_executor()
+            futures = [executor.submit(self._request, c) for c in chunks[1:]]
+            try:
+                results = [self._request(chunks[0])]
+                results.extend(future.result() for future in futures)
+            finally:
+                for future in futures:
+                    future.cancel()
         return [frame for chunk in results for frame in chunk]
 
     def _session(self) -> requests.Session:

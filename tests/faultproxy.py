@@ -92,14 +92,27 @@ class FaultProxy:
     authorization: Union[str, None], optional
         If given, the ``Authorization`` header that every request must carry;
         others are answered 401
+    latency: float, optional
+        Seconds of a network round trip: half of it passes before a request
+        is passed on, half before the answer is sent (a distant server)
+
+    Attributes
+    ----------
+    max_in_flight: int
+        Most requests that were being answered at the same time
 
     """
 
-    def __init__(self, target: str, authorization: str | None = None) -> None:
+    def __init__(
+        self, target: str, authorization: str | None = None, latency: float = 0.0
+    ) -> None:
         self.target = target.rstrip("/")
         self.authorization = authorization
+        self.latency = latency
         self.rules: list[Rule] = []
         self.seen: list[Seen] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         self._sessions = threading.local()
         proxy = self
@@ -176,6 +189,17 @@ class FaultProxy:
         return session
 
     def _handle(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            time.sleep(self.latency / 2)
+            self._answer_request(handler)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer_request(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         path = handler.path
         headers = dict(handler.headers.items())
         seen = Seen(path, headers)
@@ -220,6 +244,7 @@ class FaultProxy:
     ) -> None:
         with self._lock:
             seen.status, seen.nbytes = status, len(body)
+        time.sleep(self.latency / 2)
         with contextlib.suppress(OSError):  # the client may have given up
             handler.send_response(status)
             for name, value in reply.items():

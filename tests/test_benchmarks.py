@@ -96,3 +96,29 @@ def test_colour_managed_reads_are_checked_and_divided_by_raw(corpus, tmp_path):
     # changes the pixels, so an uncorrected read would be a mismatch
     assert cells["dicomslide-colour"]["check"]["verdict"] in ("equal", "close")
     assert "Colour-managed ÷ raw reads" in (tmp_path / "colour.md").read_text()
+
+
+def test_wan_proxy_relays_and_counts_requests(orthanc):
+    from urllib.parse import urlsplit
+
+    import requests
+
+    from benchmarks.wanproxy import WanProxy
+
+    target = urlsplit(orthanc.base_url)
+    with WanProxy(str(target.hostname), int(target.port or 80), 0.01, 100) as proxy:
+        url = proxy.url("/dicom-web/studies")
+        direct = requests.get(
+            f"{orthanc.dicomweb_url}/studies", headers={"Accept": "application/json"}
+        )
+        with requests.Session() as session:
+            answers = [
+                session.get(url, headers={"Accept": "application/json"})
+                for _ in range(3)
+            ]
+        assert [a.status_code for a in answers] == [200] * 3
+        assert all(a.content == direct.content for a in answers)
+        counts = proxy.reset()
+        assert (counts.requests, counts.connections) == (3, 1)  # kept alive
+        assert counts.bytes_down >= 3 * len(direct.content)
+        assert counts.max_in_flight == 1

@@ -274,3 +274,30 @@ def test_a_read_that_fails_midway_leaves_no_frame_pending(jpeg_image):
     assert not store.loader.loading
     got = matrix.read_region((3 * 64, 4 * 96), (64, 96))
     np.testing.assert_array_equal(got, expected[192:256, 384:480])
+
+
+def test_remote_reads_ahead_name_the_rest_of_a_scan_row_by_row():
+    predictor = ScanPredictor((500, 1000))
+    assert list(predictor.observe_rows(KEY, (0, 100, 0, 100))) == []  # no scan yet
+    # in the first row: its rest, to the matrix's edge
+    assert list(predictor.observe_rows(KEY, (0, 100, 100, 200))) == [
+        (0, 100, 200, 1000)
+    ]
+    # a scan of columns [0, 300): once its first row has ended, rows end
+    # there, and four times as many rows as have ended come next
+    predictor = ScanPredictor((900, 1000))
+    for region in ((0, 100, 0, 100), (0, 100, 100, 200), (0, 100, 200, 300)):
+        predictor.observe_rows(KEY, region)
+    assert list(predictor.observe_rows(KEY, (100, 200, 0, 100))) == [
+        (100, 200, 100, 300),
+        *((top, top + 100, 0, 300) for top in (200, 300, 400, 500)),
+    ]
+    for column in (100, 200):
+        predictor.observe_rows(KEY, (100, 200, column, column + 100))
+    assert list(predictor.observe_rows(KEY, (200, 300, 0, 100))) == [
+        (200, 300, 100, 300),
+        *((top, top + 100, 0, 300) for top in (300, 400, 500, 600, 700, 800)),
+    ]  # the matrix ends at row 900
+    assert list(predictor.observe_rows(KEY, (0, 100, 0, 100))) == []  # not a scan
+    off = ScanPredictor((500, 1000), depth=0)
+    assert list(off.observe_rows(KEY, (0, 1, 0, 1))) == []
