@@ -570,15 +570,19 @@ class LocalFolderClient:
         with self._lock:
             source = self._sources.get(sop)
             if source is None:
-                source = FileFrameSource(
-                    header.filename,
-                    sop,
-                    describe_pixels(header, stored_syntax(header) or ""),
-                    int(element_value(header, "NumberOfFrames", 1) or 1),
-                    header,
-                )
-                self._sources[sop] = source
+                source = self._sources[sop] = self._new_frame_source(header, sop)
             return source
+
+    def _new_frame_source(self, header: Dataset, sop: str) -> FileFrameSource:
+        """A frame source of the instance `header` describes (what a folder of
+        another kind of storage replaces)."""
+        return FileFrameSource(
+            header.filename,
+            sop,
+            describe_pixels(header, stored_syntax(header) or ""),
+            int(element_value(header, "NumberOfFrames", 1) or 1),
+            header,
+        )
 
     def iter_instance_frames(
         self,

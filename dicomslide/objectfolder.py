@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from dicomslide.elements import element_value
 from dicomslide.errors import MetadataError, ObjectNotFoundError
 from dicomslide.fetch import describe_pixels
+from dicomslide.fileframes import FileFrameSource
 from dicomslide.files import image_header
 from dicomslide.folder import LocalFolderClient
 from dicomslide.objectframes import OBJECT_FILE, ObjectFrameSource, read_object_header
@@ -180,37 +181,18 @@ class ObjectFolderClient(LocalFolderClient):
                 return str(element_value(header, "SOPInstanceUID"))
         raise MetadataError(f"not a DICOM image file: {self._named.url}")
 
-    def frame_source(self, header: Dataset) -> ObjectFrameSource:
-        """The frame source of an instance (one per instance).
-
-        Parameters
-        ----------
-        header: pydicom.Dataset
-            Its header (see :meth:`headers`)
-
-        Returns
-        -------
-        dicomslide.objectframes.ObjectFrameSource
-            Source of its frames, as stored
-
-        """
-        sop = str(element_value(header, "SOPInstanceUID"))
-        with self._lock:
-            source = self._sources.get(sop)
-            if source is None:
-                source = ObjectFrameSource(
-                    getattr(header, OBJECT_FILE),
-                    sop,
-                    describe_pixels(header, stored_syntax(header) or ""),
-                    int(element_value(header, "NumberOfFrames", 1) or 1),
-                    header,
-                )
-                self._sources[sop] = source
-            return source
+    def _new_frame_source(self, header: Dataset, sop: str) -> ObjectFrameSource:
+        return ObjectFrameSource(
+            getattr(header, OBJECT_FILE),
+            sop,
+            describe_pixels(header, stored_syntax(header) or ""),
+            int(element_value(header, "NumberOfFrames", 1) or 1),
+            header,
+        )
 
     def instance_frame_source(
         self, image: Dataset, desc: Any, number_of_frames: int
-    ) -> ObjectFrameSource | None:
+    ) -> FileFrameSource | None:
         """The frame source of an instance given its metadata: from the
         objects known (in a process this client was sent to: without
         reading every header), else from the headers."""
