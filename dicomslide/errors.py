@@ -8,10 +8,28 @@ in their message.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+
+def _rebuilt(
+    cls: type[DicomSlideError], args: tuple[Any, ...], state: dict[str, Any]
+) -> DicomSlideError:
+    """An error as it was pickled: its message and attributes, unchanged."""
+    error = cls.__new__(cls, *args)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class DicomSlideError(Exception):
-    """Base class of all errors raised by dicomslide."""
+    """Base class of all errors raised by dicomslide.
+
+    Errors pickle with their message and attributes, so that an error raised
+    in a worker process reaches the caller as it was raised.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
 
 
 class MetadataError(DicomSlideError, ValueError):

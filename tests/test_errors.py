@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import pickle
 
 import numpy as np
 import pydicom
@@ -10,7 +12,7 @@ import pytest
 from pydicom.encaps import generate_frames
 
 import dicomslide
-from dicomslide import codec
+from dicomslide import codec, errors
 from dicomslide.cache import FrameCache
 from dicomslide.client import LocalFolderClient
 from dicomslide.errors import (
@@ -259,3 +261,40 @@ def test_wrong_frame_size_is_an_error(tmp_path):
     desc = codec.PixelDescription(8, 8, 3, 8, 8, 0, "RGB", 0, "1.2.840.10008.1.2.1")
     with pytest.raises(FrameDecodeError, match="frame 2"):
         codec.decode_frame(b"\x00" * 100, desc, "1.2.3", 2)
+
+
+def _raise_frame_error(number: int) -> None:
+    raise errors.FrameRetrievalError("cannot read file", "1.2.3.4", number)
+
+
+def test_errors_pickle_as_raised():
+    """Every error type crosses a process boundary with its message and
+    attributes (a worker's FrameError used to fail to unpickle, which hangs a
+    multiprocessing pool)."""
+    examples = [
+        errors.MetadataError("no Rows", "1.2.3"),
+        errors.FrameRetrievalError("truncated", "1.2.3", 7),
+        errors.FrameDecodeError("corrupt", "1.2.3", 2),
+        errors.UnsupportedTransferSyntaxError("no decoder", "1.2.3"),
+        errors.ServerError("HTTP 503", 503),
+        errors.MultipleSlidesError("two slides", ["A", "B"]),
+        errors.ObjectNotFoundError("s3://bucket/x.dcm"),
+        errors.MissingExtraError("needs dicomslide[cloud]"),
+    ]
+    for error in examples:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert copy.__dict__ == error.__dict__
+
+
+def test_a_worker_s_frame_error_reaches_the_caller():
+    context = multiprocessing.get_context("spawn")
+    with (
+        context.Pool(1) as pool,
+        pytest.raises(errors.FrameRetrievalError) as raised,
+    ):
+        pool.apply(_raise_frame_error, (5,))
+    assert raised.value.frame_number == 5
+    assert raised.value.sop_instance_uid == "1.2.3.4"
+    assert str(raised.value) == "instance 1.2.3.4, frame 5: cannot read file"
