@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from dicomslide import uids
 from dicomslide.openslide.abstract import AbstractSlide
 from dicomslide.openslide.deepzoom import DeepZoomGenerator
 from dicomslide.openslide.dicom.levels import Level
@@ -41,7 +42,6 @@ logger = logging.getLogger(__name__)
 FORMATS = {"jpeg": "image/jpeg", "png": "image/png"}
 
 #: Transfer syntax of the frames that can be sent as they are: JPEG baseline
-_JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 #: Photometric interpretations a browser decodes a baseline JPEG frame as
 _NATIVE_PHOTOMETRIC = frozenset({"YBR_FULL_422", "YBR_FULL", "MONOCHROME2"})
 #: Quality of rendered JPEG tiles
@@ -160,7 +160,7 @@ class Layer:
             stored.plane,
             (row, column),
         )
-        if encoded is None or encoded[1] != _JPEG_BASELINE:
+        if encoded is None or encoded[1] != uids.JPEGBaseline8Bit:
             return None
         return encoded[0]
 
