@@ -596,7 +596,7 @@ def _encapsulated_index(
     bot = np.frombuffer(table, "<u4")
     first = start + 8 + length  # first fragment item
     if use_tables:
-        _advise(fp, sequential=False)
+        advise_access(fp, sequential=False)
         index = table_index(
             fp, first, bot, extended, number_of_frames, file_size, check_table
         )
@@ -605,7 +605,7 @@ def _encapsulated_index(
         if index is not None:
             rejected(index)
     bot = bot.astype(np.int64) if use_tables else bot[:0].astype(np.int64)
-    _advise(fp, sequential=True)
+    advise_access(fp, sequential=True)
     items, closed = _scan_items(fp, first, file_size, error)
     if not closed:
         return _cut_index(fp, items, first, bot, number_of_frames, file_size, error)
@@ -779,15 +779,6 @@ def _scan_items(
     finally:
         if isinstance(window, mmap.mmap):
             window.close()
-
-
-def _advise(fp: Any, sequential: bool) -> None:
-    """Advise the OS how `fp` will be read, when it is a file of the OS."""
-    try:
-        fd = fp.fileno()
-    except (AttributeError, OSError, ValueError):  # an object in a store, ...
-        return
-    advise_access(fd, sequential=sequential)
 
 
 def _pairs(found: array[int]) -> np.ndarray:

@@ -136,8 +136,8 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def advise_access(fd: int, sequential: bool) -> None:
-    """Tell the OS how a file descriptor will be read, where it can be told.
+def advise_access(file: int | BinaryIO, sequential: bool) -> None:
+    """Tell the OS how a file will be read, where it can be told.
 
     Random access turns the kernel's read-ahead off for the descriptor: a
     read fetches from storage what it asks for, not megabytes around it
@@ -146,12 +146,20 @@ def advise_access(fd: int, sequential: bool) -> None:
 
     Parameters
     ----------
-    fd: int
-        File descriptor
+    file: Union[int, BinaryIO]
+        File descriptor, or file object (one that is not a file of the OS,
+        such as an object in object storage, is left alone)
     sequential: bool
         Whether it will be read from start to end (else at random places)
 
     """
+    if isinstance(file, int):
+        fd = file
+    else:
+        try:
+            fd = file.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file of the OS
+            return
     if hasattr(os, "posix_fadvise"):
         advice = os.POSIX_FADV_SEQUENTIAL if sequential else os.POSIX_FADV_RANDOM
         with contextlib.suppress(OSError):  # e.g. a pipe
@@ -187,7 +195,7 @@ def read_part10_header(path: str | os.PathLike[str]) -> FileDataset:
 
     """
     with open(path, "rb") as fp:
-        advise_access(fp.fileno(), sequential=False)
+        advise_access(fp, sequential=False)
         return parse_part10_header(fp, os.fspath(path))
 
 
