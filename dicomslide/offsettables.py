@@ -292,6 +292,7 @@ def table_index(
 
     """
     ends: np.ndarray | int
+    open_end = False
     if extended is not None and len(extended[0]) == number_of_frames > 0:
         name = "Extended Offset Table"
         starts = np.add(extended[0], first, dtype=np.int64)
@@ -306,23 +307,20 @@ def table_index(
     elif len(bot) == number_of_frames > 0:
         name = "Basic Offset Table"
         starts = np.add(bot, first, dtype=np.int64)
-        if not check:
-            if starts[0] != first or not (starts[1:] > starts[:-1]).all():
-                return f"the {name} does not start at the first item and increase"
-            if starts[-1] + 8 > file_size:
-                return f"the {name} reaches past the end of the file"
-            return TableFrameIndex(starts, file_size, (False, False), open_end=True)
-        end = _end_of_items(fp, int(starts[-1]), file_size)
-        if end is None:
-            return f"the {name} does not lead to the last frame's items"
-        ends = reach = end
+        if check:
+            end = _end_of_items(fp, int(starts[-1]), file_size)
+            if end is None:
+                return f"the {name} does not lead to the last frame's items"
+            ends = reach = end
+        else:  # the last frame's items end where a read of it finds
+            ends, reach, open_end = file_size, int(starts[-1]) + 8, True
     else:
         return None
     if starts[0] != first or not (starts[1:] > starts[:-1]).all():
         return f"the {name} does not start at the first item and increase"
     if reach > file_size:
         return f"the {name} reaches past the end of the file"
-    index = TableFrameIndex(starts, ends, (False, False))
+    index = TableFrameIndex(starts, ends, (False, False), open_end)
     if not check:
         return index
     begin, end = index.span(1)
@@ -332,7 +330,7 @@ def table_index(
     except OffsetTableMismatchError as mismatch:
         return f"the {name} is wrong for {mismatch}"
     return TableFrameIndex(
-        starts, ends, (starts_with_marker(frame), ends_stream(frame))
+        starts, ends, (starts_with_marker(frame), ends_stream(frame)), open_end
     )
 
 
