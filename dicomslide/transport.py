@@ -36,6 +36,7 @@ from dicomweb_client import DICOMwebClient
 from urllib3.util import parse_url
 
 from dicomslide._compat import client_session, replace_client_session
+from dicomslide.preconnect import ConnectingAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -486,7 +487,9 @@ def _origin_text(value: tuple[str, str, int]) -> str:
 
 def new_session() -> requests.Session:
     """A session that keeps a connection for every request dicomslide may
-    have in flight (:attr:`WebSettings.connections`, and the reading threads').
+    have in flight (:attr:`WebSettings.connections`, and the reading threads'),
+    and opens connections ahead of need to servers that close them after
+    answering (:class:`dicomslide.preconnect.ConnectingAdapter`).
 
     Returns
     -------
@@ -496,8 +499,8 @@ def new_session() -> requests.Session:
     """
     session = requests.Session()
     size = max(1, settings.connections) + (os.cpu_count() or 2)
-    for prefix in ("https://", "http://"):
-        session.mount(prefix, requests.adapters.HTTPAdapter(pool_maxsize=size))
+    session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=size))
+    session.mount("http://", ConnectingAdapter(pool_maxsize=size))
     return session
 
 
