@@ -176,29 +176,41 @@ spares = Spares()
 
 class AheadConnection(HTTPConnection):
     """An HTTP connection that uses a socket opened ahead when there is one,
-    and, once it had to open again (the server closed it), has sockets to its
-    origin opened ahead for the next ones."""
+    and has sockets to its origin opened ahead for the next requests when the
+    server says that it closes this one after answering."""
 
-    _opened_before = False
+    def _spare_key(self) -> Hashable:
+        return (self.host, self.port, self.source_address, repr(self.socket_options))
 
     def connect(self) -> None:
         """Connect: with a socket opened ahead if any, else as urllib3 does."""
-        direct = self.proxy is None
-        key = (self.host, self.port, self.source_address, repr(self.socket_options))
-        sock = spares.take(key) if direct else None
+        sock = spares.take(self._spare_key()) if self.proxy is None else None
         if sock is None:
             super().connect()
         else:
             self.sock = sock  # a direct connection is its socket
-        if direct and self._opened_before:
+
+    def getresponse(self) -> Any:  # the type differs between urllib3 versions
+        """The answer; where it closes the connection (``Connection: close``),
+        connections to the origin are opened ahead for the next requests.
+
+        Returns
+        -------
+        urllib3.response.HTTPResponse
+            The answer, as urllib3 gives it
+
+        """
+        response = super().getresponse()
+        # http.client lets go of the socket of an answer that closes it
+        if self.sock is None and self.proxy is None:
             spares.open_ahead(
-                key,
+                self._spare_key(),
                 (self.host, self.port),
                 self.timeout if isinstance(self.timeout, (int, float)) else None,
                 self.source_address,
                 self.socket_options,
             )
-        self._opened_before = True
+        return response
 
 
 class AheadConnectionPool(HTTPConnectionPool):

@@ -41,6 +41,9 @@ class Seen:
     headers: dict[str, str]
     status: int = 0  # 0 until answered (or when reset)
     nbytes: int = 0  # bytes of the body sent back
+    connection: int = 0  # number of the connection it came on (from 1)
+    accepted: float = 0.0  # time.monotonic() when that connection was accepted
+    arrived: float = 0.0  # time.monotonic() when the request arrived
 
 
 @dataclass
@@ -95,20 +98,37 @@ class FaultProxy:
     latency: float, optional
         Seconds of a network round trip: half of it passes before a request
         is passed on, half before the answer is sent (a distant server)
+    close_connections: bool, optional
+        Close every connection after its first answer (``Connection: close``),
+        as Orthanc does after multipart answers
+    idle_timeout: Union[float, None], optional
+        Close connections that wait this many seconds for a request
 
     Attributes
     ----------
     max_in_flight: int
         Most requests that were being answered at the same time
+    connections: int
+        Connections accepted
+    open_connections: int
+        Connections accepted and not closed yet
 
     """
 
     def __init__(
-        self, target: str, authorization: str | None = None, latency: float = 0.0
+        self,
+        target: str,
+        authorization: str | None = None,
+        latency: float = 0.0,
+        close_connections: bool = False,
+        idle_timeout: float | None = None,
     ) -> None:
         self.target = target.rstrip("/")
         self.authorization = authorization
         self.latency = latency
+        self.close_connections = close_connections
+        self.connections = 0
+        self.open_connections = 0
         self.rules: list[Rule] = []
         self.seen: list[Seen] = []
         self.in_flight = 0
@@ -119,11 +139,27 @@ class FaultProxy:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = idle_timeout
+
+            def setup(self) -> None:
+                super().setup()
+                with proxy._lock:
+                    proxy.connections += 1
+                    proxy.open_connections += 1
+                    self.number = proxy.connections
+                self.accepted = time.monotonic()
+
+            def finish(self) -> None:
+                with proxy._lock:
+                    proxy.open_connections -= 1
+                with contextlib.suppress(OSError):
+                    super().finish()
 
             def log_message(self, *args: object) -> None:  # quiet
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                self.arrived = time.monotonic()
                 proxy._handle(self)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -202,7 +238,13 @@ class FaultProxy:
     def _answer_request(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         path = handler.path
         headers = dict(handler.headers.items())
-        seen = Seen(path, headers)
+        seen = Seen(
+            path,
+            headers,
+            connection=getattr(handler, "number", 0),
+            accepted=getattr(handler, "accepted", 0.0),
+            arrived=getattr(handler, "arrived", 0.0),
+        )
         with self._lock:
             self.seen.append(seen)
         if self.authorization is not None and (
@@ -250,6 +292,9 @@ class FaultProxy:
             for name, value in reply.items():
                 handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(body)))
+            if self.close_connections:
+                handler.send_header("Connection", "close")
+                handler.close_connection = True
             handler.end_headers()
             handler.wfile.write(body)
 

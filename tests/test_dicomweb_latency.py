@@ -7,12 +7,14 @@ from a local folder. Nothing here measures time.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from dicomweb_client import DICOMwebClient
 
 import dicomslide
-from dicomslide import web
+from dicomslide import preconnect, web
 from dicomslide.testing import synthetic
 from tests.faultproxy import FaultProxy
 
@@ -104,3 +106,88 @@ def test_scan_fetches_ahead_concurrently(proxy, uploaded):
     assert sum(len(s.path.rsplit("/", 1)[1].split(",")) for s in frames) == 384
     assert len(frames) < count // 2  # regions ahead come several to a request
     assert proxy.max_in_flight > 2
+
+
+# ---------------------------------------------------------------- connections ahead
+
+PAUSE = 0.2  # seconds a caller spends between reads
+
+
+def _far_apart_reads(slide: dicomslide.Slide, count: int) -> list[np.ndarray]:
+    """Reads of 40 x 40 pixels in distinct tiles, `PAUSE` apart."""
+    regions = []
+    for k in range(count):
+        if k:
+            time.sleep(PAUSE)
+        offset = (64 * k + 5, 96 * k + 7)
+        regions.append(slide.get_image_region(offset, 0, (40, 40)))
+    return regions
+
+
+def _expected(image: synthetic.SyntheticImage, count: int) -> list[np.ndarray]:
+    local = _local(image)
+    return [
+        local.get_image_region((64 * k + 5, 96 * k + 7), 0, (40, 40))
+        for k in range(count)
+    ]
+
+
+def test_connections_are_opened_ahead_where_the_server_closes_them(
+    orthanc, uploaded, monkeypatch
+):
+    monkeypatch.setattr(web.settings, "neighbours", False)
+    with FaultProxy(orthanc.base_url, close_connections=True) as proxy:
+        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        regions = _far_apart_reads(slide, 5)
+        frames = proxy.requests_to("/frames/")
+    for region, expected in zip(regions, _expected(uploaded, 5), strict=True):
+        np.testing.assert_array_equal(region, expected)
+    assert len(frames) == 5  # one request per read, each on its own connection
+    assert len({seen.connection for seen in frames}) == 5
+    # after the first, each came on a connection opened while the caller
+    # paused, before it asked: no handshake between asking and sending
+    for seen in frames[1:]:
+        assert seen.arrived - seen.accepted > PAUSE / 2
+
+
+def test_no_connections_are_opened_ahead_where_the_server_keeps_them(
+    orthanc, uploaded, monkeypatch
+):
+    monkeypatch.setattr(web.settings, "neighbours", False)
+    with FaultProxy(orthanc.base_url) as proxy:
+        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        regions = _far_apart_reads(slide, 3)
+        time.sleep(0.1)
+        assert (len(proxy.requests_to("/frames/")), proxy.connections) == (3, 1)
+    for region, expected in zip(regions, _expected(uploaded, 3), strict=True):
+        np.testing.assert_array_equal(region, expected)
+
+
+def test_connections_opened_ahead_that_the_server_closed_are_not_used(
+    orthanc, uploaded, monkeypatch
+):
+    monkeypatch.setattr(web.settings, "neighbours", False)
+    monkeypatch.setattr(web.settings, "retries", 0)  # a dead connection would fail
+    with FaultProxy(
+        orthanc.base_url, close_connections=True, idle_timeout=PAUSE / 4
+    ) as proxy:
+        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        regions = _far_apart_reads(slide, 4)
+        assert [seen.status for seen in proxy.requests_to("/frames/")] == [200] * 4
+    for region, expected in zip(regions, _expected(uploaded, 4), strict=True):
+        np.testing.assert_array_equal(region, expected)
+
+
+def test_connections_opened_ahead_are_closed_when_unused(
+    orthanc, uploaded, monkeypatch
+):
+    monkeypatch.setattr(web.settings, "neighbours", False)
+    monkeypatch.setattr(preconnect.spares, "seconds", PAUSE)
+    with FaultProxy(orthanc.base_url, close_connections=True) as proxy:
+        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        _far_apart_reads(slide, 2)
+        assert proxy.open_connections > 0  # opened ahead, waiting
+        deadline = time.monotonic() + 10 * PAUSE
+        while proxy.open_connections and time.monotonic() < deadline:
+            time.sleep(PAUSE / 4)
+        assert proxy.open_connections == 0
