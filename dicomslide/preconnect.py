@@ -16,6 +16,7 @@ and over TLS are opened when needed, as before.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -31,8 +32,10 @@ from urllib3.util.wait import wait_for_read
 
 logger = logging.getLogger(__name__)
 
-#: Connections kept open ahead of need, per origin
+#: Connections kept open ahead of need per origin: two per request seen in
+#: flight at once lately, at least SPARES and at most MAX_SPARES
 SPARES = 2
+MAX_SPARES = 4
 #: Seconds after which a spare nobody took is closed (servers close idle
 #: connections themselves, and each one they keep may hold a server thread)
 SPARE_SECONDS = 5.0
@@ -41,21 +44,86 @@ SPARE_SECONDS = 5.0
 class Spares:
     """Sockets opened ahead of need, per origin and socket settings.
 
+    As many are kept as two per request that was in flight at once to the
+    origin within the last `seconds` (a request is sent on one while its
+    successor's handshake is done on the other), within `count` and
+    `max_count`.
+
     Parameters
     ----------
     count: int, optional
-        Sockets kept open ahead per origin
+        Fewest sockets kept open ahead per origin
     seconds: float, optional
         Seconds after which a socket nobody took is closed
+    max_count: int, optional
+        Most sockets kept open ahead per origin
 
     """
 
-    def __init__(self, count: int = SPARES, seconds: float = SPARE_SECONDS) -> None:
+    def __init__(
+        self,
+        count: int = SPARES,
+        seconds: float = SPARE_SECONDS,
+        max_count: int = MAX_SPARES,
+    ) -> None:
         self.count = count
         self.seconds = seconds
+        self.max_count = max_count
         self._lock = threading.Lock()
         self._ready: dict[Hashable, deque[tuple[float, socket.socket]]] = {}
         self._opening: dict[Hashable, int] = {}
+        # requests in flight per origin, and the most lately (with when)
+        self._in_flight: dict[Hashable, int] = {}
+        self._peak: dict[Hashable, tuple[int, float]] = {}
+
+    def started(self, key: Hashable) -> None:
+        """Count a request sent to the origin of `key`.
+
+        Parameters
+        ----------
+        key: Hashable
+            Origin and socket settings
+
+        """
+        now = time.monotonic()
+        with self._lock:
+            in_flight = self._in_flight[key] = self._in_flight.get(key, 0) + 1
+            peak, when = self._peak.get(key, (0, now))
+            if in_flight >= peak or now - when > self.seconds:
+                self._peak[key] = (in_flight, now)
+
+    def ended(self, key: Hashable) -> None:
+        """Count a request to the origin of `key` answered (or failed).
+
+        Parameters
+        ----------
+        key: Hashable
+            Origin and socket settings
+
+        """
+        with self._lock:
+            self._in_flight[key] = max(0, self._in_flight.get(key, 0) - 1)
+
+    def wanted(self, key: Hashable) -> int:
+        """Sockets to keep open ahead for `key` now.
+
+        Parameters
+        ----------
+        key: Hashable
+            Origin and socket settings
+
+        Returns
+        -------
+        int
+            Twice the most requests in flight at once lately, within
+            :attr:`count` and :attr:`max_count`
+
+        """
+        with self._lock:
+            peak, when = self._peak.get(key, (0, 0.0))
+            if time.monotonic() - when > self.seconds:
+                peak = self._in_flight.get(key, 0)
+        return max(self.count, min(self.max_count, 2 * peak))
 
     def take(self, key: Hashable) -> socket.socket | None:
         """A socket opened ahead for `key` that is still open, if any.
@@ -92,8 +160,8 @@ class Spares:
         source_address: tuple[str, int] | None,
         socket_options: Any,
     ) -> None:
-        """Open sockets to `address` in the background, up to :attr:`count`
-        for `key` ready or opening.
+        """Open sockets to `address` in the background, up to
+        :meth:`wanted` for `key` ready or opening.
 
         Parameters
         ----------
@@ -109,10 +177,11 @@ class Spares:
             Socket options, as urllib3 takes them
 
         """
+        target = self.wanted(key)
         with self._lock:
             ready = len(self._ready.get(key, ()))
             opening = self._opening.get(key, 0)
-            wanted = self.count - ready - opening
+            wanted = target - ready - opening
             if wanted <= 0:
                 return
             self._opening[key] = opening + wanted
@@ -174,13 +243,52 @@ class Spares:
 spares = Spares()
 
 
+def _forget_after_fork() -> None:
+    """A forked child opens its own: parent and child never share a socket."""
+    global spares
+    inherited = spares
+    spares = Spares(inherited.count, inherited.seconds, inherited.max_count)
+    # the child's copies only (the parent's stay open); no lock: a thread of
+    # the parent may have held it at the fork
+    for ready in inherited._ready.values():
+        for _, sock in ready:
+            sock.close()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 class AheadConnection(HTTPConnection):
     """An HTTP connection that uses a socket opened ahead when there is one,
     and has sockets to its origin opened ahead for the next requests when the
     server says that it closes this one after answering."""
 
+    _counted = False  # whether a request of this connection is counted in flight
+
     def _spare_key(self) -> Hashable:
         return (self.host, self.port, self.source_address, repr(self.socket_options))
+
+    def _end(self) -> None:
+        if self._counted:
+            self._counted = False
+            spares.ended(self._spare_key())
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        """Send a request, counted in flight until answered or closed
+        (arguments as urllib3's)."""
+        self._end()
+        spares.started(self._spare_key())
+        self._counted = True
+        try:
+            super().request(*args, **kwargs)
+        except BaseException:
+            self._end()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (a request in flight on it ends)."""
+        self._end()
+        super().close()
 
     def connect(self) -> None:
         """Connect: with a socket opened ahead if any, else as urllib3 does."""
@@ -200,7 +308,10 @@ class AheadConnection(HTTPConnection):
             The answer, as urllib3 gives it
 
         """
-        response = super().getresponse()
+        try:
+            response = super().getresponse()
+        finally:
+            self._end()
         # http.client lets go of the socket of an answer that closes it
         if self.sock is None and self.proxy is None:
             spares.open_ahead(

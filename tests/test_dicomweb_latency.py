@@ -2,12 +2,17 @@
 
 The proxy (:class:`tests.faultproxy.FaultProxy` with a latency) counts the requests
 and how many it answers at once; pixels are compared with the same files read
-from a local folder. Nothing here measures time.
+from a local folder. Nothing here measures how fast reads are; the tests of
+connections opened ahead compare when the proxy accepted a connection with
+when a request arrived on it.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -191,3 +196,65 @@ def test_connections_opened_ahead_are_closed_when_unused(
         while proxy.open_connections and time.monotonic() < deadline:
             time.sleep(PAUSE / 4)
         assert proxy.open_connections == 0
+
+
+def _read_in_child(queue: Any, slide: dicomslide.Slide, done: Any) -> None:
+    queue.put(np.asarray(slide.get_image_region((300, 500), 0, (40, 40))))
+    done.wait(60)  # the child lives on while the parent waits
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_opens_its_own_connections(orthanc, uploaded, monkeypatch):
+    monkeypatch.setattr(web.settings, "neighbours", False)
+    monkeypatch.setattr(web.settings, "retries", 0)  # a shared socket would fail
+    monkeypatch.setattr(preconnect.spares, "seconds", 2 * PAUSE)
+    local = _local(uploaded)
+    with FaultProxy(orthanc.base_url, close_connections=True) as proxy:
+        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        _far_apart_reads(slide, 2)
+        time.sleep(PAUSE / 2)  # the parent has connections opened ahead
+        context = multiprocessing.get_context("fork")
+        queue, done = context.Queue(), context.Event()
+        child = context.Process(target=_read_in_child, args=(queue, slide, done))
+        child.start()
+        try:
+            in_child = queue.get(timeout=60)
+            # the parent's connections opened ahead close when they expire:
+            # the child kept no copy of them open
+            deadline = time.monotonic() + 20 * PAUSE
+            while proxy.open_connections and time.monotonic() < deadline:
+                time.sleep(PAUSE / 4)
+            assert proxy.open_connections == 0
+            after = slide.get_image_region((400, 600), 0, (40, 40))
+        finally:
+            done.set()
+            child.join(timeout=60)
+        assert child.exitcode == 0
+        frames = proxy.requests_to("/frames/")
+    np.testing.assert_array_equal(
+        in_child, local.get_image_region((300, 500), 0, (40, 40))
+    )
+    np.testing.assert_array_equal(
+        after, local.get_image_region((400, 600), 0, (40, 40))
+    )
+    assert [seen.status for seen in frames] == [200] * 4
+    assert len({seen.connection for seen in frames}) == 4
+
+
+def test_more_connections_are_opened_ahead_for_concurrent_requests(
+    orthanc, uploaded, monkeypatch
+):
+    monkeypatch.setattr(web.settings, "neighbours", False)
+    with FaultProxy(orthanc.base_url, latency=LATENCY, close_connections=True) as p:
+        (slide,) = dicomslide.find_slides(p.dicomweb_url, correct_color=False)
+        slide.get_image_region((0, 0), 0, (40, 40))
+        time.sleep(PAUSE)
+        assert p.open_connections == preconnect.SPARES  # one request at a time
+        # 8 x 8 tiles: four concurrent requests of 16 frames
+        region = slide.get_image_region((64, 96), 0, (256, 256))
+        assert len(p.requests_to("/frames/")) == 5
+        time.sleep(PAUSE)
+        assert p.open_connections == preconnect.MAX_SPARES
+    np.testing.assert_array_equal(
+        region, _local(uploaded).get_image_region((64, 96), 0, (256, 256))
+    )
