@@ -7,10 +7,11 @@ even sent: over a network 50 ms away, a read of one request takes two round
 trips instead of one. :class:`ConnectingAdapter`, the transport adapter of the
 sessions that dicomslide makes (:func:`dicomslide.transport.new_session`),
 notices an origin whose connections have to be opened again, and from then on
-keeps a few connections to it open ahead of need (:class:`Spares`), so that
-the next request finds its handshake done. Spares that wait too long are
-closed, as are those the server closes meanwhile; connections through a proxy
-and over TLS are opened when needed, as before.
+keeps connections to it open ahead of need (:class:`Spares`: two per request
+in flight at once lately, from two to four), so that the next requests find
+their handshake done. Spares that wait too long are closed, as are those the
+server closes meanwhile; connections through a proxy and over TLS are opened
+when needed, as before.
 """
 
 from __future__ import annotations

@@ -118,6 +118,16 @@ def test_scan_fetches_ahead_concurrently(proxy, uploaded):
 PAUSE = 0.2  # seconds a caller spends between reads
 
 
+def _open_url(proxy: FaultProxy, image: synthetic.SyntheticImage) -> dicomslide.Slide:
+    """The slide opened from the proxy's URL (dicomslide makes the session)."""
+    (slide,) = dicomslide.find_slides(
+        proxy.dicomweb_url,
+        study_instance_uid=image.uids.study_instance_uid,
+        correct_color=False,
+    )
+    return slide
+
+
 def _far_apart_reads(slide: dicomslide.Slide, count: int) -> list[np.ndarray]:
     """Reads of 40 x 40 pixels in distinct tiles, `PAUSE` apart."""
     regions = []
@@ -142,7 +152,7 @@ def test_connections_are_opened_ahead_where_the_server_closes_them(
 ):
     monkeypatch.setattr(web.settings, "neighbours", False)
     with FaultProxy(orthanc.base_url, close_connections=True) as proxy:
-        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        slide = _open_url(proxy, uploaded)
         regions = _far_apart_reads(slide, 5)
         frames = proxy.requests_to("/frames/")
     for region, expected in zip(regions, _expected(uploaded, 5), strict=True):
@@ -160,7 +170,7 @@ def test_no_connections_are_opened_ahead_where_the_server_keeps_them(
 ):
     monkeypatch.setattr(web.settings, "neighbours", False)
     with FaultProxy(orthanc.base_url) as proxy:
-        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        slide = _open_url(proxy, uploaded)
         regions = _far_apart_reads(slide, 3)
         time.sleep(0.1)
         assert (len(proxy.requests_to("/frames/")), proxy.connections) == (3, 1)
@@ -172,11 +182,11 @@ def test_connections_opened_ahead_that_the_server_closed_are_not_used(
     orthanc, uploaded, monkeypatch
 ):
     monkeypatch.setattr(web.settings, "neighbours", False)
-    monkeypatch.setattr(web.settings, "retries", 0)  # a dead connection would fail
     with FaultProxy(
         orthanc.base_url, close_connections=True, idle_timeout=PAUSE / 4
     ) as proxy:
-        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        slide = _open_url(proxy, uploaded)
+        monkeypatch.setattr(web.settings, "retries", 0)  # a dead one would fail
         regions = _far_apart_reads(slide, 4)
         assert [seen.status for seen in proxy.requests_to("/frames/")] == [200] * 4
     for region, expected in zip(regions, _expected(uploaded, 4), strict=True):
@@ -187,12 +197,13 @@ def test_connections_opened_ahead_are_closed_when_unused(
     orthanc, uploaded, monkeypatch
 ):
     monkeypatch.setattr(web.settings, "neighbours", False)
-    monkeypatch.setattr(preconnect.spares, "seconds", PAUSE)
+    monkeypatch.setattr(preconnect.spares, "seconds", 2 * PAUSE)
     with FaultProxy(orthanc.base_url, close_connections=True) as proxy:
-        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        slide = _open_url(proxy, uploaded)
         _far_apart_reads(slide, 2)
+        time.sleep(PAUSE / 2)
         assert proxy.open_connections > 0  # opened ahead, waiting
-        deadline = time.monotonic() + 10 * PAUSE
+        deadline = time.monotonic() + 20 * PAUSE
         while proxy.open_connections and time.monotonic() < deadline:
             time.sleep(PAUSE / 4)
         assert proxy.open_connections == 0
@@ -210,7 +221,7 @@ def test_a_forked_child_opens_its_own_connections(orthanc, uploaded, monkeypatch
     monkeypatch.setattr(preconnect.spares, "seconds", 2 * PAUSE)
     local = _local(uploaded)
     with FaultProxy(orthanc.base_url, close_connections=True) as proxy:
-        (slide,) = dicomslide.find_slides(proxy.dicomweb_url, correct_color=False)
+        slide = _open_url(proxy, uploaded)
         _far_apart_reads(slide, 2)
         time.sleep(PAUSE / 2)  # the parent has connections opened ahead
         context = multiprocessing.get_context("fork")
@@ -246,7 +257,7 @@ def test_more_connections_are_opened_ahead_for_concurrent_requests(
 ):
     monkeypatch.setattr(web.settings, "neighbours", False)
     with FaultProxy(orthanc.base_url, latency=LATENCY, close_connections=True) as p:
-        (slide,) = dicomslide.find_slides(p.dicomweb_url, correct_color=False)
+        slide = _open_url(p, uploaded)
         slide.get_image_region((0, 0), 0, (40, 40))
         time.sleep(PAUSE)
         assert p.open_connections == preconnect.SPARES  # one request at a time
