@@ -231,14 +231,6 @@ class Spares:
             ready.remove(entry)
         entry[1].close()
 
-    def close(self) -> None:
-        """Close every socket opened ahead."""
-        with self._lock:
-            entries = [entry for ready in self._ready.values() for entry in ready]
-            self._ready.clear()
-        for _, sock in entries:
-            sock.close()
-
 
 #: The sockets opened ahead for every session dicomslide makes
 spares = Spares()
