@@ -191,7 +191,9 @@ def series_metadata(
 
 
 def open_source(
-    source: Any, storage_options: Mapping[str, Any] | None = None
+    source: Any,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
 ) -> tuple[DICOMClient, str | None]:
     """Open a client for a source of slides.
 
@@ -201,6 +203,9 @@ def open_source(
         What :func:`find_slides` accepts
     storage_options: Union[Mapping[str, Any], None], optional
         Options of the fsspec filesystem of an object storage URL
+    filesystem: Union[fsspec.AbstractFileSystem, None], optional
+        An fsspec filesystem; `source` is then a path in it (or a list of
+        paths), read as object storage
 
     Returns
     -------
@@ -217,6 +222,15 @@ def open_source(
         When an object storage URL names nothing
 
     """
+    if filesystem is not None:
+        if not isinstance(source, str) and not (
+            isinstance(source, (list, tuple))
+            and source
+            and all(isinstance(path, str) for path in source)
+        ):
+            raise TypeError("with a filesystem, the source is a path in it")
+        objects = ObjectFolderClient(source, storage_options, filesystem)
+        return objects, objects.named_instance
     if is_object_url(source):
         objects = ObjectFolderClient(source, storage_options)
         return objects, objects.named_instance

@@ -429,3 +429,130 @@ def test_which_sources_are_object_storage(tmp_path):
         assert not is_object_url(other)
     with pytest.raises(TypeError, match="storage_options"):
         dicomslide.find_slides(tmp_path, storage_options={"anon": True})
+
+
+# -- fsspec filesystems given as objects (filesystem=) -------------------------
+
+
+def _read_corner(args):
+    slide, level = args
+    return slide.get_image_region((0, 0), level, (200, 300))
+
+
+def test_an_s3fs_filesystem_reads_like_its_urls(corpus, s3):
+    s3fs = pytest.importorskip("s3fs", reason="the cloud extra brings s3fs")
+    variant = max(SLIDE_VARIANTS, key=lambda v: len(_files(corpus / v)))
+    filesystem = s3fs.S3FileSystem(
+        key=s3.options["key"],
+        secret=SECRET,
+        endpoint_url=s3.proxy.url,
+        client_kwargs={"region_name": "us-east-1"},
+    )
+    objects = len(
+        s3.client.list_objects_v2(Bucket=BUCKET, Prefix=f"{variant}/")["Contents"]
+    )
+    s3.proxy.clear()
+    slide = dicomslide.open_slide(
+        f"{BUCKET}/{variant}/", filesystem=filesystem, correct_color=False
+    )
+    assert len(s3.proxy.requests()) <= objects + 2  # as for its URL
+    reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+    assert slide.sop_instance_uids == reference.sop_instance_uids
+    s3.proxy.clear()
+    for level in (0, slide.num_levels - 1):
+        for offset, size in _regions(slide, level):
+            got = slide.get_image_region(offset, level, size)
+            assert got.std() > 0
+            np.testing.assert_array_equal(
+                got, reference.get_image_region(offset, level, size)
+            )
+    seen = s3.proxy.requests()
+    assert seen and all(s.method == "GET" and s.status == 206 for s in seen)
+    assert SECRET not in repr(slide) + repr(slide.client)
+    # a URL of its protocol names the same objects
+    by_url = dicomslide.open_slide(
+        f"s3://{BUCKET}/{variant}/", filesystem=filesystem, correct_color=False
+    )
+    assert by_url.sop_instance_uids == reference.sop_instance_uids
+    # a worker makes its own filesystem (and connections) from the pickle
+    s3.proxy.clear()
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        (region,) = pool.map(_read_corner, [(slide, 1)])
+    np.testing.assert_array_equal(region, _read_corner((reference, 1)))
+    assert s3.proxy.requests("GET")  # read by the worker, not the cache
+
+
+@pytest.fixture(scope="module")
+def corpus_dirfs(corpus):
+    from fsspec.implementations.dirfs import DirFileSystem
+    from fsspec.implementations.local import LocalFileSystem
+
+    return DirFileSystem(str(corpus), LocalFileSystem())
+
+
+@pytest.mark.parametrize("variant", SLIDE_VARIANTS)
+def test_a_dir_filesystem_reads_like_the_folder(corpus, corpus_dirfs, variant):
+    remote = dicomslide.find_slides(
+        f"{variant}/", filesystem=corpus_dirfs, correct_color=False
+    )
+    local = dicomslide.find_slides(corpus / variant, correct_color=False)
+    assert len(remote) == len(local) > 0
+    for slide, reference in zip(remote, local, strict=True):
+        assert slide.sop_instance_uids == reference.sop_instance_uids
+        for level in (0, slide.num_levels - 1):
+            for offset, size in _regions(slide, level):
+                got = slide.get_image_region(offset, level, size)
+                assert got.std() > 0
+                np.testing.assert_array_equal(
+                    got, reference.get_image_region(offset, level, size)
+                )
+
+
+def test_a_filesystems_slide_goes_to_spawned_workers_and_dask(corpus, corpus_dirfs):
+    variant = SLIDE_VARIANTS[0]
+    files = _files(corpus / variant)
+    named = str(files[0].relative_to(corpus))  # one file: its slide
+    slide = dicomslide.open_slide(named, filesystem=corpus_dirfs, correct_color=False)
+    reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+    assert b"DirFileSystem" in pickle.dumps(slide)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        (region,) = pool.map(_read_corner, [(slide, 0)])
+    np.testing.assert_array_equal(region, _read_corner((reference, 0)))
+    level = slide.num_levels - 2
+    np.testing.assert_array_equal(
+        slide.to_dask(level).compute(scheduler="threads"),
+        reference.to_dask(level).compute(),
+    )
+
+
+def test_a_memory_filesystem_serves_forked_workers(corpus):
+    fsspec = pytest.importorskip("fsspec")
+    variant = SLIDE_VARIANTS[-1]
+    memory = fsspec.filesystem("memory")
+    for path in _files(corpus / variant):
+        memory.pipe_file(f"/objects/{path.name}", path.read_bytes())
+    try:
+        slide = dicomslide.open_slide(
+            "/objects/", filesystem=memory, correct_color=False
+        )
+        reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+        level = slide.num_levels - 1
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            (region,) = pool.map(_read_corner, [(slide, level)])
+        np.testing.assert_array_equal(region, _read_corner((reference, level)))
+        assert region.std() > 0
+    finally:
+        memory.rm("/objects", recursive=True)
+
+
+def test_a_filesystem_is_checked_and_names_what_is_missing(corpus_dirfs, s3):
+    with pytest.raises(TypeError, match="fsspec"):
+        dicomslide.find_slides("slides/", filesystem=object())
+    with pytest.raises(TypeError, match="storage_options"):
+        dicomslide.find_slides(
+            "slides/", filesystem=corpus_dirfs, storage_options=s3.options
+        )
+    with pytest.raises(TypeError, match="path"):
+        dicomslide.find_slides(Path("slides"), filesystem=corpus_dirfs)
+    with pytest.raises(ObjectNotFoundError, match="no-such-folder"):
+        dicomslide.find_slides("no-such-folder/", filesystem=corpus_dirfs)
