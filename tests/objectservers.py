@@ -1,7 +1,8 @@
 """Real object storage servers on 127.0.0.1 for the tests, and a counting proxy.
 
 :class:`MotoServer` runs moto's standalone S3-compatible server
-(``python -m moto.server``) in a child process; :class:`Nginx` runs Debian's
+(``python -m moto.server``) in a child process, :class:`GcsEmulator`
+gcp-storage-emulator (a Google Cloud Storage server); :class:`Nginx` runs Debian's
 nginx serving a folder (it honours ``Range``). :class:`CountingProxy` sits in
 front of either and records every request it passes on (method, path,
 ``Range``, status, bytes of the body), so that tests count the requests the
@@ -64,6 +65,30 @@ class MotoServer:
             stderr=subprocess.DEVNULL,
         )
         _wait_for(self.url, self.process, "moto.server")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+class GcsEmulator:
+    """gcp-storage-emulator, a Google Cloud Storage API server in Python, in a
+    child process on a free port, keeping objects in memory (it honours
+    ``Range``)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gcp_storage_emulator", "start", "-q", "-M"]
+            + ["-H", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for(self.url, self.process, "gcp-storage-emulator")
 
     @property
     def url(self) -> str:
