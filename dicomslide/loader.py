@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -556,8 +556,18 @@ class FrameLoader:
         self.metrics.add(cache_hits=len(cached))
         run: _ReadRun | None = None
         try:
-            jobs = self._fetch(claimed) if claimed else []
-            if claimed and neighbours is not None:
+            if claimed and neighbours is not None and self._carries_neighbours:
+                # the neighbours that lie beside the read's frames in their
+                # objects come in the same ranged requests, decoded later
+                extra = self._claim_neighbours(
+                    self._beside(neighbours(), claimed), claimed
+                )
+                jobs = self._fetch({**claimed, **extra})
+                self._decode_later([job for job in jobs if job.index in extra])
+                jobs = [job for job in jobs if job.index not in extra]
+            else:
+                jobs = self._fetch(claimed) if claimed else []
+            if claimed and neighbours is not None and not self._carries_neighbours:
                 # after the read's own frames, in a request of their own
                 self._fetch_later(self._claim_neighbours(neighbours(), claimed))
             shared = (
@@ -689,6 +699,25 @@ class FrameLoader:
             return False
         fetched, read = self._neighbour_counts
         return fetched < _NEIGHBOURS_PROBATION or read >= _NEIGHBOURS_MIN_USE * fetched
+
+    @property
+    def _carries_neighbours(self) -> bool:
+        """Whether the source's requests carry neighbours beside a read's
+        frames at no further request (a ranged GET of an object)."""
+        return bool(getattr(self._source(0), "carries_neighbours", False))
+
+    def _beside(self, neighbours: Sequence[int], claimed: Collection[int]) -> list[int]:
+        """The neighbours stored right before or after a claimed frame of
+        the same instance: a ranged request of its run reaches them too."""
+        own = {
+            (int(self.part_of_frame[i]), int(self.local_numbers[i])) for i in claimed
+        }
+        return [
+            i
+            for i in neighbours
+            if (int(self.part_of_frame[i]), int(self.local_numbers[i]) - 1) in own
+            or (int(self.part_of_frame[i]), int(self.local_numbers[i]) + 1) in own
+        ]
 
     def _claim_neighbours(
         self, neighbours: Sequence[int], claimed: dict[int, Future[np.ndarray]]

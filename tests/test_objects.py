@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import pickle
 import struct
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -641,3 +642,58 @@ def test_facade_opens_a_gcs_object(corpus, gcs, monkeypatch):
             )
     with pytest.raises(ObjectNotFoundError, match=f"gs://{BUCKET}/nothing"):
         dicomslide.find_slides(f"gs://{BUCKET}/nothing/", storage_options=gcs.options)
+
+
+def test_the_tiles_beside_a_read_come_in_its_requests(corpus, s3):
+    variant = "V13-wsidicomizer-jpeg422"  # no fragments to walk: reads only
+    slide = dicomslide.find_slides(
+        f"s3://{BUCKET}/{variant}/",
+        storage_options=s3.options,
+        correct_color=False,
+        cache=FrameCache(2**27),
+    )[0]
+    reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+    meta = slide.get_volume_images()[0].metadata
+    rows, columns = int(meta.Rows), int(meta.Columns)
+    assert int(meta.TotalPixelMatrixColumns) >= 6 * columns
+
+    def read(row: int, column: int, across: int = 1) -> list:
+        s3.proxy.clear()
+        offset, size = (row * rows, column * columns), (rows, across * columns)
+        got = slide.get_image_region(offset, 0, size)
+        np.testing.assert_array_equal(got, reference.get_image_region(offset, 0, size))
+        time.sleep(0.2)  # the frames beside are decoded in the background
+        return s3.proxy.requests()
+
+    first = read(2, 2, across=2)  # tiles (2, 2) and (2, 3)
+    assert len(first) == 1 and first[0].status == 206
+    assert read(2, 4) == [] and read(2, 1) == []  # came with them
+    assert len(read(1, 2)) == 1  # the row above costs a request of its own
+    assert len(read(2, 5)) == 1  # and so do tiles two columns away
+
+
+def test_a_scan_is_read_ahead_in_few_requests(corpus, s3):
+    variant = "V13-wsidicomizer-jpeg422"
+    slide = dicomslide.find_slides(
+        f"s3://{BUCKET}/{variant}/",
+        storage_options=s3.options,
+        correct_color=False,
+        cache=FrameCache(2**27),
+    )[0]
+    reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+    meta = slide.get_volume_images()[0].metadata
+    rows, columns = int(meta.Rows), int(meta.Columns)
+    across = int(meta.TotalPixelMatrixColumns) // columns
+    s3.proxy.clear()
+    reads = 0
+    for row in range(3):  # a tiler's walk: one tile after the other
+        for column in range(across):
+            offset = (row * rows, column * columns)
+            got = slide.get_image_region(offset, 0, (rows, columns))
+            np.testing.assert_array_equal(
+                got, reference.get_image_region(offset, 0, (rows, columns))
+            )
+            reads += 1
+            time.sleep(0.01)
+    seen = s3.proxy.requests()
+    assert reads >= 24 and len(seen) <= reads // 4, len(seen)
