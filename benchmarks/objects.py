@@ -229,9 +229,10 @@ def run(args: argparse.Namespace) -> str:
         "",
         f"{args.reads} reads of level 0 per cell, after a fresh open: (a) "
         "random 256 x 256, (b) random 1024 x 1024, (scan) 512 x 512 windows "
-        "side by side from the top left; per read: median wall time, mean "
-        "requests and KiB counted by the proxy; open: requests and wall of "
-        "opening.",
+        "side by side from the top left, 50 ms apart; per read: median wall "
+        "time, and the requests and KiB the proxy saw during the workload "
+        "(read-ahead in the background included) divided by the reads; open: "
+        "requests, MiB and wall of opening.",
         "",
         "| variant | RTT ms | reads | impl | open req | open MiB | open s "
         "| req/read | KiB/read | ms/read |",

@@ -555,15 +555,17 @@ class FrameLoader:
         cached, claimed, waiting = self._claim(indices)
         self.metrics.add(cache_hits=len(cached))
         run: _ReadRun | None = None
+        beside: list[_Job] = []
         try:
             if claimed and neighbours is not None and self._carries_neighbours:
                 # the neighbours that lie beside the read's frames in their
-                # objects come in the same ranged requests, decoded later
+                # objects come in the same ranged requests, decoded after the
+                # read's own frames
                 extra = self._claim_neighbours(
                     self._beside(neighbours(), claimed), claimed
                 )
                 jobs = self._fetch({**claimed, **extra})
-                self._decode_later([job for job in jobs if job.index in extra])
+                beside = [job for job in jobs if job.index in extra]
                 jobs = [job for job in jobs if job.index not in extra]
             else:
                 jobs = self._fetch(claimed) if claimed else []
@@ -593,6 +595,7 @@ class FrameLoader:
             if run is not None:
                 run.cancel()
             self._abandon(claimed)
+            self._decode_later(beside)
         if run is not None:
             run.raise_first_error()
         for index, future in waiting:
