@@ -524,6 +524,15 @@ def test_a_filesystems_slide_goes_to_spawned_workers_and_dask(corpus, corpus_dir
         slide.to_dask(level).compute(scheduler="threads"),
         reference.to_dask(level).compute(),
     )
+    from dicomslide.openslide import OpenSlide
+
+    with OpenSlide(slide) as remote, OpenSlide(str(corpus / variant)) as local:
+        size = remote.level_dimensions[-1]
+        last = remote.level_count - 1
+        np.testing.assert_array_equal(
+            np.asarray(remote.read_region((0, 0), last, size)),
+            np.asarray(local.read_region((0, 0), last, size)),
+        )
 
 
 def test_a_memory_filesystem_serves_forked_workers(corpus):
