@@ -223,8 +223,16 @@ class ObjectStore:
         a filesystem given: of a path in it, or of a URL of its protocol)."""
         fsspec = _fsspec()
         if self.filesystem is not None:
-            path = fsspec.core.strip_protocol(url) if "://" in url else url
-            return self.fs, str(path)
+            if "://" not in url:
+                return self.fs, url
+            protocol = url.partition("://")[0]
+            known = self.filesystem.protocol
+            if protocol not in ((known,) if isinstance(known, str) else known):
+                raise TypeError(
+                    f"{without_credentials(url)} is no URL of the filesystem "
+                    f"given ({type(self.filesystem).__name__}): give a path in it"
+                )
+            return self.fs, str(fsspec.core.strip_protocol(url))
         try:
             fs, path = fsspec.core.url_to_fs(url, **self.storage_options)
         except ImportError as error:

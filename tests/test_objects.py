@@ -569,6 +569,8 @@ def test_a_filesystem_is_checked_and_names_what_is_missing(corpus_dirfs, s3):
         )
     with pytest.raises(TypeError, match="path"):
         dicomslide.find_slides(Path("slides"), filesystem=corpus_dirfs)
+    with pytest.raises(TypeError, match="DirFileSystem"):
+        dicomslide.find_slides("s3://slides/x/", filesystem=corpus_dirfs)
     with pytest.raises(ObjectNotFoundError, match="no-such-folder"):
         dicomslide.find_slides("no-such-folder/", filesystem=corpus_dirfs)
 
