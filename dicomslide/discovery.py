@@ -17,16 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from dicomweb_client import DICOMfileClient
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
-from dicomslide.client import ICC_PROFILE_URIS, call, open_client
+from dicomslide.client import ICC_PROFILE_URIS, call, is_file_client, open_client
 from dicomslide.elements import element_value
 from dicomslide.errors import MetadataError
 from dicomslide.files import read_header
 from dicomslide.folder import LocalFolderClient
-from dicomslide.objectfolder import ObjectFolderClient
 from dicomslide.objects import is_object_url
 from dicomslide.tile import (
     FRAME_TABLE_ATTRIBUTE,
@@ -47,6 +44,7 @@ from dicomslide.utils import (
 
 if TYPE_CHECKING:
     import highdicom as hd
+    from dicomweb_client.protocol import DICOMClient
     from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)
@@ -218,6 +216,8 @@ def open_source(
 
     """
     if is_object_url(source):
+        from dicomslide.objectfolder import ObjectFolderClient
+
         objects = ObjectFolderClient(source, storage_options)
         return objects, objects.named_instance
     if storage_options:
@@ -386,7 +386,7 @@ def _search(
         keyword: value for keyword, value in identity.items() if value is not None
     }
     search: dict[str, Any] = {"search_filters": filters}
-    if not isinstance(client, DICOMfileClient):
+    if not is_file_client(client):
         search["fields"] = _SERIES_FIELDS  # the file client warns that it ignores them
     found = _all_series(client, search)
     modalities = _DERIVED_MODALITIES if include_derived else _SLIDE_MODALITIES

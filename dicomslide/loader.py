@@ -25,10 +25,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide import pages, pool
@@ -37,6 +36,9 @@ from dicomslide.client import make_frame_source, portable
 from dicomslide.codec import PixelDescription, decode_frame, decodes_into
 from dicomslide.errors import FrameRetrievalError
 from dicomslide.fetch import FrameSource, describe_pixels
+
+if TYPE_CHECKING:
+    from dicomweb_client.protocol import DICOMClient
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import PIL.Image
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.annotations import annotation_bounds
@@ -50,6 +49,7 @@ from dicomslide.utils import is_volume_image as is_volume_image
 
 if TYPE_CHECKING:
     import highdicom as hd
+    from dicomweb_client.protocol import DICOMClient
     from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)

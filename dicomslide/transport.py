@@ -27,15 +27,17 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import requests.adapters
-from dicomweb_client import DICOMwebClient
 from urllib3.util import parse_url
 
 from dicomslide._compat import client_session, replace_client_session
+
+if TYPE_CHECKING:
+    from dicomweb_client import DICOMwebClient
 
 logger = logging.getLogger(__name__)
 
