@@ -41,16 +41,7 @@ from dicomslide.errors import DicomSlideError, ServerError
 from dicomslide.fetch import ClientFrameSource, FrameSource
 from dicomslide.fileframes import FileFrameSource
 from dicomslide.folder import LocalFolderClient
-from dicomslide.transport import (
-    RequestError,
-    give_session,
-    new_session,
-    rebase,
-    session_of,
-    settings,
-    split_credentials,
-    without_credentials,
-)
+from dicomslide.urls import without_credentials
 
 if TYPE_CHECKING:
     from dicomweb_client import DICOMfileClient, DICOMwebClient
@@ -122,6 +113,12 @@ def is_object_folder(client: object) -> TypeGuard[ObjectFolderClient]:
     """Whether a client is a :class:`dicomslide.objectfolder.ObjectFolderClient`."""
     cls = loaded_class("dicomslide.objectfolder", "ObjectFolderClient")
     return cls is not None and isinstance(client, cls)
+
+
+def _session_of(client: DICOMwebClient) -> requests.Session | None:
+    from dicomslide.transport import session_of
+
+    return session_of(client)
 
 
 def open_client(source: Any) -> DICOMClient:
@@ -197,6 +194,16 @@ def open_web_client(
         When the URL's user information is ambiguous
 
     """
+    # the HTTP stack of DICOMweb loads with the first URL
+    from dicomweb_client import DICOMwebClient
+
+    from dicomslide.transport import (
+        give_session,
+        new_session,
+        settings,
+        split_credentials,
+    )
+
     try:
         url, credentials = split_credentials(url)
     except ValueError as error:
@@ -208,8 +215,6 @@ def open_web_client(
         session = new_session()
     if credentials is not None and session.auth is None:
         session.auth = credentials
-    from dicomweb_client import DICOMwebClient
-
     client = DICOMwebClient(url=url, session=session, timeout=settings.timeout)
     give_session(client, session)
     # its own retries (of searches and metadata) as ours
@@ -511,7 +516,7 @@ def make_frame_source(
             return FileFrameSource(path, sop, desc, number_of_frames, header)
         if is_file_client(client):
             client = cast("DICOMClient", UserFileClient.of(client))
-    elif is_web_client(client) and session_of(client) is not None:
+    elif is_web_client(client) and _session_of(client) is not None:
         from dicomslide.web import WebFrameSource
 
         return WebFrameSource(
@@ -582,6 +587,8 @@ def resolve_bulk_data_uri(client: DICOMClient, uri: str) -> str | None:
     base = getattr(client, "base_url", None)
     if not isinstance(base, str) or not base.startswith(("http://", "https://")):
         return uri
+    from dicomslide.transport import rebase
+
     rebased = rebase(base, uri)
     if rebased is None:
         logger.warning(
@@ -615,6 +622,8 @@ def fetch_bulk_icc_profile(client: DICOMClient, metadata: Dataset) -> bytes | No
         message says why)
 
     """
+    from dicomslide.transport import RequestError
+
     failures: list[str] = []
     status = None
     for uri in getattr(metadata, ICC_PROFILE_URIS, []):
@@ -623,7 +632,7 @@ def fetch_bulk_icc_profile(client: DICOMClient, metadata: Dataset) -> bytes | No
             failures.append("its bulk data URI is not on the client's server")
             continue
         try:
-            session = session_of(client) if is_web_client(client) else None
+            session = _session_of(client) if is_web_client(client) else None
             if session is not None:
                 from dicomslide.web import retrieve_bulk_data
 

@@ -24,12 +24,12 @@ from dicomslide.elements import element_value
 from dicomslide.errors import MetadataError
 from dicomslide.files import read_header
 from dicomslide.folder import LocalFolderClient
-from dicomslide.objects import is_object_url
 from dicomslide.tile import (
     FRAME_TABLE_ATTRIBUTE,
     check_image_geometry,
     frame_table_from_json,
 )
+from dicomslide.urls import is_object_url
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,

@@ -33,7 +33,7 @@ from dicomslide.errors import (
 from dicomslide.image import TiledImage
 from dicomslide.matrix import normalize_padding
 from dicomslide.pyramid import Pyramid, PyramidLevel
-from dicomslide.transport import without_credentials
+from dicomslide.urls import without_credentials
 from dicomslide.utils import (
     distinct_values,
     does_optical_path_item_match,

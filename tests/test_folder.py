@@ -455,7 +455,7 @@ def test_a_users_file_client_is_asked_in_its_own_thread(tmp_path):
 
 def test_a_folder_reads_without_loading_the_modules_of_other_sources(tmp_path):
     """A folder's first pixel needs neither dicomweb-client (nor its SQLite)
-    nor dicomslide's DICOMweb and object-storage modules: a fresh interpreter
+    nor dicomslide's HTTP, DICOMweb and object-storage modules: a fresh interpreter
     opens a folder, reads a region, and has imported none of them; the
     DICOMweb settings still resolve as ``dicomslide.web`` afterwards."""
     truth = synthetic.write_slide(tmp_path / "data", "no_organization")
@@ -472,6 +472,7 @@ def test_a_folder_reads_without_loading_the_modules_of_other_sources(tmp_path):
         expected = np.load({str(tmp_path / "expected.npy")!r})
         assert np.array_equal(region, expected), "pixels differ"
         unwanted = ["dicomweb_client", "sqlite3", "dicomslide.web",
+                    "dicomslide.transport", "dicomslide.objects",
                     "dicomslide.objectfolder", "dicomslide.objectframes"]
         print(sorted(name for name in unwanted if name in sys.modules))
         print(dicomslide.web.settings.timeout is not None)

@@ -12,7 +12,6 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from dicomslide.objects import is_object_url
 from dicomslide.openslide._backend import SlideBackend
 from dicomslide.openslide.dicom import DicomBackend
 from dicomslide.openslide.dicom.sources import (
@@ -24,6 +23,7 @@ from dicomslide.openslide.dicom.sources import (
 from dicomslide.openslide.library import OpenSlideUnsupportedFormatError
 from dicomslide.openslide.properties import DICOM_VENDOR
 from dicomslide.slide import Slide
+from dicomslide.urls import is_object_url
 
 if TYPE_CHECKING:
     from dicomslide.openslide.native import NativeBackend
