@@ -288,7 +288,10 @@ def table_index(
         start at the first item, does not increase, reaches past the end of
         the file or past the last item, or its first frame is not whole
         items); or None when the file has no table of one entry per frame.
-        Without an index, the file's items are to be scanned.
+        Without an index, the file's items are to be scanned. Extended Offset
+        Table Lengths that reach into the next frame (a writer that counts the
+        item header in) are left aside: the offsets are used as a Basic
+        Offset Table's.
 
     """
     ends: np.ndarray | int
