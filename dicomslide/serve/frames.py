@@ -70,9 +70,18 @@ class EncodedFrames:
         # frames fetched ahead and not served yet; counts fetched and served
         self._unserved: set[_Entry] = set()
         self._ahead = [0, 0]
+        # whether each level's frames cost a round trip (asked once, where a
+        # call may wait: finding out may open the source)
+        self._remote: dict[int, bool] = {}
 
     def get(
-        self, key: int, store: Any, channel: int, plane: int, position: tuple[int, int]
+        self,
+        key: int,
+        store: Any,
+        channel: int,
+        plane: int,
+        position: tuple[int, int],
+        fetch: bool = True,
     ) -> tuple[bytes, str] | None:
         """The stored frame at a grid position of a level.
 
@@ -88,11 +97,19 @@ class EncodedFrames:
             Zero-based focal plane index in the store
         position: Tuple[int, int]
             (row, column) in the tile grid
+        fetch: bool, optional
+            Whether to fetch the frame (or wait for its fetch) when it is not
+            cached; without, the call never waits for the network
 
         Returns
         -------
         Union[Tuple[bytes, str], None]
             The frame and its Transfer Syntax UID; None where there is none
+
+        Raises
+        ------
+        KeyError
+            When `fetch` is False and the frame is not cached
 
         """
         row, column = position
@@ -106,12 +123,17 @@ class EncodedFrames:
                     self._ahead[1] += 1
                 frame = self._cache[entry]
                 future = None
+            elif not fetch:
+                raise KeyError(position)
             else:
                 future = self._pending.get(block)
                 owner = future is None
                 if future is None:
                     future = self._pending[block] = Future()
-        if store.loader.remote:
+        remote = self._remote.get(key)
+        if remote is None and fetch:
+            remote = self._remote[key] = bool(store.loader.remote)
+        if remote:
             self._fetch_neighbours(block, store, channel, plane)
         if future is None:
             return frame
