@@ -70,8 +70,7 @@ class EncodedFrames:
         # frames fetched ahead and not served yet; counts fetched and served
         self._unserved: set[_Entry] = set()
         self._ahead = [0, 0]
-        # whether each level's frames cost a round trip (asked once, where a
-        # call may wait: finding out may open the source)
+        # whether each level's frames cost a round trip (known once fetched)
         self._remote: dict[int, bool] = {}
 
     def get(
@@ -130,15 +129,13 @@ class EncodedFrames:
                 owner = future is None
                 if future is None:
                     future = self._pending[block] = Future()
-        remote = self._remote.get(key)
-        if remote is None and fetch:
-            remote = self._remote[key] = bool(store.loader.remote)
-        if remote:
-            self._fetch_neighbours(block, store, channel, plane)
         if future is None:
+            self._fetch_neighbours(block, store, channel, plane)
             return frame
         if owner:
+            # the block wanted now first, then those beside it
             self._fetch(block, store, channel, plane, future, ahead=False)
+            self._fetch_neighbours(block, store, channel, plane)
         return future.result().get(position)
 
     def _fetch(
@@ -168,6 +165,7 @@ class EncodedFrames:
                 if (r + 1) * height > rows or (c + 1) * width > columns
             ]
             frames = store.encoded_frames(channel, plane, positions, edges)
+            self._remote[block[0]] = bool(store.loader.remote)
             self._keep(block[0], positions, frames, ahead)
             future.set_result(frames)
         except BaseException as error:
@@ -182,7 +180,10 @@ class EncodedFrames:
     def _fetch_neighbours(
         self, block: _Block, store: Any, channel: int, plane: int
     ) -> None:
-        """Fetch the blocks beside a block in the background, once."""
+        """Fetch the blocks beside a block in the background, once, if its
+        level is remote."""
+        if not self._remote.get(block[0]):
+            return
         rows, columns = store.grid(channel, plane).grid_shape
         key, block_row, block_column = block
         claimed = []
