@@ -7,7 +7,7 @@ cache bounded in bytes. Threads that want frames of a block being fetched wait
 for that fetch instead of starting their own. The frames of a block that reach
 past the edge of the image are tiles to render, not to send: they are also
 decoded into the store's cache as they arrive, so that rendering them does not
-fetch them again.
+fetch them again (an edge tile of a stored level has its block fetched first).
 
 Where every request costs a round trip (a remote source), the first tile
 served from a block also has the blocks beside it (left, right, above, below)

@@ -155,14 +155,13 @@ class Layer:
         stored = self._native_level(level)
         if stored is None or self._levels is None:
             return None
-        size = self.options.tile_size
-        if (column + 1) * size > stored.width or (row + 1) * size > stored.height:
-            return None  # an edge tile
         metadata = stored.image.metadata
         if str(metadata.get("PhotometricInterpretation", "")) not in (
             _NATIVE_PHOTOMETRIC
         ):
             return None
+        # an edge tile too: its frame comes with its block, decoded for
+        # rendering, instead of in a request of its own
         encoded = self._frames.get(
             self._levels.index(stored),
             stored.store,
@@ -171,6 +170,9 @@ class Layer:
             (row, column),
             fetch,
         )
+        size = self.options.tile_size
+        if (column + 1) * size > stored.width or (row + 1) * size > stored.height:
+            return None  # an edge tile
         if encoded is None or encoded[1] != uids.JPEGBaseline8Bit:
             return None
         return encoded[0]
