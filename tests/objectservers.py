@@ -57,13 +57,20 @@ class MotoServer:
 
     def __init__(self) -> None:
         self.port = free_port()
+        #: The server's own log: a line per request it answered
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1"]
             + ["-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         _wait_for(self.url, self.process, "moto.server")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server's log."""
+        self.log.seek(0)
+        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
 
     @property
     def url(self) -> str:
@@ -72,6 +79,7 @@ class MotoServer:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(10)
+        self.log.close()
 
 
 class Nginx:

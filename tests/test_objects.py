@@ -81,7 +81,7 @@ def s3(corpus):
         "endpoint_url": proxy.url,
         "client_kwargs": {"region_name": "us-east-1"},
     }
-    yield SimpleNamespace(proxy=proxy, options=options, client=client)
+    yield SimpleNamespace(proxy=proxy, options=options, client=client, server=server)
     proxy.close()
     server.close()
 
@@ -269,7 +269,12 @@ def test_workers_read_from_the_bucket(corpus, s3, method):
     levels = [0, slide.num_levels - 1]
     s3.proxy.clear()
     with multiprocessing.get_context(method).Pool(2) as pool:
-        regions = pool.map(_read_region, [(slide, level) for level in levels])
+        try:
+            regions = pool.map(_read_region, [(slide, level) for level in levels])
+        except FrameRetrievalError as error:  # what did the server see? (seen once)
+            seen = [(s.method, s.path, s.range, s.status) for s in s3.proxy.requests()]
+            details = f"proxy saw {seen}\nmoto's log:\n{s3.server.log_tail()}"
+            raise AssertionError(details) from error
     assert len(s3.proxy.requests()) >= len(levels)  # the workers read themselves
     for level, region in zip(levels, regions, strict=True):
         np.testing.assert_array_equal(region, _read_region((reference, level)))
