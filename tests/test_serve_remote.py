@@ -158,3 +158,26 @@ def test_blocks_are_fetched_ahead_only_while_they_are_used(remote, frames):
             tile = layer.tile(top, column, row, "jpeg")
             assert tile == frames[row * COLUMNS + column]
     _wait_for(proxy, (2, 0))  # beside (1, 0) only
+
+
+def test_a_tile_wanted_now_does_not_wait_behind_fetches_ahead(
+    remote, frames, monkeypatch
+):
+    from dicomslide.transport import settings
+
+    proxy, layer = remote
+    top = _top(layer)
+    monkeypatch.setattr(settings, "connections", 1)  # one fetch ahead at a time
+    # block (0, 1), fetched ahead first, stalls; block (1, 0) waits its turn
+    proxy.add("/frames/5", delay=3.0)
+    layer.tile(top, 0, 0, "jpeg")
+    start = time.monotonic()
+    assert layer.tile(top, 0, 5, "jpeg") == frames[5 * COLUMNS]  # block (1, 0)
+    assert time.monotonic() - start < 2.0  # not after the stalled fetch
+    deadline = time.monotonic() + 10
+    while layer.cached_tile(top, 4, 0, "jpeg") is None:  # the stalled block
+        assert time.monotonic() < deadline, "the stalled fetch ahead never ended"
+        time.sleep(0.05)
+    time.sleep(0.2)  # (where the fetch ahead of (1, 0) would run)
+    counts = Counter(n for numbers in _asked(proxy) for n in numbers)
+    assert all(counts[n] == 1 for n in _block(1, 0))

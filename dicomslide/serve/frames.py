@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 from dicomslide import pool
@@ -114,29 +114,34 @@ class EncodedFrames:
         row, column = position
         entry = (key, row, column)
         block = (key, row // self._block, column // self._block)
-        with self._lock:
-            if entry in self._cache:
-                self._cache.move_to_end(entry)
-                if entry in self._unserved:
-                    self._unserved.discard(entry)
-                    self._ahead[1] += 1
-                frame = self._cache[entry]
-                future = None
-            elif not fetch:
-                raise KeyError(position)
-            else:
+        while True:
+            with self._lock:
+                if entry in self._cache:
+                    self._cache.move_to_end(entry)
+                    if entry in self._unserved:
+                        self._unserved.discard(entry)
+                        self._ahead[1] += 1
+                    frame = self._cache[entry]
+                    break
+                if not fetch:
+                    raise KeyError(position)
                 future = self._pending.get(block)
-                owner = future is None
-                if future is None:
+                # a fetch ahead still queued is not waited for: done here now
+                owner = future is None or future.cancel()
+                if owner:
                     future = self._pending[block] = Future()
-        if future is None:
-            self._fetch_neighbours(block, store, channel, plane)
-            return frame
-        if owner:
-            # the block wanted now first, then those beside it
-            self._fetch(block, store, channel, plane, future, ahead=False)
-            self._fetch_neighbours(block, store, channel, plane)
-        return future.result().get(position)
+                    future.set_running_or_notify_cancel()
+            assert future is not None
+            if owner:
+                # the block wanted now first, then those beside it
+                self._fetch(block, store, channel, plane, future, ahead=False)
+                self._fetch_neighbours(block, store, channel, plane)
+            try:
+                return future.result().get(position)
+            except CancelledError:  # its fetch ahead was taken over: wait for that
+                continue
+        self._fetch_neighbours(block, store, channel, plane)
+        return frame
 
     def _fetch(
         self,
@@ -147,7 +152,10 @@ class EncodedFrames:
         future: Future[_Frames],
         ahead: bool,
     ) -> None:
-        """Fetch a block claimed with `future`, keep it and settle `future`."""
+        """Fetch a block claimed with `future`, keep it and settle `future`
+        (unless `future`, of a fetch ahead, was cancelled before it began)."""
+        if ahead and not future.set_running_or_notify_cancel():
+            return
         try:
             top, left = block[1] * self._block, block[2] * self._block
             positions = [
@@ -175,7 +183,8 @@ class EncodedFrames:
             logger.debug("fetching frames ahead failed: %s", error)
         finally:
             with self._lock:
-                self._pending.pop(block, None)
+                if self._pending.get(block) is future:
+                    del self._pending[block]
 
     def _fetch_neighbours(
         self, block: _Block, store: Any, channel: int, plane: int
@@ -215,10 +224,11 @@ class EncodedFrames:
                 pool.submit_io(
                     self._fetch, neighbour, store, channel, plane, future, True
                 )
-            except RuntimeError as error:  # the pool is shut down (exit)
-                future.set_exception(error)
+            except RuntimeError:  # the pool is shut down (exit): not ahead
                 with self._lock:
-                    self._pending.pop(neighbour, None)
+                    if self._pending.get(neighbour) is future:
+                        del self._pending[neighbour]
+                future.cancel()  # whoever waits for it fetches it
 
     def _keep(
         self, key: int, positions: list[tuple[int, int]], frames: _Frames, ahead: bool
