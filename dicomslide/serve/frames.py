@@ -15,7 +15,10 @@ fetched in the background, so that a viewer that pans finds the next tiles
 cached instead of waiting for a fetch at every block it enters. As for the
 neighbours of region reads (:meth:`dicomslide.loader.FrameLoader.wants_neighbours`),
 this goes on while at least a quarter of the frames fetched ahead were served
-(judged once :data:`AHEAD_PROBATION` were fetched).
+(judged once :data:`AHEAD_PROBATION` were fetched). Fetches ahead wait their
+turn in the I/O pool (:func:`dicomslide.pool.submit_io`); a tile wanted now
+never waits behind them: it takes the fetch of its block over if that has not
+begun.
 """
 
 from __future__ import annotations
