@@ -25,10 +25,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide import pages, pool
@@ -37,6 +36,9 @@ from dicomslide.client import make_frame_source, portable
 from dicomslide.codec import PixelDescription, decode_frame, decodes_into
 from dicomslide.errors import FrameRetrievalError
 from dicomslide.fetch import FrameSource, describe_pixels
+
+if TYPE_CHECKING:
+    from dicomweb_client.protocol import DICOMClient
 
 logger = logging.getLogger(__name__)
 
@@ -473,13 +475,19 @@ class FrameLoader:
             raise
         return jobs
 
-    def read_encoded(self, indices: Sequence[int]) -> list[tuple[bytes, str]]:
-        """Fetch frames as they are stored, without decoding or caching them.
+    def read_encoded(
+        self, indices: Sequence[int], decode: Collection[int] = ()
+    ) -> list[tuple[bytes, str]]:
+        """Fetch frames as they are stored, without caching them.
 
         Parameters
         ----------
         indices: Sequence[int]
             Zero-based indices of frames over all parts
+        decode: Collection[int], optional
+            Those of `indices` that reads will want decoded too: the ones
+            neither cached nor being loaded are decoded in the background
+            into the cache, from the bytes fetched here
 
         Returns
         -------
@@ -494,7 +502,8 @@ class FrameLoader:
         found: dict[int, tuple[bytes, str]] = {}
         for part, wanted in by_part.items():
             source = self._source(part)
-            encoded = source.read_frames([int(self.local_numbers[i]) for i in wanted])
+            numbers = [int(self.local_numbers[i]) for i in wanted]
+            encoded = source.read_frames(numbers)
             self.metrics.add(
                 requests=1,
                 frames_fetched=len(encoded),
@@ -502,6 +511,15 @@ class FrameLoader:
             )
             syntax = str(source.transfer_syntax_uid or "")
             found.update(zip(wanted, ((d, syntax) for d in encoded), strict=True))
+            _, claimed, _ = self._claim([i for i in wanted if i in decode])
+            desc = self._description(part, source.transfer_syntax_uid)
+            self._decode_later(
+                [
+                    _Job(i, future, found[i][0], desc, self._sop_uids[part], number)
+                    for i, number in zip(wanted, numbers, strict=True)
+                    if (future := claimed.get(i)) is not None
+                ]
+            )
         return [found[index] for index in indices]
 
     def _decode(

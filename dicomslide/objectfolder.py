@@ -30,7 +30,7 @@ from dicomslide.folder import LocalFolderClient
 from dicomslide.objectframes import OBJECT_FILE, ObjectFrameSource, read_object_header
 from dicomslide.objects import ObjectFile, ObjectStore, run_concurrently
 from dicomslide.query import stored_syntax
-from dicomslide.transport import without_credentials
+from dicomslide.urls import without_credentials
 
 
 class ObjectFolderClient(LocalFolderClient):

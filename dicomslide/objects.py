@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from dicomslide.errors import DicomSlideError, MissingExtraError, ObjectNotFoundError
-from dicomslide.transport import without_credentials
+from dicomslide.urls import is_object_url as is_object_url
+from dicomslide.urls import without_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -47,42 +48,8 @@ _LARGEST_READ_AHEAD = 16 * 1024 * 1024
 _ATTEMPTS = 3
 _RETRY_DELAY = 0.2
 
-#: Schemes that are not object storage when given alone: files, and
-#: ``http(s)://``, which names a DICOMweb service (lists of HTTP URLs of files
-#: are objects)
-_NOT_OBJECT_SCHEMES = frozenset({"file", "http", "https"})
-
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-
-
-def is_object_url(source: object) -> bool:
-    """Whether a source names objects in object storage.
-
-    Parameters
-    ----------
-    source: object
-        What was passed as a source of slides
-
-    Returns
-    -------
-    bool
-        True for a URL of an fsspec protocol (``s3://``, ``gs://``,
-        ``memory://``, ...) other than ``file``, ``http`` and ``https``, and
-        for a list or tuple of URLs of files (``http(s)://`` ones too)
-
-    """
-    if isinstance(source, str):
-        scheme, separator, _ = source.partition("://")
-        return (
-            bool(separator)
-            and len(scheme) > 1
-            and scheme.replace("+", "").replace("-", "").isalnum()
-            and scheme.lower() not in _NOT_OBJECT_SCHEMES
-        )
-    if isinstance(source, (list, tuple)) and source:
-        return all(isinstance(url, str) and "://" in url for url in source)
-    return False
 
 
 #: Environment variable that holds the storage options used when none are

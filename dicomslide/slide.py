@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import PIL.Image
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.annotations import annotation_bounds
@@ -34,7 +33,7 @@ from dicomslide.errors import (
 from dicomslide.image import TiledImage
 from dicomslide.matrix import normalize_padding
 from dicomslide.pyramid import Pyramid, PyramidLevel
-from dicomslide.transport import without_credentials
+from dicomslide.urls import without_credentials
 from dicomslide.utils import (
     distinct_values,
     does_optical_path_item_match,
@@ -50,6 +49,7 @@ from dicomslide.utils import is_volume_image as is_volume_image
 
 if TYPE_CHECKING:
     import highdicom as hd
+    from dicomweb_client.protocol import DICOMClient
     from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)

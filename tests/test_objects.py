@@ -437,6 +437,33 @@ def test_which_sources_are_object_storage(tmp_path):
         dicomslide.find_slides(tmp_path, storage_options={"anon": True})
 
 
+def test_serve_shows_a_slide_in_object_storage(s3, corpus):
+    from tests.viewer_server import get, slides, viewer_server
+
+    options = [
+        f"--storage-option={key}={v if isinstance(v, str) else json.dumps(v)}"
+        for key, v in s3.options.items()
+    ]
+    variant = SLIDE_VARIANTS[0]
+    with (
+        viewer_server(f"s3://{BUCKET}/{variant}/", *options) as remote,
+        viewer_server(corpus / variant) as local,
+    ):
+        (summary,) = slides(remote)
+        assert slides(local)[0]["id"] == summary["id"]
+        prefix = f"/slides/{summary['id']}"
+        dzi = get(remote, prefix + ".dzi")[2]
+        assert dzi == get(local, prefix + ".dzi")[2]
+        top = int(np.ceil(np.log2(max(summary["levels"][0]))))
+        for path in (
+            f"{prefix}_files/{top}/1_1.jpeg",
+            f"{prefix}_files/{top - 3}/0_0.png",
+        ):
+            status, headers, tile = get(remote, path)
+            assert status == 200 and len(tile) > 1000
+            assert tile == get(local, path)[2]
+
+
 # -- fsspec filesystems given as objects (filesystem=) -------------------------
 
 
