@@ -107,6 +107,13 @@ class Cell:
             "import_s": statistics.median(r["import_s"] for r in runs),
             "open_s": statistics.median(r["open_and_prepare_s"] for r in runs),
             "first_read_ms": 1000 * statistics.median(r["times"][0] for r in runs),
+            # runs in which a full garbage collection fell between the start of
+            # the open and the first pixel (None: not recorded)
+            "full_gc_runs": (
+                sum(1 for r in runs if r["gc_to_first_pixel"]["full"])
+                if all("gc_to_first_pixel" in r for r in runs)
+                else None
+            ),
             "process_wall_s": statistics.median(r["process_wall_s"] for r in runs),
             "rss_peak_mib": statistics.median(r["rss_peak_kib"] for r in runs) / mib,
             "cpu_child_s": statistics.median(r["cpu_child_s"] for r in runs),

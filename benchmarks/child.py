@@ -80,6 +80,26 @@ def _evict(paths: list[str]) -> None:
             os.close(fd)
 
 
+class _Collections:
+    """The garbage collector's runs while it is on: how many of each
+    generation, and the time they took (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.seconds = 0.0
+        self._start = 0.0
+        self.on = False
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if not self.on:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.counts[info["generation"]] += 1
+            self.seconds += time.perf_counter() - self._start
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Execute a job and return its result record (never raises)."""
     from benchmarks.impls import create
@@ -90,6 +110,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     samples: dict[str, np.ndarray] = {}
     times: list[float] = []
     adapter = create(job["impl"])
+    collections = _Collections()
+    gc.callbacks.append(collections)
     try:
         start = time.perf_counter()
         adapter.load()
@@ -99,6 +121,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         io_start = _io_counters()
         result["phase"] = "open"
         cpu_open = _cpu()
+        collections.on = True
         start = time.perf_counter()
         adapter.open(Path(job["folder"]))
         adapter.bind([tuple(s) for s in job["levels"]])
@@ -120,6 +143,14 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             array = adapter.read(level, row, col, h, w)
             times.append(time.perf_counter() - start)
             if index == 0:
+                # Collections from the start of the open to the first pixel
+                # (a full one walks every object the imports made)
+                collections.on = False
+                result["gc_to_first_pixel"] = {
+                    "full": collections.counts[2],
+                    "young": collections.counts[0] + collections.counts[1],
+                    "seconds": collections.seconds,
+                }
                 result["io_to_first_pixel"] = {
                     key: value - io_start[key] for key, value in _io_counters().items()
                 }

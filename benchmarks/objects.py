@@ -22,6 +22,7 @@ for a smoke run); writes ``benchmarks/results/objects.md``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import statistics
@@ -62,14 +63,29 @@ def _upload(corpus: Path, variants: list[str], server: MotoServer) -> None:
             client.upload_file(str(path), BUCKET, f"{variant}/{path.name}")
 
 
-def _reads(size: tuple[int, int], count: int, seed: int) -> list[tuple[int, int]]:
-    """Top left corners (row, column) of 512 x 512 reads within level 0."""
-    rng = np.random.default_rng(seed)
+#: Workloads: name, side of the square reads, and whether they scan
+#: (a, b: random unaligned reads, as in the DICOMweb benchmark; scan: windows
+#: side by side, row after row, from the top left, as a tiler reads)
+WORKLOADS = (("a", 256, False), ("b", 1024, False), ("scan", 512, True))
+
+
+def _reads(
+    size: tuple[int, int], count: int, seed: int, side: int = 512, scan: bool = False
+) -> list[tuple[int, int]]:
+    """Top left corners (row, column) of `side` x `side` reads within level 0."""
     rows, columns = size
+    if scan:
+        across = max(columns // side, 1)
+        return [
+            ((n // across) * side, (n % across) * side)
+            for n in range(count)
+            if (n // across + 1) * side <= rows
+        ]
+    rng = np.random.default_rng(seed)
     return [
         (
-            int(rng.integers(0, max(rows - 512, 1))),
-            int(rng.integers(0, max(columns - 512, 1))),
+            int(rng.integers(0, max(rows - side, 1))),
+            int(rng.integers(0, max(columns - side, 1))),
         )
         for _ in range(count)
     ]
@@ -178,6 +194,27 @@ def _measure(
     }
 
 
+def _workload(
+    proxy: CountingProxy,
+    read: Callable[[tuple[int, int], tuple[int, int]], Any],
+    corners: list[tuple[int, int]],
+    side: int,
+) -> tuple[list[float], list[Any]]:
+    """Wall time of each read, and every request from the first read's start
+    to a moment after the last one (those of read-ahead in the background
+    included)."""
+    time.sleep(0.05)
+    proxy.clear()
+    walls = []
+    for corner in corners:
+        start = time.perf_counter()
+        read(corner, (side, side))
+        walls.append(time.perf_counter() - start)
+        time.sleep(0.05)  # a viewer's or a tiler's pause between reads
+    time.sleep(0.2)  # requests still running are counted
+    return walls, proxy.requests()
+
+
 def run(args: argparse.Namespace) -> str:
     corpus = Path(args.corpus)
     variants = [
@@ -190,13 +227,16 @@ def run(args: argparse.Namespace) -> str:
     lines = [
         "# Object storage: reads from an S3-compatible server",
         "",
-        f"{args.reads} reads of 512 x 512 pixels at level 0 per cell; per read: "
-        "median wall time, mean requests and KiB counted by the proxy; "
-        "open: requests and wall of opening.",
+        f"{args.reads} reads of level 0 per cell, after a fresh open: (a) "
+        "random 256 x 256, (b) random 1024 x 1024, (scan) 512 x 512 windows "
+        "side by side from the top left, 50 ms apart; per read: median wall "
+        "time, and the requests and KiB the proxy saw during the workload "
+        "(read-ahead in the background included) divided by the reads; open: "
+        "requests, MiB and wall of opening.",
         "",
-        "| variant | RTT ms | impl | open req | open MiB | open s | req/read "
-        "| KiB/read | ms/read |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| variant | RTT ms | reads | impl | open req | open MiB | open s "
+        "| req/read | KiB/read | ms/read |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     try:
         _upload(corpus, variants, server)
@@ -211,32 +251,31 @@ def run(args: argparse.Namespace) -> str:
             size = dicomslide.find_slides(corpus / variant)[
                 0
             ].total_pixel_matrix_dimensions[0]
-            reads = _reads(size, args.reads, args.seed)
             ObjectStore(url, options).fs.ls(f"{BUCKET}/{variant}")  # connected once
-            for rtt in args.rtt:
+            for rtt, (workload, side, scan) in itertools.product(
+                args.rtt, [w for w in WORKLOADS if w[0] in args.workloads]
+            ):
                 proxy.delay = rtt / 1000
+                reads = _reads(size, args.reads, args.seed, side, scan)
                 for name, opener in _impls(url, options).items():
                     if args.impls and not any(s in name for s in args.impls):
                         continue
+                    cell = f"| {variant} | {rtt} | {workload} | {name} |"
                     try:
                         read, opened = _measure(proxy, opener)
-                        cells = [
-                            _measure(proxy, lambda o=o, r=read: r(o, (512, 512)))[1]
-                            for o in reads
-                        ]
+                        walls, seen = _workload(proxy, read, reads, side)
                     except Exception as error:  # noqa: BLE001 - a result, reported
                         logging.warning("%s on %s failed: %s", name, variant, error)
                         lines.append(
-                            f"| {variant} | {rtt} | {name} | failed: "
-                            f"{type(error).__name__} | | | | | |"
+                            f"{cell} failed: {type(error).__name__} | | | | | |"
                         )
                         continue
                     lines.append(
-                        f"| {variant} | {rtt} | {name} | {opened['requests']:.0f} | "
+                        f"{cell} {opened['requests']:.0f} | "
                         f"{opened['bytes'] / 2**20:.1f} | {opened['wall']:.2f} | "
-                        f"{statistics.mean(c['requests'] for c in cells):.2f} | "
-                        f"{statistics.mean(c['bytes'] for c in cells) / 1024:.0f} | "
-                        f"{1000 * statistics.median(c['wall'] for c in cells):.1f} |"
+                        f"{len(seen) / len(reads):.2f} | "
+                        f"{sum(s.nbytes for s in seen) / len(reads) / 1024:.0f} | "
+                        f"{1000 * statistics.median(walls):.1f} |"
                     )
                     print(lines[-1], flush=True)
     finally:
@@ -261,6 +300,12 @@ def main() -> None:
         "--rtt", default="0,25,50", type=lambda t: [int(v) for v in t.split(",")]
     )
     parser.add_argument("--reads", default=20, type=int)
+    parser.add_argument(
+        "--workloads",
+        default="a,b,scan",
+        type=lambda t: t.split(","),
+        help="of a (random 256²), b (random 1024²), scan (512² windows in a row)",
+    )
     parser.add_argument("--seed", default=20261207, type=int)
     parser.add_argument(
         "--quick", action="store_true", help="5 reads, no WAN emulation"

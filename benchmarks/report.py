@@ -146,6 +146,13 @@ def _load_text(metrics: dict[str, Any]) -> str:
     return f"⚠bg {cores:.1f}" if cores > NOISY_CORES else ""
 
 
+def _gc_text(metrics: dict[str, Any]) -> str:
+    """The "full GC in open" column: runs whose open or first read held a full
+    (generation 2) garbage collection, of all runs."""
+    full = metrics.get("full_gc_runs")
+    return "—" if full is None else f"{full}/{metrics['runs']}"
+
+
 def _check_text(cell: Cell) -> str:
     check = cell.check
     if not check:
@@ -329,7 +336,9 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
         "the child (`VmHWM`, imports included); `CPU reads` = user+sys of all "
         "threads during the reads, `CPU child` = user+sys of the whole child "
         "process (interpreter, imports, open, reads). `open` = open (+ loading the "
-        "encoded frames, for the limits)."
+        "encoded frames, for the limits). `full GC in open` = runs in which a "
+        "full (generation 2) garbage collection, which walks every object the "
+        "imports made, fell between the start of the open and the first pixel."
     )
     lines.append("")
     order: list[tuple[str, str]] = []
@@ -373,22 +382,23 @@ def render_markdown(report: dict[str, Any], cells: list[Cell]) -> str:
         else:
             lines.append(
                 "| impl | runs | path→pixel s (median) | import s | open s "
-                "| first read ms | process wall s | peak RSS MiB | CPU child s "
-                "| pixels vs limit | other load |"
+                "| first read ms | full GC in open | process wall s | peak RSS MiB "
+                "| CPU child s | pixels vs limit | other load |"
             )
-            lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+            lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
             for cell in group:
                 mt = cell.metrics()
                 if not mt:
                     lines.append(
-                        f"| {cell.impl} | {cell.status}: {_clip(cell.error)} ||||||||||"
+                        f"| {cell.impl} | {cell.status}: {_clip(cell.error)} "
+                        "|||||||||||"
                     )
                     continue
                 lines.append(
                     f"| {cell.impl} | {mt['runs']} "
                     f"| {_fmt(mt['path_to_pixel_s'])} | "
                     f"{_fmt(mt['import_s'])} | {_fmt(mt['open_s'])} | "
-                    f"{_fmt(mt['first_read_ms'])} | "
+                    f"{_fmt(mt['first_read_ms'])} | {_gc_text(mt)} | "
                     f"{_fmt(mt['process_wall_s'])} | {mt['rss_peak_mib']:.0f} | "
                     f"{_fmt(mt['cpu_child_s'])} | {_check_text(cell)} "
                     f"| {_load_text(mt)} |"

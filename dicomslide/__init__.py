@@ -1,5 +1,7 @@
 """Read DICOM whole slide microscopy images from local files and DICOMweb."""
 
+import importlib
+import importlib.util
 import logging
 
 from dicomslide.enum import ChannelTypes, ImageFlavors
@@ -44,6 +46,10 @@ def __getattr__(name: str) -> object:
         from dicomslide.openslide import OpenSlide
 
         return OpenSlide
+    # The modules of sources other than a folder (DICOMweb, object storage)
+    # are imported when first used; dicomslide.web and the like still resolve.
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'dicomslide' has no attribute {name!r}")
 
 

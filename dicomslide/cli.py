@@ -121,7 +121,7 @@ def _source(args: argparse.Namespace) -> Any:
         if args.token:
             session.headers["Authorization"] = f"Bearer {args.token}"
         return open_web_client(source, session)
-    from dicomslide.objects import is_object_url
+    from dicomslide.urls import is_object_url
 
     if is_object_url(source):
         return source

@@ -26,16 +26,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
+import sys
 import threading
 import weakref
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 from urllib.parse import unquote, urlparse, urlsplit
 
 import requests
-from dicomweb_client import DICOMfileClient, DICOMwebClient
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.codec import PixelDescription
@@ -43,18 +41,13 @@ from dicomslide.errors import DicomSlideError, ServerError
 from dicomslide.fetch import ClientFrameSource, FrameSource
 from dicomslide.fileframes import FileFrameSource
 from dicomslide.folder import LocalFolderClient
-from dicomslide.objectfolder import ObjectFolderClient
-from dicomslide.transport import (
-    RequestError,
-    give_session,
-    new_session,
-    rebase,
-    session_of,
-    settings,
-    split_credentials,
-    without_credentials,
-)
-from dicomslide.web import WebFrameSource, retrieve_bulk_data
+from dicomslide.urls import without_credentials
+
+if TYPE_CHECKING:
+    from dicomweb_client import DICOMfileClient, DICOMwebClient
+    from dicomweb_client.protocol import DICOMClient
+
+    from dicomslide.objectfolder import ObjectFolderClient
 
 __all__ = [
     "ICC_PROFILE_URIS",
@@ -64,6 +57,10 @@ __all__ = [
     "fetch_bulk_icc_profile",
     "folder_index",
     "folder_of",
+    "is_file_client",
+    "is_object_folder",
+    "is_web_client",
+    "loaded_class",
     "make_frame_source",
     "open_client",
     "open_web_client",
@@ -73,6 +70,55 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def loaded_class(module: str, name: str) -> type | None:
+    """A class of a module, if that module has been imported.
+
+    No object is an instance of a class whose module was never imported, so
+    asking whether a client is a ``DICOMwebClient`` (or one of dicomslide's
+    clients of object storage) needs no import: the modules of the clients
+    that a folder does not use stay out of the import of dicomslide.
+
+    Parameters
+    ----------
+    module: str
+        Name of the module
+    name: str
+        Name of the class in it
+
+    Returns
+    -------
+    Union[type, None]
+        The class, or None when the module is not imported
+
+    """
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else None
+
+
+def is_file_client(client: object) -> TypeGuard[DICOMfileClient]:
+    """Whether a client is a ``dicomweb_client.DICOMfileClient``."""
+    cls = loaded_class("dicomweb_client", "DICOMfileClient")
+    return cls is not None and isinstance(client, cls)
+
+
+def is_web_client(client: object) -> TypeGuard[DICOMwebClient]:
+    """Whether a client is a ``dicomweb_client.DICOMwebClient``."""
+    cls = loaded_class("dicomweb_client", "DICOMwebClient")
+    return cls is not None and isinstance(client, cls)
+
+
+def is_object_folder(client: object) -> TypeGuard[ObjectFolderClient]:
+    """Whether a client is a :class:`dicomslide.objectfolder.ObjectFolderClient`."""
+    cls = loaded_class("dicomslide.objectfolder", "ObjectFolderClient")
+    return cls is not None and isinstance(client, cls)
+
+
+def _session_of(client: DICOMwebClient) -> requests.Session | None:
+    from dicomslide.transport import session_of
+
+    return session_of(client)
 
 
 def open_client(source: Any) -> DICOMClient:
@@ -105,11 +151,11 @@ def open_client(source: Any) -> DICOMClient:
         if isinstance(text, str) and text.startswith(("http://", "https://")):
             # dicomweb-client types DICOMwebClient.protocol as str, its
             # DICOMClient protocol as str | None: the client is one all the same
-            return cast(DICOMClient, open_web_client(text))
+            return cast("DICOMClient", open_web_client(text))
         if isinstance(text, str) and text.startswith("file://"):
             text = unquote(urlparse(text).path)
         return LocalFolderClient(text)
-    if isinstance(source, DICOMwebClient):
+    if is_web_client(source):
         url = str(source.base_url)
         if "@" in urlsplit(url).netloc:
             raise DicomSlideError(
@@ -117,7 +163,7 @@ def open_client(source: Any) -> DICOMClient:
                 f"({without_credentials(url)}): give them as the auth of the "
                 "client's requests.Session, or pass the URL itself to dicomslide"
             )
-    return cast(DICOMClient, source)
+    return cast("DICOMClient", source)
 
 
 def open_web_client(
@@ -148,6 +194,16 @@ def open_web_client(
         When the URL's user information is ambiguous
 
     """
+    # the HTTP stack of DICOMweb loads with the first URL
+    from dicomweb_client import DICOMwebClient
+
+    from dicomslide.transport import (
+        give_session,
+        new_session,
+        settings,
+        split_credentials,
+    )
+
     try:
         url, credentials = split_credentials(url)
     except ValueError as error:
@@ -193,7 +249,12 @@ def _refused_thread(error: BaseException) -> bool:
     cause: BaseException | None = error
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, sqlite3.ProgrammingError) and "thread" in str(cause):
+        sqlite_error = loaded_class("sqlite3", "ProgrammingError")
+        if (
+            sqlite_error is not None
+            and isinstance(cause, sqlite_error)
+            and "thread" in str(cause)
+        ):
             return True
         cause = cause.__cause__ or cause.__context__
     return False
@@ -336,7 +397,7 @@ def call(client: DICOMClient, method: str, /, **kwargs: Any) -> Any:
         ``DICOMfileClient``)
 
     """
-    if isinstance(client, DICOMfileClient):
+    if is_file_client(client):
         return UserFileClient.of(client).call(method, kwargs)
     try:
         return getattr(client, method)(**kwargs)
@@ -404,7 +465,7 @@ def folder_index(client: DICOMClient) -> LocalFolderClient | None:
     """
     if isinstance(client, LocalFolderClient):
         return client
-    if isinstance(client, DICOMfileClient):
+    if is_file_client(client):
         return UserFileClient.of(client).index()
     return None
 
@@ -440,22 +501,24 @@ def make_frame_source(
     study = str(image.StudyInstanceUID)
     series = str(image.SeriesInstanceUID)
     sop = str(image.SOPInstanceUID)
-    if isinstance(client, ObjectFolderClient):
+    if is_object_folder(client):
         source = client.instance_frame_source(image, desc, number_of_frames)
         if source is not None:
             return source
-    elif isinstance(client, (LocalFolderClient, DICOMfileClient)):
+    elif isinstance(client, LocalFolderClient) or is_file_client(client):
         path = getattr(image, "filename", None)  # metadata read from the file
         header: Dataset | None = image
         if not isinstance(path, str) or not os.path.isfile(path):
-            index = folder_index(client)
+            index = folder_index(cast("DICOMClient", client))
             header = None if index is None else index.find_header(sop)
             path = None if header is None else header.filename
         if path is not None:
             return FileFrameSource(path, sop, desc, number_of_frames, header)
-        if isinstance(client, DICOMfileClient):
-            client = UserFileClient.of(client)
-    elif isinstance(client, DICOMwebClient) and session_of(client) is not None:
+        if is_file_client(client):
+            client = cast("DICOMClient", UserFileClient.of(client))
+    elif is_web_client(client) and _session_of(client) is not None:
+        from dicomslide.web import WebFrameSource
+
         return WebFrameSource(
             client,
             study,
@@ -524,6 +587,8 @@ def resolve_bulk_data_uri(client: DICOMClient, uri: str) -> str | None:
     base = getattr(client, "base_url", None)
     if not isinstance(base, str) or not base.startswith(("http://", "https://")):
         return uri
+    from dicomslide.transport import rebase
+
     rebased = rebase(base, uri)
     if rebased is None:
         logger.warning(
@@ -557,6 +622,8 @@ def fetch_bulk_icc_profile(client: DICOMClient, metadata: Dataset) -> bytes | No
         message says why)
 
     """
+    from dicomslide.transport import RequestError
+
     failures: list[str] = []
     status = None
     for uri in getattr(metadata, ICC_PROFILE_URIS, []):
@@ -565,8 +632,10 @@ def fetch_bulk_icc_profile(client: DICOMClient, metadata: Dataset) -> bytes | No
             failures.append("its bulk data URI is not on the client's server")
             continue
         try:
-            session = session_of(client) if isinstance(client, DICOMwebClient) else None
+            session = _session_of(client) if is_web_client(client) else None
             if session is not None:
+                from dicomslide.web import retrieve_bulk_data
+
                 profile = retrieve_bulk_data(session, resolved)
             else:
                 parts = call(
@@ -610,6 +679,6 @@ def portable(client: DICOMClient) -> DICOMClient:
         :class:`dicomslide.folder.LocalFolderClient` on the same folder
 
     """
-    if isinstance(client, DICOMfileClient):
-        return UserFileClient.of(client)
+    if is_file_client(client):
+        return cast("DICOMClient", UserFileClient.of(client))
     return client

@@ -17,22 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from dicomweb_client import DICOMfileClient
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
-from dicomslide.client import ICC_PROFILE_URIS, call, open_client
+from dicomslide.client import ICC_PROFILE_URIS, call, is_file_client, open_client
 from dicomslide.elements import element_value
 from dicomslide.errors import MetadataError
 from dicomslide.files import read_header
 from dicomslide.folder import LocalFolderClient
-from dicomslide.objectfolder import ObjectFolderClient
-from dicomslide.objects import is_object_url
 from dicomslide.tile import (
     FRAME_TABLE_ATTRIBUTE,
     check_image_geometry,
     frame_table_from_json,
 )
+from dicomslide.urls import is_object_url
 from dicomslide.utils import (
     PARAMETRIC_MAP_SOP_CLASS_UID,
     SEGMENTATION_SOP_CLASS_UIDS,
@@ -47,6 +44,7 @@ from dicomslide.utils import (
 
 if TYPE_CHECKING:
     import highdicom as hd
+    from dicomweb_client.protocol import DICOMClient
     from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)
@@ -191,7 +189,9 @@ def series_metadata(
 
 
 def open_source(
-    source: Any, storage_options: Mapping[str, Any] | None = None
+    source: Any,
+    storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
 ) -> tuple[DICOMClient, str | None]:
     """Open a client for a source of slides.
 
@@ -201,6 +201,9 @@ def open_source(
         What :func:`find_slides` accepts
     storage_options: Union[Mapping[str, Any], None], optional
         Options of the fsspec filesystem of an object storage URL
+    filesystem: Union[fsspec.AbstractFileSystem, None], optional
+        An fsspec filesystem; `source` is then a path in it (or a list of
+        paths), read as object storage
 
     Returns
     -------
@@ -217,8 +220,17 @@ def open_source(
         When an object storage URL names nothing
 
     """
-    if is_object_url(source):
-        objects = ObjectFolderClient(source, storage_options)
+    if filesystem is not None or is_object_url(source):
+        if filesystem is not None and not (
+            isinstance(source, str)
+            or isinstance(source, (list, tuple))
+            and source
+            and all(isinstance(path, str) for path in source)
+        ):
+            raise TypeError("with a filesystem, the source is a path in it")
+        from dicomslide.objectfolder import ObjectFolderClient
+
+        objects = ObjectFolderClient(source, storage_options, filesystem)
         return objects, objects.named_instance
     if storage_options:
         raise TypeError("storage_options are for object storage URLs")
@@ -386,7 +398,7 @@ def _search(
         keyword: value for keyword, value in identity.items() if value is not None
     }
     search: dict[str, Any] = {"search_filters": filters}
-    if not isinstance(client, DICOMfileClient):
+    if not is_file_client(client):
         search["fields"] = _SERIES_FIELDS  # the file client warns that it ignores them
     found = _all_series(client, search)
     modalities = _DERIVED_MODALITIES if include_derived else _SLIDE_MODALITIES

@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.cache import FrameCache
@@ -34,6 +33,9 @@ from dicomslide.tile import (
     compute_frame_positions as compute_frame_positions,  # a dicomslide 0.7 name
 )
 from dicomslide.utils import get_referenced_instances
+
+if TYPE_CHECKING:
+    from dicomweb_client.protocol import DICOMClient
 
 logger = logging.getLogger(__name__)
 

@@ -22,13 +22,12 @@ import logging
 import os
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide import pages, pool
@@ -37,6 +36,9 @@ from dicomslide.client import make_frame_source, portable
 from dicomslide.codec import PixelDescription, decode_frame, decodes_into
 from dicomslide.errors import FrameRetrievalError
 from dicomslide.fetch import FrameSource, describe_pixels
+
+if TYPE_CHECKING:
+    from dicomweb_client.protocol import DICOMClient
 
 logger = logging.getLogger(__name__)
 
@@ -473,13 +475,19 @@ class FrameLoader:
             raise
         return jobs
 
-    def read_encoded(self, indices: Sequence[int]) -> list[tuple[bytes, str]]:
-        """Fetch frames as they are stored, without decoding or caching them.
+    def read_encoded(
+        self, indices: Sequence[int], decode: Collection[int] = ()
+    ) -> list[tuple[bytes, str]]:
+        """Fetch frames as they are stored, without caching them.
 
         Parameters
         ----------
         indices: Sequence[int]
             Zero-based indices of frames over all parts
+        decode: Collection[int], optional
+            Those of `indices` that reads will want decoded too: the ones
+            neither cached nor being loaded are decoded in the background
+            into the cache, from the bytes fetched here
 
         Returns
         -------
@@ -494,7 +502,8 @@ class FrameLoader:
         found: dict[int, tuple[bytes, str]] = {}
         for part, wanted in by_part.items():
             source = self._source(part)
-            encoded = source.read_frames([int(self.local_numbers[i]) for i in wanted])
+            numbers = [int(self.local_numbers[i]) for i in wanted]
+            encoded = source.read_frames(numbers)
             self.metrics.add(
                 requests=1,
                 frames_fetched=len(encoded),
@@ -502,6 +511,15 @@ class FrameLoader:
             )
             syntax = str(source.transfer_syntax_uid or "")
             found.update(zip(wanted, ((d, syntax) for d in encoded), strict=True))
+            _, claimed, _ = self._claim([i for i in wanted if i in decode])
+            desc = self._description(part, source.transfer_syntax_uid)
+            self._decode_later(
+                [
+                    _Job(i, future, found[i][0], desc, self._sop_uids[part], number)
+                    for i, number in zip(wanted, numbers, strict=True)
+                    if (future := claimed.get(i)) is not None
+                ]
+            )
         return [found[index] for index in indices]
 
     def _decode(
@@ -555,9 +573,21 @@ class FrameLoader:
         cached, claimed, waiting = self._claim(indices)
         self.metrics.add(cache_hits=len(cached))
         run: _ReadRun | None = None
+        beside: list[_Job] = []
         try:
-            jobs = self._fetch(claimed) if claimed else []
-            if claimed and neighbours is not None:
+            if claimed and neighbours is not None and self._carries_neighbours:
+                # the neighbours that lie beside the read's frames in their
+                # objects come in the same ranged requests, decoded after the
+                # read's own frames
+                extra = self._claim_neighbours(
+                    self._beside(neighbours(), claimed), claimed
+                )
+                jobs = self._fetch({**claimed, **extra})
+                beside = [job for job in jobs if job.index in extra]
+                jobs = [job for job in jobs if job.index not in extra]
+            else:
+                jobs = self._fetch(claimed) if claimed else []
+            if claimed and neighbours is not None and not self._carries_neighbours:
                 # after the read's own frames, in a request of their own
                 self._fetch_later(self._claim_neighbours(neighbours(), claimed))
             shared = (
@@ -583,6 +613,7 @@ class FrameLoader:
             if run is not None:
                 run.cancel()
             self._abandon(claimed)
+            self._decode_later(beside)
         if run is not None:
             run.raise_first_error()
         for index, future in waiting:
@@ -689,6 +720,25 @@ class FrameLoader:
             return False
         fetched, read = self._neighbour_counts
         return fetched < _NEIGHBOURS_PROBATION or read >= _NEIGHBOURS_MIN_USE * fetched
+
+    @property
+    def _carries_neighbours(self) -> bool:
+        """Whether the source's requests carry neighbours beside a read's
+        frames at no further request (a ranged GET of an object)."""
+        return bool(getattr(self._source(0), "carries_neighbours", False))
+
+    def _beside(self, neighbours: Sequence[int], claimed: Collection[int]) -> list[int]:
+        """The neighbours stored right before or after a claimed frame of
+        the same instance: a ranged request of its run reaches them too."""
+        own = {
+            (int(self.part_of_frame[i]), int(self.local_numbers[i])) for i in claimed
+        }
+        return [
+            i
+            for i in neighbours
+            if (int(self.part_of_frame[i]), int(self.local_numbers[i]) - 1) in own
+            or (int(self.part_of_frame[i]), int(self.local_numbers[i]) + 1) in own
+        ]
 
     def _claim_neighbours(
         self, neighbours: Sequence[int], claimed: dict[int, Future[np.ndarray]]

@@ -30,7 +30,7 @@ from dicomslide.folder import LocalFolderClient
 from dicomslide.objectframes import OBJECT_FILE, ObjectFrameSource, read_object_header
 from dicomslide.objects import ObjectFile, ObjectStore, run_concurrently
 from dicomslide.query import stored_syntax
-from dicomslide.transport import without_credentials
+from dicomslide.urls import without_credentials
 
 
 class ObjectFolderClient(LocalFolderClient):
@@ -46,11 +46,17 @@ class ObjectFolderClient(LocalFolderClient):
         Options of the fsspec filesystem (e.g. ``{"anon": True}``, or
         ``{"endpoint_url": ..., "key": ..., "secret": ...}`` for S3); never
         shown in its repr or in messages
+    filesystem: Union[fsspec.AbstractFileSystem, None], optional
+        The fsspec filesystem of the objects, given instead of options: then
+        `source` is a path in it (or a list of paths), such as
+        ``bucket/slides/`` for an ``s3fs.S3FileSystem``
 
     Raises
     ------
     dicomslide.errors.MissingExtraError
         When fsspec or the filesystem of the URLs is not installed
+    TypeError
+        When `filesystem` is no fsspec filesystem or comes with options
 
     Note
     ----
@@ -63,6 +69,7 @@ class ObjectFolderClient(LocalFolderClient):
         self,
         source: str | Sequence[str],
         storage_options: Mapping[str, Any] | None = None,
+        filesystem: Any = None,
     ) -> None:
         self.source: str | list[str] = (
             source if isinstance(source, str) else list(source)
@@ -70,9 +77,10 @@ class ObjectFolderClient(LocalFolderClient):
         urls = [self.source] if isinstance(self.source, str) else self.source
         if not urls:
             raise ValueError("no URLs given")
-        self.store = ObjectStore(urls[0], storage_options)
+        self.store = ObjectStore(urls[0], storage_options, filesystem)
         self.store.fs  # noqa: B018 - fails now if the extra is missing
-        self.base_url = without_credentials(urls[0]).rstrip("/")
+        first = urls[0] if filesystem is None else self.store.url_of(urls[0])
+        self.base_url = without_credentials(first).rstrip("/")
         self.scheme = self.base_url.partition("://")[0]
         self.protocol = None
         self.url_prefix = ""
@@ -88,6 +96,8 @@ class ObjectFolderClient(LocalFolderClient):
         self._files_by_uid: dict[str, ObjectFile] = {}
 
     def __repr__(self) -> str:
+        if isinstance(self.source, str) and self.store.filesystem is not None:
+            return f"{type(self).__name__}({self.base_url!r})"  # with the protocol
         if isinstance(self.source, str):
             return f"{type(self).__name__}({without_credentials(self.source)!r})"
         return f"{type(self).__name__}(<{len(self.source)} URLs>)"
@@ -97,7 +107,7 @@ class ObjectFolderClient(LocalFolderClient):
         # process reads a header when it reads the instance's frames.
         return (
             type(self),
-            (self.source, self.store.storage_options),
+            (self.source, self.store.storage_options, self.store.filesystem),
             {"_files_by_uid": self._known_files()},
         )
 

@@ -108,10 +108,17 @@ class ObjectFrameSource(FileFrameSource):
         super().__setstate__(state)
         self._pid = os.getpid()
 
-    #: Reads do not ask for the ring of neighbouring frames: unlike a
-    #: DICOMweb request, a ranged GET carries only the frames between its
-    #: ends, so the rows above and below would cost requests of their own
-    fetches_neighbours = False
+    #: Reads ask for the ring of neighbouring frames while they use it (as
+    #: over DICOMweb), but only for the part of it a ranged GET of the read
+    #: carries: the frames stored right before and after the read's runs
+    #: (the tiles left and right of each row). The rows above and below would
+    #: cost requests of their own.
+    fetches_neighbours = True
+    #: see :attr:`fetches_neighbours`
+    carries_neighbours = True
+    #: Every request costs a round trip: a scan's next regions are fetched
+    #: further ahead (see :mod:`dicomslide.readahead`)
+    remote = True
 
     @property
     def location(self) -> str:

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from dicomslide.errors import DicomSlideError, MissingExtraError, ObjectNotFoundError
-from dicomslide.transport import without_credentials
+from dicomslide.urls import is_object_url as is_object_url
+from dicomslide.urls import without_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -46,42 +48,8 @@ _LARGEST_READ_AHEAD = 16 * 1024 * 1024
 _ATTEMPTS = 3
 _RETRY_DELAY = 0.2
 
-#: Schemes that are not object storage when given alone: files, and
-#: ``http(s)://``, which names a DICOMweb service (lists of HTTP URLs of files
-#: are objects)
-_NOT_OBJECT_SCHEMES = frozenset({"file", "http", "https"})
-
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-
-
-def is_object_url(source: object) -> bool:
-    """Whether a source names objects in object storage.
-
-    Parameters
-    ----------
-    source: object
-        What was passed as a source of slides
-
-    Returns
-    -------
-    bool
-        True for a URL of an fsspec protocol (``s3://``, ``gs://``,
-        ``memory://``, ...) other than ``file``, ``http`` and ``https``, and
-        for a list or tuple of URLs of files (``http(s)://`` ones too)
-
-    """
-    if isinstance(source, str):
-        scheme, separator, _ = source.partition("://")
-        return (
-            bool(separator)
-            and len(scheme) > 1
-            and scheme.replace("+", "").replace("-", "").isalnum()
-            and scheme.lower() not in _NOT_OBJECT_SCHEMES
-        )
-    if isinstance(source, (list, tuple)) and source:
-        return all(isinstance(url, str) and "://" in url for url in source)
-    return False
 
 
 #: Environment variable that holds the storage options used when none are
@@ -145,47 +113,93 @@ def run_concurrently(function: Callable[[_T], _R], items: Sequence[_T]) -> list[
 
 
 class ObjectStore:
-    """Where objects are: a URL and the ``storage_options`` of fsspec.
+    """Where objects are: a URL and the ``storage_options`` of fsspec, or an
+    fsspec filesystem and a path in it.
 
-    Pickles as the two; each process opens its own fsspec filesystem (and so
-    its own connections) on first use. Its repr leaves out the options, which
+    Pickles as those; each process opens its own fsspec filesystem (and so
+    its own connections) on first use. A filesystem given is used as it is in
+    the process that made it; another process (a forked or spawned worker)
+    uses a copy made from its pickle, which fsspec makes from the arguments
+    the filesystem was created with. Its repr leaves out the options, which
     may hold credentials.
 
     Parameters
     ----------
     url: str
-        URL of any object or prefix of the store (gives the protocol)
+        URL of any object or prefix of the store (gives the protocol); with
+        `filesystem`, a path in it
     storage_options: Union[Mapping[str, Any], None], optional
         Options of the fsspec filesystem (credentials, ``endpoint_url``, ...)
+    filesystem: Union[fsspec.AbstractFileSystem, None], optional
+        The filesystem of the objects (then `url` is a path in it)
 
     Raises
     ------
     dicomslide.errors.MissingExtraError
         When fsspec, or the filesystem of the URL's protocol, is not installed
+    TypeError
+        When `filesystem` is no fsspec filesystem, or comes with options
 
     """
 
-    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        url: str,
+        storage_options: Mapping[str, Any] | None = None,
+        filesystem: Any = None,
+    ):
         self.url = url
-        if storage_options is None:
-            storage_options = default_storage_options()
-        self.storage_options = dict(storage_options)
+        self.filesystem = filesystem
         self._lock = threading.Lock()
         self._fs: Any = None
         self._pid = -1
+        if filesystem is not None:
+            if storage_options:
+                raise TypeError(
+                    "storage_options are for URLs: a filesystem given comes "
+                    "with its own"
+                )
+            if not isinstance(filesystem, _fsspec().AbstractFileSystem):
+                raise TypeError(
+                    "filesystem must be an fsspec.AbstractFileSystem, "
+                    f"not {type(filesystem).__name__}"
+                )
+            storage_options = {}
+            self._fs, self._pid = filesystem, os.getpid()
+        elif storage_options is None:
+            storage_options = default_storage_options()
+        self.storage_options = dict(storage_options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({without_credentials(self.url)!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"url": self.url, "storage_options": self.storage_options}
+        return {
+            "url": self.url,
+            "storage_options": self.storage_options,
+            "filesystem": self.filesystem,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], state["storage_options"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["url"], state["storage_options"], state.get("filesystem")
+        )
 
     def locate(self, url: str) -> tuple[Any, str]:
-        """The filesystem of this process and the path of a URL in it."""
+        """The filesystem of this process and the path of a URL in it (with
+        a filesystem given: of a path in it, or of a URL of its protocol)."""
         fsspec = _fsspec()
+        if self.filesystem is not None:
+            if "://" not in url:
+                return self.fs, url
+            protocol = url.partition("://")[0]
+            known = self.filesystem.protocol
+            if protocol not in ((known,) if isinstance(known, str) else known):
+                raise TypeError(
+                    f"{without_credentials(url)} is no URL of the filesystem "
+                    f"given ({type(self.filesystem).__name__}): give a path in it"
+                )
+            return self.fs, str(fsspec.core.strip_protocol(url))
         try:
             fs, path = fsspec.core.url_to_fs(url, **self.storage_options)
         except ImportError as error:
@@ -205,7 +219,13 @@ class ObjectStore:
         if self._fs is None or self._pid != os.getpid():
             with self._lock:
                 if self._fs is None or self._pid != os.getpid():
-                    self._fs = self.locate(self.url)[0]
+                    self._fs = (
+                        self.locate(self.url)[0]
+                        if self.filesystem is None
+                        # in another process: fsspec makes a new one from
+                        # the arguments the filesystem was made with
+                        else pickle.loads(pickle.dumps(self.filesystem))
+                    )
                     self._pid = os.getpid()
         return self._fs
 

@@ -288,11 +288,15 @@ def table_index(
         start at the first item, does not increase, reaches past the end of
         the file or past the last item, or its first frame is not whole
         items); or None when the file has no table of one entry per frame.
-        Without an index, the file's items are to be scanned.
+        Without an index, the file's items are to be scanned. Extended Offset
+        Table Lengths that reach into the next frame (a writer that counts the
+        item header in) are left aside: the offsets are used as a Basic
+        Offset Table's.
 
     """
     ends: np.ndarray | int
     open_end = False
+    lengths: np.ndarray | None = None
     if extended is not None and len(extended[0]) == number_of_frames > 0:
         name = "Extended Offset Table"
         starts = np.add(extended[0], first, dtype=np.int64)
@@ -301,12 +305,19 @@ def table_index(
             len(lengths) != number_of_frames
             or (starts[1:] < starts[:-1] + 8 + lengths[:-1]).any()
         ):
-            return f"the {name}'s frames overlap"
-        item_ends = starts + 8 + lengths
-        ends, reach = item_ends, int(item_ends.max())
+            # Lengths that reach into the next frame (some writers count the
+            # item header in): the offsets are used alone, as a Basic Offset
+            # Table's, and checked as frames are read.
+            lengths = None
     elif len(bot) == number_of_frames > 0:
         name = "Basic Offset Table"
         starts = np.add(bot, first, dtype=np.int64)
+    else:
+        return None
+    if lengths is not None:
+        item_ends = starts + 8 + lengths
+        ends, reach = item_ends, int(item_ends.max())
+    else:
         if check:
             end = _end_of_items(fp, int(starts[-1]), file_size)
             if end is None:
@@ -314,8 +325,6 @@ def table_index(
             ends = reach = end
         else:  # the last frame's items end where a read of it finds
             ends, reach, open_end = file_size, int(starts[-1]) + 8, True
-    else:
-        return None
     if starts[0] != first or not (starts[1:] > starts[:-1]).all():
         return f"the {name} does not start at the first item and increase"
     if reach > file_size:

@@ -29,7 +29,6 @@ from dicomslide.enum import ChannelTypes
 from dicomslide.errors import FrameRetrievalError, ServerError
 from dicomslide.frametable import get_channel_identifiers
 from dicomslide.store import FrameStore
-from dicomslide.transport import retry_delay, settings
 from dicomslide.utils import PARAMETRIC_MAP_SOP_CLASS_UID, SEGMENTATION_SOP_CLASS_UIDS
 
 logger = logging.getLogger(__name__)
@@ -183,6 +182,8 @@ class ImagePixels:
                 if profile is None:
                     profile = fetch_bulk_icc_profile(self.client, self.metadata)
             except ServerError as error:
+                from dicomslide.transport import retry_delay, settings
+
                 self._icc_failures += 1
                 delay = retry_delay(settings.retries + self._icc_failures)
                 self._icc_retry_at = time.monotonic() + delay

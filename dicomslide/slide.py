@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import PIL.Image
-from dicomweb_client.protocol import DICOMClient
 from pydicom.dataset import Dataset
 
 from dicomslide.annotations import annotation_bounds
@@ -34,7 +33,7 @@ from dicomslide.errors import (
 from dicomslide.image import TiledImage
 from dicomslide.matrix import normalize_padding
 from dicomslide.pyramid import Pyramid, PyramidLevel
-from dicomslide.transport import without_credentials
+from dicomslide.urls import without_credentials
 from dicomslide.utils import (
     distinct_values,
     does_optical_path_item_match,
@@ -50,6 +49,7 @@ from dicomslide.utils import is_volume_image as is_volume_image
 
 if TYPE_CHECKING:
     import highdicom as hd
+    from dicomweb_client.protocol import DICOMClient
     from pydicom.sr.coding import Code
 
 logger = logging.getLogger(__name__)
@@ -1084,6 +1084,7 @@ def find_slides(
     progress: Callable[[int, int], None] | None = None,
     client: Any = None,
     storage_options: Mapping[str, Any] | None = None,
+    filesystem: Any = None,
 ) -> list[Slide]:
     """Find slides.
 
@@ -1143,6 +1144,15 @@ def find_slides(
         Options of the fsspec filesystem of an object storage URL
         (credentials, ``endpoint_url``, ``anon``, ...), as fsspec, dask and
         pandas take them; never shown in reprs, logs or messages
+    filesystem: Union[fsspec.AbstractFileSystem, None], optional
+        An fsspec filesystem to read from instead of a URL, as pyarrow and
+        pandas take one: `source` is then a path in it (``bucket/prefix/``
+        of an ``s3fs.S3FileSystem``, a folder of a ``DirFileSystem``, ...) or
+        a list of paths of files, read like object storage. Slides opened so
+        pickle with the filesystem, which fsspec makes anew in another process
+        from the arguments it was created with (a filesystem whose objects
+        live in one process's memory, such as ``memory://``, serves forked
+        workers only)
 
     Returns
     -------
@@ -1156,7 +1166,7 @@ def find_slides(
         source = client
     if source is None:
         raise TypeError("find_slides() needs a source: a path, a URL or a client")
-    client, source_file = open_source(source, storage_options)
+    client, source_file = open_source(source, storage_options, filesystem)
     image_groups = find_slide_images(
         client,
         study_instance_uid,

@@ -196,7 +196,11 @@ class FrameStore:
         return grid
 
     def encoded_frames(
-        self, channel: int, plane: int, grid_positions: Sequence[tuple[int, int]]
+        self,
+        channel: int,
+        plane: int,
+        grid_positions: Sequence[tuple[int, int]],
+        decode: Collection[tuple[int, int]] = (),
     ) -> dict[tuple[int, int], tuple[bytes, str]]:
         """The stored bytes of the frames at tile grid positions.
 
@@ -209,6 +213,10 @@ class FrameStore:
         grid_positions: Sequence[Tuple[int, int]]
             (row, column) of frames in the tile grid; fetched in one call per
             instance
+        decode: Collection[Tuple[int, int]], optional
+            Those of `grid_positions` whose frames reads will want decoded
+            too: decoded in the background into the cache, from the bytes
+            fetched here (see :meth:`dicomslide.loader.FrameLoader.read_encoded`)
 
         Returns
         -------
@@ -225,7 +233,10 @@ class FrameStore:
             if 0 <= row < rows and 0 <= column < columns
         }
         held = {position: index for position, index in held.items() if index >= 0}
-        encoded = self.loader.read_encoded(list(held.values()))
+        encoded = self.loader.read_encoded(
+            list(held.values()),
+            {held[p] for p in decode if p in held},
+        )
         return dict(zip(held, encoded, strict=True))
 
     def load_frames(

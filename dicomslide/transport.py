@@ -27,16 +27,19 @@ import re
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import requests.adapters
-from dicomweb_client import DICOMwebClient
 from urllib3.util import parse_url
 
 from dicomslide._compat import client_session, replace_client_session
 from dicomslide.preconnect import ConnectingAdapter
+from dicomslide.urls import without_credentials as without_credentials
+
+if TYPE_CHECKING:
+    from dicomweb_client import DICOMwebClient
 
 logger = logging.getLogger(__name__)
 
@@ -134,29 +137,6 @@ class RequestError(Exception):
     def status(self) -> int | None:
         """Union[int, None]: HTTP status of the last answer, if there was one"""
         return None if self.response is None else self.response.status_code
-
-
-def without_credentials(url: str, mask: str = "") -> str:
-    """Remove user name and password from a URL (for messages and logs).
-
-    Parameters
-    ----------
-    url: str
-        URL
-    mask: str, optional
-        What to put in their place, e.g. ``"***@"``
-
-    Returns
-    -------
-    str
-        The URL without its user information
-
-    """
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = mask + parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:

@@ -26,11 +26,10 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydicom
 import requests
-from dicomweb_client import DICOMwebClient
 
 from dicomslide import pool, uids
 from dicomslide.codec import PixelDescription
@@ -50,6 +49,9 @@ from dicomslide.transport import (
     without_credentials,
 )
 from dicomslide.transport import WebSettings as WebSettings
+
+if TYPE_CHECKING:
+    from dicomweb_client import DICOMwebClient
 
 logger = logging.getLogger(__name__)
 

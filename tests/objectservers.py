@@ -1,7 +1,8 @@
 """Real object storage servers on 127.0.0.1 for the tests, and a counting proxy.
 
 :class:`MotoServer` runs moto's standalone S3-compatible server
-(``python -m moto.server``) in a child process; :class:`Nginx` runs Debian's
+(``python -m moto.server``) in a child process, :class:`GcsEmulator`
+gcp-storage-emulator (a Google Cloud Storage server); :class:`Nginx` runs Debian's
 nginx serving a folder (it honours ``Range``). :class:`CountingProxy` sits in
 front of either and records every request it passes on (method, path,
 ``Range``, status, bytes of the body), so that tests count the requests the
@@ -57,13 +58,45 @@ class MotoServer:
 
     def __init__(self) -> None:
         self.port = free_port()
+        #: The server's own log: a line per request it answered
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1"]
             + ["-p", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for(self.url, self.process, "moto.server")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server's log."""
+        self.log.seek(0)
+        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        self.log.close()
+
+
+class GcsEmulator:
+    """gcp-storage-emulator, a Google Cloud Storage API server in Python, in a
+    child process on a free port, keeping objects in memory (it honours
+    ``Range``)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gcp_storage_emulator", "start", "-q", "-M"]
+            + ["-H", "127.0.0.1", "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait_for(self.url, self.process, "moto.server")
+        _wait_for(self.url, self.process, "gcp-storage-emulator")
 
     @property
     def url(self) -> str:

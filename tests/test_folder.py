@@ -30,6 +30,7 @@ from dicomslide.errors import ServerError
 from dicomslide.files import read_header
 from dicomslide.folder import LocalFolderClient
 from dicomslide.testing import synthetic
+from tests.subprocesses import run_python
 
 VL_WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
@@ -450,3 +451,32 @@ def test_a_users_file_client_is_asked_in_its_own_thread(tmp_path):
     copy = pickle.loads(pickle.dumps(portable(client)))
     assert isinstance(copy, LocalFolderClient) and copy.folder == tmp_path.resolve()
     assert client.search_for_instances() == expected
+
+
+def test_a_folder_reads_without_loading_the_modules_of_other_sources(tmp_path):
+    """A folder's first pixel needs neither dicomweb-client (nor its SQLite)
+    nor dicomslide's HTTP, DICOMweb and object-storage modules: a fresh interpreter
+    opens a folder, reads a region, and has imported none of them; the
+    DICOMweb settings still resolve as ``dicomslide.web`` afterwards."""
+    truth = synthetic.write_slide(tmp_path / "data", "no_organization")
+    np.save(tmp_path / "expected.npy", truth.levels[0].pixels[0, 0, 10:74, 20:100])
+    result = run_python(
+        f"""
+        import sys
+        import numpy as np
+        import dicomslide
+
+        folder = {str(tmp_path / "data")!r}
+        slide = dicomslide.find_slides(folder, correct_color=False)[0]
+        region = slide.get_image_region((10, 20), 0, (64, 80))
+        expected = np.load({str(tmp_path / "expected.npy")!r})
+        assert np.array_equal(region, expected), "pixels differ"
+        unwanted = ["dicomweb_client", "sqlite3", "dicomslide.web",
+                    "dicomslide.transport", "dicomslide.objects",
+                    "dicomslide.objectfolder", "dicomslide.objectframes"]
+        print(sorted(name for name in unwanted if name in sys.modules))
+        print(dicomslide.web.settings.timeout is not None)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[]", "True"]

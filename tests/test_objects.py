@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import pickle
 import struct
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,7 +35,7 @@ from dicomslide.objectframes import ObjectFrameSource
 from dicomslide.objects import ObjectFile, ObjectStore
 from dicomslide.query import stored_syntax
 from tests.conftest import corpus_path
-from tests.objectservers import CountingProxy, MotoServer, Nginx
+from tests.objectservers import CountingProxy, GcsEmulator, MotoServer, Nginx
 from tests.subprocesses import run_python
 
 boto3 = pytest.importorskip("boto3", reason="the tests requirements bring moto")
@@ -81,7 +82,7 @@ def s3(corpus):
         "endpoint_url": proxy.url,
         "client_kwargs": {"region_name": "us-east-1"},
     }
-    yield SimpleNamespace(proxy=proxy, options=options, client=client)
+    yield SimpleNamespace(proxy=proxy, options=options, client=client, server=server)
     proxy.close()
     server.close()
 
@@ -269,7 +270,12 @@ def test_workers_read_from_the_bucket(corpus, s3, method):
     levels = [0, slide.num_levels - 1]
     s3.proxy.clear()
     with multiprocessing.get_context(method).Pool(2) as pool:
-        regions = pool.map(_read_region, [(slide, level) for level in levels])
+        try:
+            regions = pool.map(_read_region, [(slide, level) for level in levels])
+        except FrameRetrievalError as error:  # what did the server see? (seen once)
+            seen = [(s.method, s.path, s.range, s.status) for s in s3.proxy.requests()]
+            details = f"proxy saw {seen}\nmoto's log:\n{s3.server.log_tail()}"
+            raise AssertionError(details) from error
     assert len(s3.proxy.requests()) >= len(levels)  # the workers read themselves
     for level, region in zip(levels, regions, strict=True):
         np.testing.assert_array_equal(region, _read_region((reference, level)))
@@ -429,3 +435,308 @@ def test_which_sources_are_object_storage(tmp_path):
         assert not is_object_url(other)
     with pytest.raises(TypeError, match="storage_options"):
         dicomslide.find_slides(tmp_path, storage_options={"anon": True})
+
+
+def test_serve_shows_a_slide_in_object_storage(s3, corpus):
+    from tests.viewer_server import get, slides, viewer_server
+
+    options = [
+        f"--storage-option={key}={v if isinstance(v, str) else json.dumps(v)}"
+        for key, v in s3.options.items()
+    ]
+    variant = SLIDE_VARIANTS[0]
+    with (
+        viewer_server(f"s3://{BUCKET}/{variant}/", *options) as remote,
+        viewer_server(corpus / variant) as local,
+    ):
+        (summary,) = slides(remote)
+        assert slides(local)[0]["id"] == summary["id"]
+        prefix = f"/slides/{summary['id']}"
+        dzi = get(remote, prefix + ".dzi")[2]
+        assert dzi == get(local, prefix + ".dzi")[2]
+        top = int(np.ceil(np.log2(max(summary["levels"][0]))))
+        for path in (
+            f"{prefix}_files/{top}/1_1.jpeg",
+            f"{prefix}_files/{top - 3}/0_0.png",
+        ):
+            status, headers, tile = get(remote, path)
+            assert status == 200 and len(tile) > 1000
+            assert tile == get(local, path)[2]
+
+
+# -- fsspec filesystems given as objects (filesystem=) -------------------------
+
+
+def _read_corner(args):
+    slide, level = args
+    return slide.get_image_region((0, 0), level, (200, 300))
+
+
+def test_an_s3fs_filesystem_reads_like_its_urls(corpus, s3):
+    s3fs = pytest.importorskip("s3fs", reason="the cloud extra brings s3fs")
+    variant = max(SLIDE_VARIANTS, key=lambda v: len(_files(corpus / v)))
+    filesystem = s3fs.S3FileSystem(
+        key=s3.options["key"],
+        secret=SECRET,
+        endpoint_url=s3.proxy.url,
+        client_kwargs={"region_name": "us-east-1"},
+    )
+    objects = len(
+        s3.client.list_objects_v2(Bucket=BUCKET, Prefix=f"{variant}/")["Contents"]
+    )
+    s3.proxy.clear()
+    slide = dicomslide.open_slide(
+        f"{BUCKET}/{variant}/", filesystem=filesystem, correct_color=False
+    )
+    assert len(s3.proxy.requests()) <= objects + 2  # as for its URL
+    reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+    assert slide.sop_instance_uids == reference.sop_instance_uids
+    s3.proxy.clear()
+    for level in (0, slide.num_levels - 1):
+        for offset, size in _regions(slide, level):
+            got = slide.get_image_region(offset, level, size)
+            assert got.std() > 0
+            np.testing.assert_array_equal(
+                got, reference.get_image_region(offset, level, size)
+            )
+    seen = s3.proxy.requests()
+    assert seen and all(s.method == "GET" and s.status == 206 for s in seen)
+    assert SECRET not in repr(slide) + repr(slide.client)
+    # a URL of its protocol names the same objects
+    by_url = dicomslide.open_slide(
+        f"s3://{BUCKET}/{variant}/", filesystem=filesystem, correct_color=False
+    )
+    assert by_url.sop_instance_uids == reference.sop_instance_uids
+    # a worker makes its own filesystem (and connections) from the pickle
+    s3.proxy.clear()
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        (region,) = pool.map(_read_corner, [(slide, 1)])
+    np.testing.assert_array_equal(region, _read_corner((reference, 1)))
+    assert s3.proxy.requests("GET")  # read by the worker, not the cache
+
+
+@pytest.fixture(scope="module")
+def corpus_dirfs(corpus):
+    from fsspec.implementations.dirfs import DirFileSystem
+    from fsspec.implementations.local import LocalFileSystem
+
+    return DirFileSystem(str(corpus), LocalFileSystem())
+
+
+@pytest.mark.parametrize("variant", SLIDE_VARIANTS)
+def test_a_dir_filesystem_reads_like_the_folder(corpus, corpus_dirfs, variant):
+    remote = dicomslide.find_slides(
+        f"{variant}/", filesystem=corpus_dirfs, correct_color=False
+    )
+    local = dicomslide.find_slides(corpus / variant, correct_color=False)
+    assert len(remote) == len(local) > 0
+    for slide, reference in zip(remote, local, strict=True):
+        assert slide.sop_instance_uids == reference.sop_instance_uids
+        for level in (0, slide.num_levels - 1):
+            for offset, size in _regions(slide, level):
+                got = slide.get_image_region(offset, level, size)
+                assert got.std() > 0
+                np.testing.assert_array_equal(
+                    got, reference.get_image_region(offset, level, size)
+                )
+
+
+def test_a_filesystems_slide_goes_to_spawned_workers_and_dask(corpus, corpus_dirfs):
+    variant = SLIDE_VARIANTS[0]
+    files = _files(corpus / variant)
+    named = str(files[0].relative_to(corpus))  # one file: its slide
+    slide = dicomslide.open_slide(named, filesystem=corpus_dirfs, correct_color=False)
+    reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+    assert b"DirFileSystem" in pickle.dumps(slide)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        (region,) = pool.map(_read_corner, [(slide, 0)])
+    np.testing.assert_array_equal(region, _read_corner((reference, 0)))
+    level = slide.num_levels - 2
+    np.testing.assert_array_equal(
+        slide.to_dask(level).compute(scheduler="threads"),
+        reference.to_dask(level).compute(),
+    )
+    from dicomslide.openslide import OpenSlide
+
+    with OpenSlide(slide) as remote, OpenSlide(str(corpus / variant)) as local:
+        size = remote.level_dimensions[-1]
+        last = remote.level_count - 1
+        np.testing.assert_array_equal(
+            np.asarray(remote.read_region((0, 0), last, size)),
+            np.asarray(local.read_region((0, 0), last, size)),
+        )
+
+
+def test_a_memory_filesystem_serves_forked_workers(corpus):
+    fsspec = pytest.importorskip("fsspec")
+    variant = SLIDE_VARIANTS[-1]
+    memory = fsspec.filesystem("memory")
+    for path in _files(corpus / variant):
+        memory.pipe_file(f"/objects/{path.name}", path.read_bytes())
+    try:
+        slide = dicomslide.open_slide(
+            "/objects/", filesystem=memory, correct_color=False
+        )
+        reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+        level = slide.num_levels - 1
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            (region,) = pool.map(_read_corner, [(slide, level)])
+        np.testing.assert_array_equal(region, _read_corner((reference, level)))
+        assert region.std() > 0
+    finally:
+        memory.rm("/objects", recursive=True)
+
+
+def test_a_filesystem_is_checked_and_names_what_is_missing(corpus_dirfs, s3):
+    with pytest.raises(TypeError, match="fsspec"):
+        dicomslide.find_slides("slides/", filesystem=object())
+    with pytest.raises(TypeError, match="storage_options"):
+        dicomslide.find_slides(
+            "slides/", filesystem=corpus_dirfs, storage_options=s3.options
+        )
+    with pytest.raises(TypeError, match="path"):
+        dicomslide.find_slides(Path("slides"), filesystem=corpus_dirfs)
+    with pytest.raises(TypeError, match="DirFileSystem"):
+        dicomslide.find_slides("s3://slides/x/", filesystem=corpus_dirfs)
+    with pytest.raises(ObjectNotFoundError, match="no-such-folder"):
+        dicomslide.find_slides("no-such-folder/", filesystem=corpus_dirfs)
+
+
+# -- Google Cloud Storage (gs://) on gcp-storage-emulator ----------------------
+
+GCS_VARIANTS = [
+    v for v in ("V01-orthanc-jpeg", "V15-wsidicom-j2k-ict") if v in SLIDE_VARIANTS
+]
+
+
+@pytest.fixture(scope="module")
+def gcs(corpus):
+    fsspec = pytest.importorskip("fsspec")
+    gcsfs = pytest.importorskip("gcsfs", reason="the cloud extra brings gcsfs")
+    # gcsfs's default class first asks a bucket's layout over gRPC (the
+    # Storage Control API), which the emulator does not serve: each call then
+    # waits for a minute. Its JSON API class is what the emulator speaks.
+    default = fsspec.get_filesystem_class("gs")
+    fsspec.register_implementation("gs", gcsfs.core.GCSFileSystem, clobber=True)
+    server = GcsEmulator()
+    proxy = CountingProxy(server.url)
+    options = {"endpoint_url": proxy.url, "token": "anon", "project": "test"}
+    uploader = gcsfs.core.GCSFileSystem(
+        endpoint_url=server.url, token="anon", project="test", skip_instance_cache=True
+    )
+    try:
+        uploader.mkdir(BUCKET)
+        for variant in GCS_VARIANTS:
+            for path in _files(corpus / variant):
+                key = f"{BUCKET}/{variant}/{path.relative_to(corpus / variant)}"
+                uploader.pipe_file(key, path.read_bytes())
+        yield SimpleNamespace(proxy=proxy, options=options)
+    finally:
+        proxy.close()
+        server.close()
+        fsspec.register_implementation("gs", default, clobber=True)
+
+
+@pytest.mark.parametrize("variant", GCS_VARIANTS)
+def test_slides_in_a_gcs_bucket_match_the_local_files(corpus, gcs, variant):
+    instances = len(_files(corpus / variant))
+    gcs.proxy.clear()
+    slides = dicomslide.find_slides(
+        f"gs://{BUCKET}/{variant}/", storage_options=gcs.options, correct_color=False
+    )
+    assert len(gcs.proxy.requests()) <= instances + 2
+    local = dicomslide.find_slides(corpus / variant, correct_color=False)
+    assert len(slides) == len(local) == 1
+    slide, reference = slides[0], local[0]
+    assert slide.sop_instance_uids == reference.sop_instance_uids
+    gcs.proxy.clear()
+    for level in range(slide.num_levels):
+        for offset, size in _regions(slide, level):
+            got = slide.get_image_region(offset, level, size)
+            assert got.std() > 0
+            np.testing.assert_array_equal(
+                got, reference.get_image_region(offset, level, size)
+            )
+    gets = gcs.proxy.requests("GET")
+    assert gets and all(s.range and s.status == 206 for s in gets), [
+        (s.path, s.range, s.status) for s in gets
+    ]
+
+
+def test_facade_opens_a_gcs_object(corpus, gcs, monkeypatch):
+    from dicomslide.openslide import OpenSlide
+
+    variant = GCS_VARIANTS[-1]
+    named = _files(corpus / variant)[0].relative_to(corpus / variant)
+    monkeypatch.setenv("DICOMSLIDE_STORAGE_OPTIONS", json.dumps(gcs.options))
+    with (
+        OpenSlide(f"gs://{BUCKET}/{variant}/{named}") as remote,
+        OpenSlide(str(corpus / variant)) as local,
+    ):
+        assert remote.level_dimensions == local.level_dimensions
+        width, height = remote.level_dimensions[0]
+        for location, level, size in (
+            ((0, 0), remote.level_count - 1, remote.level_dimensions[-1]),
+            ((width - 300, height - 200), 0, (300, 200)),
+        ):
+            np.testing.assert_array_equal(
+                np.asarray(remote.read_region(location, level, size)),
+                np.asarray(local.read_region(location, level, size)),
+            )
+    with pytest.raises(ObjectNotFoundError, match=f"gs://{BUCKET}/nothing"):
+        dicomslide.find_slides(f"gs://{BUCKET}/nothing/", storage_options=gcs.options)
+
+
+def test_the_tiles_beside_a_read_come_in_its_requests(corpus, s3):
+    variant = "V13-wsidicomizer-jpeg422"  # no fragments to walk: reads only
+    slide = dicomslide.find_slides(
+        f"s3://{BUCKET}/{variant}/",
+        storage_options=s3.options,
+        correct_color=False,
+        cache=FrameCache(2**27),
+    )[0]
+    reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+    meta = slide.get_volume_images()[0].metadata
+    rows, columns = int(meta.Rows), int(meta.Columns)
+    assert int(meta.TotalPixelMatrixColumns) >= 6 * columns
+
+    def read(row: int, column: int, across: int = 1) -> list:
+        s3.proxy.clear()
+        offset, size = (row * rows, column * columns), (rows, across * columns)
+        got = slide.get_image_region(offset, 0, size)
+        np.testing.assert_array_equal(got, reference.get_image_region(offset, 0, size))
+        time.sleep(0.2)  # the frames beside are decoded in the background
+        return s3.proxy.requests()
+
+    first = read(2, 2, across=2)  # tiles (2, 2) and (2, 3)
+    assert len(first) == 1 and first[0].status == 206
+    assert read(2, 4) == [] and read(2, 1) == []  # came with them
+    assert len(read(1, 2)) == 1  # the row above costs a request of its own
+    assert len(read(2, 5)) == 1  # and so do tiles two columns away
+
+
+def test_a_scan_is_read_ahead_in_few_requests(corpus, s3):
+    variant = "V13-wsidicomizer-jpeg422"
+    slide = dicomslide.find_slides(
+        f"s3://{BUCKET}/{variant}/",
+        storage_options=s3.options,
+        correct_color=False,
+        cache=FrameCache(2**27),
+    )[0]
+    reference = dicomslide.open_slide(corpus / variant, correct_color=False)
+    meta = slide.get_volume_images()[0].metadata
+    rows, columns = int(meta.Rows), int(meta.Columns)
+    across = int(meta.TotalPixelMatrixColumns) // columns
+    s3.proxy.clear()
+    reads = 0
+    for row in range(3):  # a tiler's walk: one tile after the other
+        for column in range(across):
+            offset = (row * rows, column * columns)
+            got = slide.get_image_region(offset, 0, (rows, columns))
+            np.testing.assert_array_equal(
+                got, reference.get_image_region(offset, 0, (rows, columns))
+            )
+            reads += 1
+            time.sleep(0.01)
+    seen = s3.proxy.requests()
+    assert reads >= 24 and len(seen) <= reads // 4, len(seen)

@@ -226,3 +226,28 @@ def test_empty_table_is_scanned_without_warning(tmp_path, caplog, written):
     with caplog.at_level(logging.WARNING, logger="dicomslide"):
         _assert_all_right(image, path)
     assert caplog.records == []
+
+
+def test_extended_lengths_that_count_the_item_header(tmp_path, caplog, written):
+    """Some writers (wsidicom) count each frame's 8-byte item header in its
+    Extended Offset Table Lengths, so each length reaches into the next frame:
+    the offsets are right, and the file is opened by them, without a warning
+    and without walking its fragments."""
+    image = written["extended", 1]
+    path = _copy(image, tmp_path)
+    lengths = np.frombuffer(
+        pydicom.dcmread(path, stop_before_pixels=True).ExtendedOffsetTableLengths,
+        "<u8",
+    )
+    synthetic.set_attribute(
+        path, "ExtendedOffsetTableLengths", (lengths + 8).astype("<u8").tobytes()
+    )
+    size = path.stat().st_size
+    with caplog.at_level(logging.WARNING, logger="dicomslide"):
+        before = _bytes_read()
+        matrix = _matrix(path)
+        np.testing.assert_array_equal(matrix[0], _expected(image, 1))
+        np.testing.assert_array_equal(matrix[FRAMES - 1], _expected(image, FRAMES))
+        assert _bytes_read() - before < size / 8
+        _assert_all_right(image, path)
+    assert _table_warnings(caplog) == []

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dicomslide.testing import synthetic
 from tests.openslide_files import (
     BOXES,
     BOXES_PNG,
@@ -913,3 +914,44 @@ def test_dicom_slides_pickle_and_reopen_in_spawned_processes(dicom_folder, dicom
     for slide, region in zip(slides, results, strict=True):
         assert_same_image(region, slide.read_region(*args))
         slide.close()
+
+
+def test_dicom_slides_do_not_load_the_library(tmp_path):
+    """Importing the facade and reading a DICOM folder leave the OpenSlide C
+    library unloaded; asking for its version loads it, and lowlevel raises
+    the facade's own exception classes."""
+    truth = synthetic.write_slide(tmp_path / "data", "no_organization")
+    np.save(tmp_path / "expected.npy", truth.levels[0].pixels[0, 0, 10:74, 20:100])
+    result = run_python(
+        f"""
+        import json, sys
+        import numpy as np
+        import dicomslide.openslide as openslide
+
+        slide = openslide.OpenSlide({str(tmp_path / "data")!r})
+        region = np.asarray(slide.read_region((20, 10), 0, (80, 64)))
+        expected = np.load({str(tmp_path / "expected.npy")!r})
+        report = {{
+            "pixels": bool(np.array_equal(region[:, :, :3], expected)),
+            "alpha": int(region[:, :, 3].min()),
+            "detected": openslide.OpenSlide.detect_format({str(tmp_path / "data")!r}),
+            "loaded": "dicomslide.openslide.lowlevel" in sys.modules,
+        }}
+        report["version"] = openslide.__library_version__
+        from dicomslide.openslide import lowlevel
+        report["loaded_after"] = "dicomslide.openslide.lowlevel" in sys.modules
+        report["same_errors"] = lowlevel.OpenSlideError is openslide.OpenSlideError
+        print(json.dumps(report))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == {
+        "pixels": True,
+        "alpha": 255,
+        "detected": "dicom",
+        "loaded": False,
+        "version": lowlevel.get_version(),
+        "loaded_after": True,
+        "same_errors": True,
+    }

@@ -34,7 +34,6 @@ from dicomslide.openslide.library import (
     OpenSlideUnsupportedFormatError,
     OpenSlideVersionError,
 )
-from dicomslide.openslide.library import lowlevel as lowlevel
 from dicomslide.openslide.properties import DICOM_VENDOR as DICOM_VENDOR
 from dicomslide.openslide.properties import (
     OPENSLIDE_BACKGROUND_COLOR,
@@ -101,8 +100,16 @@ __all__ = [
     "open_slide",
 ]
 
-#: Version of the OpenSlide C library in use, or None if none loads.
-__library_version__: str | None = _library.library_version
+
+def __getattr__(name: str) -> object:
+    # __library_version__ (the version of the OpenSlide C library in use, or
+    # None if none loads) and lowlevel (dicomslide.openslide.lowlevel, or
+    # None) load the library on first access: importing the facade does not.
+    if name == "__library_version__":
+        return _library.version()
+    if name == "lowlevel":
+        return _library.load()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_slide(filename: Filename) -> OpenSlide | ImageSlide:

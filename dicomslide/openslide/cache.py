@@ -12,7 +12,8 @@ import threading
 from typing import Any
 
 from dicomslide.cache import FrameCache
-from dicomslide.openslide.library import OpenSlideError, lowlevel
+from dicomslide.openslide import library
+from dicomslide.openslide.library import OpenSlideError
 
 __all__ = ["OpenSlideCache", "library_cache"]
 
@@ -96,6 +97,7 @@ def library_cache(cache: OpenSlideCache) -> Any:
     """
     with cache._lock:
         if cache._native is None:
+            lowlevel = library.load()
             if lowlevel is None:
                 raise OpenSlideError("no OpenSlide library is loaded")
             cache._native = lowlevel.cache_create(cache._capacity)

@@ -1,70 +1,96 @@
-"""The OpenSlide C library, when one loads, and the facade's exception types.
+"""The OpenSlide C library, loaded when first needed, and the facade's exceptions.
 
 The facade imports without the C library: DICOM slides and ordinary images need
-none. This module is the one place that tries :mod:`dicomslide.openslide.lowlevel`
-and says what came of it:
+none, so the library is not even loaded until a slide needs it. This module is
+the one place that tries :mod:`dicomslide.openslide.lowlevel` and says what came
+of it:
 
-* :data:`lowlevel` is that module, or None when no library loads;
+* :func:`load` gives that module, or None when no library loads (it is tried
+  once, on first use); :data:`lowlevel` is the same, as an attribute;
 * :data:`library_version` is the library's version, or None;
 * :class:`OpenSlideError`, :class:`OpenSlideUnsupportedFormatError` and
-  :class:`OpenSlideVersionError` are lowlevel's classes when it loads (so that
-  one ``except`` catches what either backend raises), and classes of the same
-  names and hierarchy otherwise.
+  :class:`OpenSlideVersionError` are the classes lowlevel raises (defined in
+  :mod:`dicomslide.openslide.errors`), so that one ``except`` catches what
+  either backend raises, with or without a library.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from types import ModuleType
 from typing import TYPE_CHECKING
+
+from dicomslide.openslide.errors import (
+    OpenSlideError,
+    OpenSlideUnsupportedFormatError,
+    OpenSlideVersionError,
+)
 
 __all__ = [
     "OpenSlideError",
     "OpenSlideUnsupportedFormatError",
     "OpenSlideVersionError",
     "library_version",
+    "load",
     "lowlevel",
 ]
 
 _logger = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # at run time, module attributes resolved on first access
     from dicomslide.openslide import lowlevel
-    from dicomslide.openslide.lowlevel import (
-        OpenSlideError,
-        OpenSlideUnsupportedFormatError,
-        OpenSlideVersionError,
-    )
-else:
-    try:
-        from dicomslide.openslide import lowlevel
-    except ModuleNotFoundError as _error:
-        # Raised by lowlevel when no OpenSlide library loads (name None), or by
-        # the import system when the module is blocked.
-        if _error.name not in (None, "dicomslide.openslide.lowlevel"):
-            raise
-        _logger.debug("no OpenSlide library: %s", _error)
-        lowlevel = None
 
-        class OpenSlideError(Exception):
-            """An error produced by the OpenSlide library."""
+    library_version: str | None
 
-        class OpenSlideVersionError(OpenSlideError):
-            """The OpenSlide library is too old (or missing)."""
+_loaded: list[ModuleType | None] = []  # what loading gave, once tried
 
-            def __init__(self, minimum_version: str) -> None:
-                super().__init__(f"OpenSlide >= {minimum_version} required")
-                self.minimum_version = minimum_version
 
-        class OpenSlideUnsupportedFormatError(OpenSlideError):
-            """OpenSlide does not support the requested file."""
+def load() -> ModuleType | None:
+    """The binding to the OpenSlide C library, loading it on first use.
 
-        del _error
-    else:
-        from dicomslide.openslide.lowlevel import (
-            OpenSlideError,
-            OpenSlideUnsupportedFormatError,
-            OpenSlideVersionError,
-        )
+    Returns
+    -------
+    Union[types.ModuleType, None]
+        :mod:`dicomslide.openslide.lowlevel`, or None when no OpenSlide
+        library loads (then it is not tried again)
 
-#: Version of the OpenSlide C library in use, or None if none loads.
-library_version: str | None = None if lowlevel is None else lowlevel.get_version()
+    """
+    if not _loaded:
+        try:
+            # (by name: the package's own __getattr__ answers "lowlevel" by
+            # calling this function)
+            lowlevel = importlib.import_module("dicomslide.openslide.lowlevel")
+        except ModuleNotFoundError as error:
+            # Raised by lowlevel when no OpenSlide library loads (name None),
+            # or by the import system when the module is blocked.
+            if error.name not in (None, "dicomslide.openslide.lowlevel"):
+                raise
+            _logger.debug("no OpenSlide library: %s", error)
+            _loaded[:] = [None]
+        else:
+            _loaded[:] = [lowlevel]
+    return _loaded[0]
+
+
+def version() -> str | None:
+    """Version of the OpenSlide C library in use, or None if none loads.
+
+    Returns
+    -------
+    Union[str, None]
+        Version (loads the library on first use)
+
+    """
+    lowlevel = load()
+    return None if lowlevel is None else str(lowlevel.get_version())
+
+
+def __getattr__(name: str) -> object:
+    # lowlevel and library_version, resolved (and the library loaded) on first
+    # access rather than at import
+    if name == "lowlevel":
+        return load()
+    if name == "library_version":
+        return version()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,6 +55,12 @@ from typing import overload as _overload
 import numpy as _np
 from PIL import Image
 
+from dicomslide.openslide.errors import (
+    OpenSlideError,
+    OpenSlideUnsupportedFormatError,
+    OpenSlideVersionError,
+)
+
 __all__ = [
     "Filename",
     "OpenSlideError",
@@ -99,33 +105,8 @@ Filename: TypeAlias = str | bytes | _os.PathLike[Any]
 
 # -- Exceptions -------------------------------------------------------------
 
-
-class OpenSlideError(Exception):
-    """An error produced by the OpenSlide library."""
-
-
-class OpenSlideVersionError(OpenSlideError):
-    """The loaded OpenSlide library is too old for the requested functionality.
-
-    Parameters
-    ----------
-    minimum_version: str
-        Oldest OpenSlide version that has the functionality
-
-    Attributes
-    ----------
-    minimum_version: str
-        Oldest OpenSlide version that has the functionality
-
-    """
-
-    def __init__(self, minimum_version: str) -> None:
-        super().__init__(f"OpenSlide >= {minimum_version} required")
-        self.minimum_version = minimum_version
-
-
-class OpenSlideUnsupportedFormatError(OpenSlideError):
-    """OpenSlide does not support the requested file."""
+# (defined in dicomslide.openslide.errors, so that the facade names them
+# without loading the library)
 
 
 class _UnknownAssociatedImageError(KeyError, ValueError):

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dicomslide.objects import is_object_url
 from dicomslide.openslide._backend import SlideBackend
 from dicomslide.openslide.dicom import DicomBackend
 from dicomslide.openslide.dicom.sources import (
@@ -22,13 +21,24 @@ from dicomslide.openslide.dicom.sources import (
     is_part10_file,
 )
 from dicomslide.openslide.library import OpenSlideUnsupportedFormatError
-from dicomslide.openslide.native import NativeBackend
 from dicomslide.openslide.properties import DICOM_VENDOR
 from dicomslide.slide import Slide
+from dicomslide.urls import is_object_url
+
+if TYPE_CHECKING:
+    from dicomslide.openslide.native import NativeBackend
 
 __all__ = ["detect_vendor", "open_backend"]
 
 _logger = logging.getLogger(__name__)
+
+
+def _native() -> type[NativeBackend]:
+    # The backend of the C library, imported (and the library loaded) only
+    # for a source that the DICOM backend does not read
+    from dicomslide.openslide.native import NativeBackend
+
+    return NativeBackend
 
 
 def open_backend(source: Any) -> SlideBackend:
@@ -54,7 +64,7 @@ def open_backend(source: Any) -> SlideBackend:
 
     """
     if not is_dicom_source(source):
-        return NativeBackend.open(source)
+        return _native().open(source)
     try:
         return DicomBackend.open(source)
     except OpenSlideUnsupportedFormatError as error:
@@ -67,7 +77,7 @@ def open_backend(source: Any) -> SlideBackend:
             raise
         _logger.debug("DICOM backend declined %r (%s): trying OpenSlide", source, error)
         try:
-            return NativeBackend.open(source)
+            return _native().open(source)
         except OpenSlideUnsupportedFormatError:
             raise error from None
 
@@ -95,4 +105,4 @@ def detect_vendor(filename: Any) -> str | None:
             return DICOM_VENDOR if folder_holds_part10_file(filename) else None
         if is_part10_file(filename):
             return DICOM_VENDOR
-    return NativeBackend.detect_vendor(filename)
+    return _native().detect_vendor(filename)

@@ -22,7 +22,7 @@ from dicomslide.openslide.library import OpenSlideError
 from dicomslide.openslide.opening import detect_vendor, open_backend
 from dicomslide.openslide.properties import DICOM_VENDOR, PROPERTY_NAME_VENDOR
 from dicomslide.slide import Slide
-from dicomslide.transport import without_credentials
+from dicomslide.urls import without_credentials
 
 __all__ = ["OpenSlide"]
 

@@ -184,18 +184,33 @@ class _Viewer:
         if fmt not in FORMATS:
             raise HTTPException(400, f"tiles are jpeg or png, not {fmt}")
         level, column, row = int(parts["level"]), int(tile["column"]), int(tile["row"])
-        name, layer = await run_in_threadpool(self._layer, entry, parts["layer"])
-        try:
-            layer.check(level, column, row)
-        except ValueError:
-            raise HTTPException(
-                404, f"no tile {column}_{row} at level {level}"
-            ) from None
+        name = parts["layer"] or "c0z0"
         etag = _etag(entry, name, (level, column, row), fmt)
         headers = {"ETag": etag, "Cache-Control": _CACHE_CONTROL}
-        if _matches(request.headers.get("if-none-match"), etag):
+        unchanged = _matches(request.headers.get("if-none-match"), etag)
+
+        def read(layer: Layer | None, wait: bool) -> bytes | None:
+            if layer is None:
+                _, layer = self._layer(entry, name)
+            try:
+                layer.check(level, column, row)
+            except ValueError:
+                raise HTTPException(
+                    404, f"no tile {column}_{row} at level {level}"
+                ) from None
+            if unchanged:
+                return b""
+            if not wait:
+                return layer.cached_tile(level, column, row, fmt)
+            return layer.tile(level, column, row, fmt)
+
+        # a tile at hand is answered here; what waits goes to the thread pool
+        layer = entry.made_layer(name)
+        data = None if layer is None else read(layer, wait=False)
+        if data is None:
+            data = await run_in_threadpool(read, layer, True)
+        if unchanged:
             return Response(status_code=304, headers=headers)
-        data = await run_in_threadpool(layer.tile, level, column, row, fmt)
         return Response(data, media_type=FORMATS[fmt], headers=headers)
 
 

@@ -146,6 +146,10 @@ class SlideEntry:
                 self._layers[name] = layer
         return layer
 
+    def made_layer(self, name: str) -> Layer | None:
+        """A layer by name if it was made already (never waits to make it)."""
+        return self._layers.get(name)
+
     def _make_layer(self, name: str) -> Layer:
         channel, plane = (int(v) for v in name[1:].split("z"))
         if name == "c0z0" and self.facade is not None:

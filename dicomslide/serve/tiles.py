@@ -124,7 +124,9 @@ class Layer:
             return None
         return stored
 
-    def native_tile(self, level: int, column: int, row: int) -> bytes | None:
+    def native_tile(
+        self, level: int, column: int, row: int, fetch: bool = True
+    ) -> bytes | None:
         """The stored JPEG frame that is this tile, if there is one.
 
         Parameters
@@ -135,34 +137,78 @@ class Layer:
             Tile column
         row: int
             Tile row
+        fetch: bool, optional
+            Whether to fetch the frame when it is not cached (see
+            :meth:`dicomslide.serve.frames.EncodedFrames.get`)
 
         Returns
         -------
         Union[bytes, None]
             The frame as stored; None when the tile must be rendered
 
+        Raises
+        ------
+        KeyError
+            When `fetch` is False and the frame is not cached
+
         """
         stored = self._native_level(level)
         if stored is None or self._levels is None:
             return None
-        size = self.options.tile_size
-        if (column + 1) * size > stored.width or (row + 1) * size > stored.height:
-            return None  # an edge tile
         metadata = stored.image.metadata
         if str(metadata.get("PhotometricInterpretation", "")) not in (
             _NATIVE_PHOTOMETRIC
         ):
             return None
+        # an edge tile too: its frame comes with its block, decoded for
+        # rendering, instead of in a request of its own
         encoded = self._frames.get(
             self._levels.index(stored),
             stored.store,
             stored.channel,
             stored.plane,
             (row, column),
+            fetch,
         )
+        size = self.options.tile_size
+        if (column + 1) * size > stored.width or (row + 1) * size > stored.height:
+            return None  # an edge tile
         if encoded is None or encoded[1] != uids.JPEGBaseline8Bit:
             return None
         return encoded[0]
+
+    def cached_tile(
+        self, level: int, column: int, row: int, tile_format: str
+    ) -> bytes | None:
+        """The tile if it is given without waiting: a native tile whose frame
+        is cached.
+
+        Parameters
+        ----------
+        level: int
+            Deep Zoom level
+        column: int
+            Tile column
+        row: int
+            Tile row
+        tile_format: str
+            ``"jpeg"`` or ``"png"``
+
+        Returns
+        -------
+        Union[bytes, None]
+            The tile; None when it must be made by :meth:`tile`
+
+        """
+        if tile_format != "jpeg":
+            return None
+        try:
+            data = self.native_tile(level, column, row, fetch=False)
+        except KeyError:
+            return None
+        if data is not None:
+            self.slide.counters.add(tiles_native=1)
+        return data
 
     def render(self, level: int, column: int, row: int) -> Image.Image:
         """Render a tile.

@@ -25,14 +25,13 @@ from pydicom.uid import VLWholeSlideMicroscopyImageStorage
 from dicomslide.errors import DicomSlideError, MetadataError, ObjectNotFoundError
 from dicomslide.files import is_part10
 from dicomslide.folder import LocalFolderClient
-from dicomslide.objects import is_object_url
 from dicomslide.openslide.library import (
     OpenSlideError,
     OpenSlideUnsupportedFormatError,
 )
 from dicomslide.slide import Slide, find_slides
 from dicomslide.tile import check_image_geometry
-from dicomslide.transport import without_credentials
+from dicomslide.urls import is_object_url, without_credentials
 from dicomslide.utils import is_volume_image
 
 logger = logging.getLogger(__name__)
