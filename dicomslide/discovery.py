@@ -536,8 +536,10 @@ def find_slide_images(
             left_out.update(str(image.SOPInstanceUID) for image in members)
             logger.debug("%s: filtered out", describe_group(members))
             continue
+        # by identity: Dataset equality compares every element of both
+        kept = {id(image) for image in wanted}
         left_out.update(
-            str(image.SOPInstanceUID) for image in members if image not in wanted
+            str(image.SOPInstanceUID) for image in members if id(image) not in kept
         )
         groups.append(wanted)
     _attach_derived(groups, derived, left_out)
