@@ -9,6 +9,7 @@ import pytest
 
 import dicomslide.openslide as openslide
 from dicomslide.testing import synthetic
+from tests.faultproxy import FaultProxy
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +72,33 @@ def test_credentials_stay_out_of_the_repr(served):
     url = _url(orthanc, truth).replace("http://", "http://someone:s3cret@")
     remote = openslide.OpenSlide(url)
     assert "s3cret" not in repr(remote) and "someone" not in repr(remote)
+
+
+def test_the_associated_images_icc_profiles_are_fetched_when_asked_for(served):
+    # Orthanc gives the ICC profiles as bulk data: opening the slide and
+    # reading it fetches level 0's alone, not those of the label, macro and
+    # thumbnail, which are found (and their profiles fetched) on first use
+    orthanc, (truth, _) = served
+    local = openslide.OpenSlide(truth.folder)
+    with FaultProxy(orthanc.base_url) as proxy:
+        url = f"{proxy.dicomweb_url}/studies/{truth.uids.study_instance_uid}"
+        remote = openslide.OpenSlide(url)
+        region = remote.read_region((40, 30), 0, (200, 150))
+        at_open = len(proxy.requests_to("/bulk"))
+        names = sorted(remote.associated_images)
+        profiles = {
+            name: remote.associated_images[name].info.get("icc_profile")
+            for name in names
+        }
+        after = len(proxy.requests_to("/bulk"))
+    assert np.array_equal(
+        np.asarray(region), np.asarray(local.read_region((40, 30), 0, (200, 150)))
+    )
+    assert names == ["label", "macro", "thumbnail"]
+    assert at_open == 1
+    expected = {
+        name: local.associated_images[name].info.get("icc_profile") for name in names
+    }
+    assert profiles == expected
+    assert after - at_open == sum(profile is not None for profile in expected.values())
+    assert after > at_open

@@ -24,6 +24,7 @@ from PIL import Image
 from dicomslide._compat import rgba_image
 from dicomslide.cache import FrameCache
 from dicomslide.errors import DicomSlideError
+from dicomslide.image import TiledImage
 from dicomslide.openslide.cache import OpenSlideCache
 from dicomslide.openslide.dicom.levels import (
     Level,
@@ -125,23 +126,42 @@ class DicomBackend:
         self._levels = self._base_levels = levels_of(slide)
         self._cached_levels: weakref.WeakKeyDictionary[FrameCache, tuple[Level, ...]]
         self._cached_levels = weakref.WeakKeyDictionary()
-        self._associated = associated_images(slide)
-
         # ICC profiles: one bytes object per distinct profile
-        profiles: dict[bytes, bytes] = {}
-
-        def intern(profile: bytes | None) -> bytes | None:
-            if not profile:
-                return None
-            return profiles.setdefault(bytes(profile), bytes(profile))
-
-        self._icc = intern(self._levels[0].image.icc_profile)
-        self._associated_icc = {
-            name: intern(image.icc_profile) for name, image in self._associated.items()
-        }
+        self._profiles: dict[bytes, bytes] = {}
+        self._icc = self._intern(self._levels[0].image.icc_profile)
+        # found on first use: reading the slide needs no LABEL or OVERVIEW
+        # image, and making them makes their frame stores
+        self._found: tuple[dict[str, TiledImage], dict[str, bytes | None]] | None
+        self._found = None
         # built on first use: flattening the metadata into ``dicom.*``
         # properties parses every sequence of the header
         self._properties: Mapping[str, str] | None = None
+
+    def _intern(self, profile: bytes | None) -> bytes | None:
+        if not profile:
+            return None
+        return self._profiles.setdefault(bytes(profile), bytes(profile))
+
+    def _associated(self) -> tuple[dict[str, TiledImage], dict[str, bytes | None]]:
+        """The associated images by name, and their ICC profiles (found once)."""
+        found = self._found
+        if found is None:
+            slide = self.slide
+            try:
+                images = associated_images(slide)
+                profiles = {
+                    name: self._intern(image.icc_profile)
+                    for name, image in images.items()
+                }
+            except (DicomSlideError, ValueError, AttributeError, TypeError) as error:
+                raise OpenSlideError(
+                    f"cannot read the associated images: {error}"
+                ) from error
+            with self._lock:
+                if self._found is None:
+                    self._found = (images, profiles)
+                found = self._found
+        return found
 
     # -- state -----------------------------------------------------------------
 
@@ -180,10 +200,9 @@ class DicomBackend:
         """Mapping[str, str]: OpenSlide properties (``openslide.*``, ``dicom.*``)"""
         self._check()
         if self._properties is None:
+            images, profiles = self._associated()
             self._properties = types.MappingProxyType(
-                slide_properties(
-                    self._base_levels, self._associated, self._icc, self._associated_icc
-                )
+                slide_properties(self._base_levels, images, self._icc, profiles)
             )
         return self._properties
 
@@ -191,7 +210,7 @@ class DicomBackend:
     def associated_image_names(self) -> tuple[str, ...]:
         """Tuple[str, ...]: names of the associated images, sorted"""
         self._check()
-        return tuple(sorted(self._associated))
+        return tuple(sorted(self._associated()[0]))
 
     def read_associated_image(self, name: str) -> Image.Image:
         """Read an associated image.
@@ -215,7 +234,7 @@ class DicomBackend:
 
         """
         self._check()
-        image = self._associated.get(name)
+        image = self._associated()[0].get(name)
         if image is None:
             raise KeyError(name)
         try:
@@ -247,9 +266,10 @@ class DicomBackend:
 
         """
         self._check()
-        if name not in self._associated:
+        images, profiles = self._associated()
+        if name not in images:
             raise KeyError(name)
-        return self._associated_icc.get(name)
+        return profiles.get(name)
 
     @property
     def icc_profile(self) -> bytes | None:
