@@ -64,7 +64,9 @@ Where this backend differs (on purpose)
 * Associated images are read whole (OpenSlide decodes frame 1 only and fails on
   tiled associated images) and are not filtered by the first and fourth values
   of ImageType. The first LABEL / OVERVIEW / THUMBNAIL image of the slide is
-  used where OpenSlide would fail on duplicates.
+  used where OpenSlide would fail on duplicates. They are found when first
+  asked for (their names, pixels or profiles, or the properties), not when the
+  slide is opened: reading the levels never waits for them.
 * A slide is what :func:`dicomslide.find_slides` groups (container and frame of
   reference), not a Series Instance UID in one directory; the folder of a file
   is searched recursively.
