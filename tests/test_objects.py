@@ -196,8 +196,10 @@ def test_a_read_gets_each_run_of_frames_with_one_request(corpus, s3):
     tile_rows, tile_columns = int(image.metadata.Rows), int(image.metadata.Columns)
     s3.proxy.clear()
     size = (2 * tile_rows, 4 * tile_columns)  # 2 rows of 4 adjacent tiles
-    region = slide.get_image_region((0, 0), 0, size)
-    np.testing.assert_array_equal(region, reference.get_image_region((0, 0), 0, size))
+    # away from the first rows, which come with the header's first bytes
+    offset = (4 * tile_rows, 0)
+    region = slide.get_image_region(offset, 0, size)
+    np.testing.assert_array_equal(region, reference.get_image_region(offset, 0, size))
     seen = s3.proxy.requests()
     assert 1 <= len(seen) <= 2, [(s.method, s.range) for s in seen]
     assert all(s.method == "GET" and s.range and s.status == 206 for s in seen)
