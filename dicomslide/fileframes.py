@@ -794,9 +794,10 @@ def _window(fp: Any, position: int, file_size: int) -> tuple[Any, int]:
         return b"", position
     try:
         window = mmap.mmap(fp.fileno(), size, access=mmap.ACCESS_READ, offset=start)
-    except (AttributeError, OSError, ValueError):  # not a file
-        fp.seek(start)
-        return fp.read(size), start
+    except (AttributeError, OSError, ValueError):  # not a file: read from
+        # `position`, not again the bytes before it (a remote file's header)
+        fp.seek(position)
+        return fp.read(min(_SCAN_WINDOW, file_size - position)), position
     if hasattr(window, "madvise"):
         window.madvise(mmap.MADV_SEQUENTIAL)
     return window, start

@@ -9,11 +9,18 @@ that an Extended Offset Table (in the header) or a Basic Offset Table (right
 after it) indexes the frames without another request, or with one when the
 table goes on past them. A read fetches each run of frames that lie close
 together with one ranged request, and the runs of a read concurrently.
+
+An object without a usable offset table is indexed by scanning its fragments,
+which fetches its pixel data: the read that caused the scan takes its frames
+(and the neighbours it carries) from those bytes, so that it costs the scan's
+requests and no more. The bytes are dropped when that read ends (see
+:meth:`ObjectFrameSource.read_frames`).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any, BinaryIO, cast
 
@@ -103,10 +110,19 @@ class ObjectFrameSource(FileFrameSource):
         super().__init__(file.url, sop_instance_uid, desc, number_of_frames, header)
         self.file = file
         self._pid = os.getpid()
+        # the reader that indexed the object, in the thread of the read that
+        # caused the indexing, while that read runs
+        self._indexing = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        del state["_indexing"]
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._pid = os.getpid()
+        self._indexing = threading.local()
 
     #: Reads ask for the ring of neighbouring frames while they use it (as
     #: over DICOMweb), but only for the part of it a ranged GET of the read
@@ -132,9 +148,30 @@ class ObjectFrameSource(FileFrameSource):
         return header
 
     def open_file(self) -> BinaryIO:
-        """The object as a file; the bytes read with the header are kept."""
+        """The object as a file; the bytes read with the header are kept.
+
+        The bytes it fetches (a scan of the fragments: the pixel data) serve
+        the read in this thread that is indexing the object.
+        """
         after = getattr(self._header, _BYTES_AFTER, None)
-        return cast(BinaryIO, RangeReader(self.file, [after] if after else []))
+        reader = RangeReader(self.file, [after] if after else [])
+        self._indexing.reader = reader
+        return cast(BinaryIO, reader)
+
+    def read_frames(self, frame_numbers: Sequence[int]) -> list[bytes]:
+        """Read encoded frames (see :meth:`FileFrameSource.read_frames`).
+
+        A read that indexes the object takes what it can from the bytes
+        fetched to index it; they are dropped when it ends. They are not
+        kept longer: they are encoded frames nobody asked for (all the pixel
+        data, when fragments were scanned), which would compete with the
+        decoded frames of the frame cache; the neighbours a read carries are
+        decoded into that cache from them.
+        """
+        try:
+            return super().read_frames(frame_numbers)
+        finally:
+            self._indexing.reader = None
 
     def file_size(self, fp: BinaryIO) -> int:
         """Size of the object (from its listing, else one request)."""
@@ -145,11 +182,19 @@ class ObjectFrameSource(FileFrameSource):
 
     def read_runs(self, runs: Sequence[tuple[int, int, int]]) -> list[bytes]:
         """Read byte ranges (begin, end, frame number), one request each,
-        concurrently."""
+        concurrently; none for those the indexing of this read fetched."""
+        reader: RangeReader | None = getattr(self._indexing, "reader", None)
+        held = [reader.held(begin, end) if reader else None for begin, end, _ in runs]
+        missing = [run for run, data in zip(runs, held, strict=True) if data is None]
+        if not missing:
+            return cast(list[bytes], held)
         try:
-            return self.file.read_ranges([(begin, end) for begin, end, _ in runs])
+            fetched = iter(
+                self.file.read_ranges([(begin, end) for begin, end, _ in missing])
+            )
         except (OSError, DicomSlideError) as error:
-            raise self.error(f"cannot read object: {error}", runs[0][2]) from error
+            raise self.error(f"cannot read object: {error}", missing[0][2]) from error
+        return [next(fetched) if data is None else data for data in held]
 
     def pread_available(self, length: int, offset: int, frame_number: int) -> bytes:
         """Read up to `length` bytes at an offset of the object."""

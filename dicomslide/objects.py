@@ -404,6 +404,23 @@ class RangeReader(io.RawIOBase):
             count -= len(part)
         return b"".join(parts)
 
+    def held(self, begin: int, end: int) -> bytes | None:
+        """The bytes [begin, end) if they were fetched already (fewer at the
+        end of the object, once met), else None; fetches nothing."""
+        if self._end is not None:
+            end = min(end, self._end)
+        parts = []
+        position = begin
+        while position < end:
+            found = self._chunk_at(position)
+            if found is None:
+                return None
+            offset, data = found
+            part = data[position - offset : end - offset]
+            parts.append(part)
+            position += len(part)
+        return b"".join(parts)
+
     def _chunk_at(self, position: int) -> tuple[int, bytes] | None:
         for offset, data in self.chunks:
             if offset <= position < offset + len(data):

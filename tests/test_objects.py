@@ -34,6 +34,7 @@ from dicomslide.files import PIXEL_DATA_OFFSET, read_part10_header
 from dicomslide.objectframes import ObjectFrameSource
 from dicomslide.objects import ObjectFile, ObjectStore
 from dicomslide.query import stored_syntax
+from dicomslide.testing import synthetic
 from tests.conftest import corpus_path
 from tests.objectservers import CountingProxy, GcsEmulator, MotoServer, Nginx
 from tests.subprocesses import run_python
@@ -195,8 +196,10 @@ def test_a_read_gets_each_run_of_frames_with_one_request(corpus, s3):
     tile_rows, tile_columns = int(image.metadata.Rows), int(image.metadata.Columns)
     s3.proxy.clear()
     size = (2 * tile_rows, 4 * tile_columns)  # 2 rows of 4 adjacent tiles
-    region = slide.get_image_region((0, 0), 0, size)
-    np.testing.assert_array_equal(region, reference.get_image_region((0, 0), 0, size))
+    # away from the first rows, which come with the header's first bytes
+    offset = (4 * tile_rows, 0)
+    region = slide.get_image_region(offset, 0, size)
+    np.testing.assert_array_equal(region, reference.get_image_region(offset, 0, size))
     seen = s3.proxy.requests()
     assert 1 <= len(seen) <= 2, [(s.method, s.range) for s in seen]
     assert all(s.method == "GET" and s.range and s.status == 206 for s in seen)
@@ -740,3 +743,95 @@ def test_a_scan_is_read_ahead_in_few_requests(corpus, s3):
             time.sleep(0.01)
     seen = s3.proxy.requests()
     assert reads >= 24 and len(seen) <= reads // 4, len(seen)
+
+
+def _without_offset_table(s3, folder: Path, fragments: int) -> tuple[Path, str]:
+    """A JPEG image whose frames no offset table places (an empty Basic
+    Offset Table, no Extended one), stored in the bucket; its path and key.
+    Its pixel data (noise: about 2 MB) go far past the first bytes read."""
+    image = synthetic.write_wsi_image(
+        folder,
+        total_rows=1024,
+        total_cols=1024,
+        tile_rows=128,
+        tile_cols=128,
+        transfer_syntax=synthetic.JPEG_BASELINE,
+        offset_table="empty",
+        fragments_per_frame=fragments,
+        pattern="random",
+        seed=fragments,
+    )
+    path = image.files[0]
+    assert not _has_offset_table(path)
+    key = f"no-table/{folder.name}/{path.name}"
+    s3.client.upload_file(str(path), BUCKET, key)
+    return path, key
+
+
+def _fetched_once(seen: list) -> bool:
+    """Whether the ranged GETs the proxy saw fetched no byte twice."""
+    spans = sorted(
+        tuple(int(v) for v in s.range.removeprefix("bytes=").split("-")) for s in seen
+    )
+    return all(end < begin for (_, end), (begin, _) in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("fragments", [1, 2])
+def test_a_scan_of_the_fragments_serves_the_read_that_caused_it(
+    s3, tmp_path, fragments
+):
+    path, key = _without_offset_table(s3, tmp_path / f"f{fragments}", fragments)
+    local, remote, frames = _sources(s3, path, key)
+    wanted = [frames - 9, frames - 8, frames - 1, 3]  # at the end and the start
+    s3.proxy.clear()
+    assert remote.read_frames(wanted) == local.read_frames(wanted)
+    seen = s3.proxy.requests()
+    # the header, then the pixel data in growing reads: never a frame again
+    assert all(s.method == "GET" and s.status == 206 for s in seen)
+    assert _fetched_once(seen), [s.range for s in seen]
+    assert sum(s.nbytes for s in seen) <= path.stat().st_size
+    s3.proxy.clear()  # indexed: a later read costs its run's request
+    assert remote.read_frames([frames // 2]) == local.read_frames([frames // 2])
+    assert len(s3.proxy.requests()) == 1
+
+
+def test_the_first_read_of_a_slide_without_offset_table_costs_the_scan(
+    s3, corpus, tmp_path
+):
+    path, key = _without_offset_table(s3, tmp_path / "slide", 1)
+    slide = _remote(s3, f"s3://{BUCKET}/{key}")[0]
+    reference = dicomslide.open_slide(path.parent, correct_color=False)
+    s3.proxy.clear()
+    region = slide.get_image_region((700, 300), 0, (300, 500))
+    seen = s3.proxy.requests()
+    np.testing.assert_array_equal(
+        region, reference.get_image_region((700, 300), 0, (300, 500))
+    )
+    assert _fetched_once(seen), [s.range for s in seen]
+    assert sum(s.nbytes for s in seen) < path.stat().st_size
+
+
+def test_a_truncated_object_without_offset_table_reads_like_the_file(s3, tmp_path):
+    path, _ = _without_offset_table(s3, tmp_path / "whole", 1)
+    data = path.read_bytes()
+    cut = tmp_path / "cut" / path.name
+    cut.parent.mkdir()
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    key = f"cut/no-table/{path.name}"
+    s3.client.put_object(Bucket=BUCKET, Key=key, Body=cut.read_bytes())
+    outcomes = []
+    for frame in (1, 2, 35, 36, 37, 38, 39, 40, 41, 63, 64):
+        local, remote, frames = _sources(s3, cut, key)  # each read indexes
+        assert frames == 64
+        try:
+            expected = local.read_frames([frame])
+        except FrameRetrievalError as failure:
+            with pytest.raises(FrameRetrievalError) as raised:
+                remote.read_frames([frame])
+            assert raised.value.frame_number == frame == failure.frame_number
+            assert raised.value.sop_instance_uid == remote.sop_instance_uid
+            outcomes.append(False)
+        else:
+            assert remote.read_frames([frame]) == expected
+            outcomes.append(True)
+    assert outcomes[0] and not outcomes[-1]
