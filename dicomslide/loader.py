@@ -6,7 +6,7 @@ read that wants it, so that concurrent reads, read-ahead and every view of the
 image's frames wait for one load instead of starting their own. The claimed
 frames are fetched in one call per instance, and decoded largest first by the
 reading thread and idle threads of the decode pool (:mod:`dicomslide.pool`;
-a small first read of the process decodes them alone), where possible
+a small read before the pool has started decodes them alone), where possible
 straight into memory that an idle thread faults in meanwhile
 (:mod:`dicomslide.pages`). Frames of a scan's next regions, and the ring
 of tiles around a DICOMweb read, are fetched in the background by the I/O
@@ -48,10 +48,10 @@ logger = logging.getLogger(__name__)
 _NEIGHBOURS_MIN_USE = 0.25
 _NEIGHBOURS_PROBATION = 64
 
-#: The first read of a process, when it has at most this many frames to decode
-#: or paste, decodes them in the reading thread alone: starting the decode
-#: pool's threads would cost it more than they save it (large frames are still
-#: faulted in by an idle core, which starts the pool). Later reads use the pool.
+#: Reads of at most this many frames (decoded or pasted) decode them in the
+#: reading thread alone while the decode pool has not started: its threads'
+#: start costs the first small read of a process more than they save it
+#: (large frames are still faulted in by an idle core, which starts the pool)
 INLINE_FIRST_READ = 4
 
 
@@ -603,7 +603,7 @@ class FrameLoader:
             if jobs or shared:
                 steps = len(jobs) + len(shared)
                 helpers = min(steps, pool.WORKERS) - 1
-                if steps <= INLINE_FIRST_READ and pool.first_small_read():
+                if steps <= INLINE_FIRST_READ and not pool.started():
                     helpers = 0  # (see INLINE_FIRST_READ)
                 idle = pool.WORKERS - pool.busy.count - 1 - helpers  # 1: this thread
                 jobs = self._fault_in_ahead(jobs, idle)

@@ -9,9 +9,8 @@ neighbours of a read) and the concurrent requests of a large DICOMweb read
 wait on the network, not on a core: they run in a separate pool
 (:func:`submit_io`, :func:`io_executor`) of
 :attr:`dicomslide.transport.WebSettings.connections` threads, which is not
-counted as busy. The first read of a process decodes a few small frames
-alone (:func:`first_small_read`). A forked child starts with no pools and
-nobody busy: threads do not survive ``fork()``.
+counted as busy. A forked child starts with no pools and nobody busy: threads
+do not survive ``fork()``.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 _io: ThreadPoolExecutor | None = None
 _io_size = 0
-_spared = False  # a first small read decoded without the pool
 
 
 class Busy:
@@ -67,25 +65,16 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
-def first_small_read() -> bool:
-    """Whether a small read may spare the pool's start: once per process.
-
-    Starting the pool's threads costs the first read of a process more than
-    they save it when it decodes a few small frames; later reads use them.
+def started() -> bool:
+    """Whether the decode pool has started (its threads live until exit).
 
     Returns
     -------
     bool
-        True at the first call while the pool has not started, False after
+        True once a task was submitted to it
 
     """
-    global _spared
-    if _spared:
-        return False
-    with _executor_lock:
-        first = _executor is None and not _spared
-        _spared = True
-    return first
+    return _executor is not None
 
 
 def _counted(task: Callable[..., object], *args: Any) -> None:
@@ -170,11 +159,10 @@ def in_io_thread() -> bool:
 
 
 def _forget_pool_after_fork() -> None:
-    global _executor, _executor_lock, _io, _io_size, _spared
+    global _executor, _executor_lock, _io, _io_size
     _executor = None
     _io = None
     _io_size = 0
-    _spared = False
     _executor_lock = threading.Lock()
     busy.reset()
 

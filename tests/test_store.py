@@ -125,7 +125,7 @@ def test_an_error_in_a_shared_paste_fails_the_read(frames):
     assert len(threads) == 2
 
 
-def test_the_first_small_read_decodes_alone_and_the_next_one_starts_the_pool(tmp_path):
+def test_a_first_small_read_decodes_alone_and_a_large_one_starts_the_pool(tmp_path):
     # A fresh interpreter, whose decode pool has not started. Frames of
     # 240 x 256 x 3 bytes are too small to be faulted in by an idle core.
     image = synthetic.write_wsi_image(
@@ -167,8 +167,8 @@ def test_the_first_small_read_decodes_alone_and_the_next_one_starts_the_pool(tmp
 
         report = {{}}
         for name, rows, columns in [
-            ("first", slice(200, 400), slice(300, 700)),  # 4 frames
-            ("next", slice(600, 800), slice(800, 1100)),  # 4 other frames
+            ("small", slice(200, 400), slice(300, 700)),  # 4 frames
+            ("large", slice(0, 1000), slice(0, 1200)),  # 25 frames, 21 new
         ]:
             equal = (matrix[rows, columns] == truth[rows, columns]).all()
             report[name] = [bool(equal), decoders()]
@@ -177,6 +177,6 @@ def test_the_first_small_read_decodes_alone_and_the_next_one_starts_the_pool(tmp
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["first"] == [True, 0]
-    assert report["next"][0] is True
-    assert report["next"][1] >= 1
+    assert report["small"] == [True, 0]
+    assert report["large"][0] is True
+    assert report["large"][1] >= 1
