@@ -5,9 +5,8 @@ cache are handed over at once; of the others, each is claimed by the first
 read that wants it, so that concurrent reads, read-ahead and every view of the
 image's frames wait for one load instead of starting their own. The claimed
 frames are fetched in one call per instance, and decoded largest first by the
-reading thread and idle threads of the decode pool (:mod:`dicomslide.pool`;
-a small read before the pool has started decodes them alone), where possible
-straight into memory that an idle thread faults in meanwhile
+reading thread and idle threads of the decode pool (:mod:`dicomslide.pool`),
+where possible straight into memory that an idle thread faults in meanwhile
 (:mod:`dicomslide.pages`). Frames of a scan's next regions, and the ring
 of tiles around a DICOMweb read, are fetched in the background by the I/O
 pool and decoded by the decode pool. A transformed view of the loader
@@ -47,12 +46,6 @@ logger = logging.getLogger(__name__)
 # those fetched so far were read later, judged once this many were fetched.
 _NEIGHBOURS_MIN_USE = 0.25
 _NEIGHBOURS_PROBATION = 64
-
-#: Reads of at most this many frames (decoded or pasted) decode them in the
-#: reading thread alone while the decode pool has not started: its threads'
-#: start costs the first small read of a process more than they save it
-#: (large frames are still faulted in by an idle core, which starts the pool)
-INLINE_FIRST_READ = 4
 
 
 class ReadMetrics:
@@ -601,10 +594,7 @@ class FrameLoader:
                 cached if share_pastes and pool.busy.count < pool.WORKERS - 1 else []
             )
             if jobs or shared:
-                steps = len(jobs) + len(shared)
-                helpers = min(steps, pool.WORKERS) - 1
-                if steps <= INLINE_FIRST_READ and not pool.started():
-                    helpers = 0  # (see INLINE_FIRST_READ)
+                helpers = min(len(jobs) + len(shared), pool.WORKERS) - 1
                 idle = pool.WORKERS - pool.busy.count - 1 - helpers  # 1: this thread
                 jobs = self._fault_in_ahead(jobs, idle)
                 run = _ReadRun(jobs, shared, self._decode, on_frame)

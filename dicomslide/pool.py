@@ -65,18 +65,6 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
-def started() -> bool:
-    """Whether the decode pool has started (its threads live until exit).
-
-    Returns
-    -------
-    bool
-        True once a task was submitted to it
-
-    """
-    return _executor is not None
-
-
 def _counted(task: Callable[..., object], *args: Any) -> None:
     with busy:
         task(*args)

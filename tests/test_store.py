@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -15,7 +14,6 @@ from dicomslide.cache import FrameCache
 from dicomslide.client import LocalFolderClient
 from dicomslide.image import TiledImage
 from dicomslide.testing import synthetic
-from tests.subprocesses import run_python
 
 
 @pytest.fixture(scope="module")
@@ -123,60 +121,3 @@ def test_an_error_in_a_shared_paste_fails_the_read(frames):
     with pytest.raises(ValueError, match="no paste on the pool thread"):
         frames.read_region(0, 0, (0, rows), (0, columns), 0, transform=transform)
     assert len(threads) == 2
-
-
-def test_a_first_small_read_decodes_alone_and_a_large_one_starts_the_pool(tmp_path):
-    # A fresh interpreter, whose decode pool has not started. Frames of
-    # 240 x 256 x 3 bytes are too small to be faulted in by an idle core.
-    image = synthetic.write_wsi_image(
-        tmp_path,
-        total_rows=1000,
-        total_cols=1200,
-        tile_rows=240,
-        tile_cols=256,
-        transfer_syntax="1.2.840.10008.1.2.4.50",
-        jpeg_quality=95,
-        seed=31,
-    )
-    np.save(tmp_path / "truth.npy", image.redecode("pillow-direct")[0, 0])
-    result = run_python(
-        f"""
-        import json
-        import threading
-        import numpy as np
-        import pydicom
-        import dicomslide
-        from dicomslide import pool
-        from dicomslide.cache import FrameCache
-
-        pool.WORKERS = 2
-        path = {str(image.files[0])!r}
-        truth = np.load({str(tmp_path / "truth.npy")!r})
-        tiled = dicomslide.TiledImage(
-            path.rsplit("/", 1)[0],
-            pydicom.dcmread(path, stop_before_pixels=True),
-            correct_color=False,
-            cache=FrameCache(1 << 26),
-        )
-        matrix = tiled.get_total_pixel_matrix()
-
-        def decoders():
-            return sum(
-                t.name.startswith("dicomslide-decode") for t in threading.enumerate()
-            )
-
-        report = {{}}
-        for name, rows, columns in [
-            ("small", slice(200, 400), slice(300, 700)),  # 4 frames
-            ("large", slice(0, 1000), slice(0, 1200)),  # 25 frames, 21 new
-        ]:
-            equal = (matrix[rows, columns] == truth[rows, columns]).all()
-            report[name] = [bool(equal), decoders()]
-        print(json.dumps(report))
-        """
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["small"] == [True, 0]
-    assert report["large"][0] is True
-    assert report["large"][1] >= 1
