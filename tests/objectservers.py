@@ -53,20 +53,29 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], what: str) -> None:
     raise RuntimeError(f"{what} did not start")
 
 
-class MotoServer:
-    """moto's S3-compatible server in a child process on a free port."""
+class ChildServer:
+    """A server in a child process on a free port of 127.0.0.1, whose output
+    is kept as its log; subclasses give the command and a closing step."""
+
+    #: What the server is called in errors
+    name = "server"
 
     def __init__(self) -> None:
         self.port = free_port()
-        #: The server's own log: a line per request it answered
+        #: The server's own output (many servers log a line per request)
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1"]
-            + ["-p", str(self.port)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+            self.command(), stdout=self.log, stderr=subprocess.STDOUT
         )
-        _wait_for(self.url, self.process, "moto.server")
+        _wait_for(self.url, self.process, self.name)
+
+    def command(self) -> list[str]:
+        """The command that starts the server on :attr:`port`."""
+        raise NotImplementedError
+
+    def address(self, host_option: str, port_option: str) -> list[str]:
+        """Command-line options that bind the server to 127.0.0.1:port."""
+        return [host_option, "127.0.0.1", port_option, str(self.port)]
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of the server's log."""
@@ -83,37 +92,37 @@ class MotoServer:
         self.log.close()
 
 
-class GcsEmulator:
-    """gcp-storage-emulator, a Google Cloud Storage API server in Python, in a
-    child process on a free port, keeping objects in memory (it honours
-    ``Range``)."""
+class MotoServer(ChildServer):
+    """moto's S3-compatible server (``python -m moto.server``)."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gcp_storage_emulator", "start", "-q", "-M"]
-            + ["-H", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for(self.url, self.process, "gcp-storage-emulator")
+    name = "moto.server"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server"] + self.address("-H", "-p")
 
 
-class Nginx:
-    """nginx serving a folder on a free port (with byte ranges)."""
+class GcsEmulator(ChildServer):
+    """gcp-storage-emulator, a Google Cloud Storage API server in Python,
+    keeping objects in memory (it honours ``Range``)."""
+
+    name = "gcp-storage-emulator"
+
+    def command(self) -> list[str]:
+        emulator = [sys.executable, "-m", "gcp_storage_emulator", "start", "-q", "-M"]
+        return emulator + self.address("-H", "--port")
+
+
+class Nginx(ChildServer):
+    """nginx serving a folder (with byte ranges)."""
+
+    name = "nginx"
 
     def __init__(self, root: Path) -> None:
-        executable = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.port = free_port()
+        self.root = root
         self.prefix = Path(tempfile.mkdtemp(prefix="dicomslide-nginx-"))
+        super().__init__()
+
+    def command(self) -> list[str]:
         (self.prefix / "logs").mkdir()
         config = self.prefix / "nginx.conf"
         config.write_text(
@@ -130,27 +139,18 @@ http {{
     scgi_temp_path {self.prefix}/scgi;
     server {{
         listen 127.0.0.1:{self.port};
-        root {root};
+        root {self.root};
         location / {{ autoindex on; }}
     }}
 }}
 """
         )
-        self.process = subprocess.Popen(
-            [executable, "-p", str(self.prefix), "-c", str(config)]
-            + ["-g", "daemon off; master_process off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for(self.url, self.process, "nginx")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        executable = shutil.which("nginx") or "/usr/sbin/nginx"
+        options = ["-g", "daemon off; master_process off;"]
+        return [executable, "-p", str(self.prefix), "-c", str(config), *options]
 
     def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        super().close()
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
