@@ -9,7 +9,7 @@ context manager and ``get_thumbnail``.
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from io import BytesIO
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
@@ -23,12 +23,38 @@ if TYPE_CHECKING:
 
     from dicomslide.openslide.cache import OpenSlideCache
 
-__all__ = ["AbstractSlide", "Filename"]
+__all__ = ["AbstractSlide", "Filename", "best_level"]
 
 #: What a path may be: the types openslide-python accepts.
 Filename: TypeAlias = "str | bytes | os.PathLike[Any]"
 
 _SlideT = TypeVar("_SlideT", bound="AbstractSlide")
+
+
+def best_level(downsamples: Sequence[float], downsample: float) -> int:
+    """The level OpenSlide 4.0.1 picks for a downsample.
+
+    Levels are scanned from the largest: the level before the first whose
+    downsample is above `downsample` (level 0 when `downsample` is below its
+    own; the last level when none is above), compared exactly.
+
+    Parameters
+    ----------
+    downsamples: Sequence[float]
+        Downsample of each level, level 0 first
+    downsample: float
+        Wanted downsample
+
+    Returns
+    -------
+    int
+        Level
+
+    """
+    for index in range(1, len(downsamples)):
+        if downsample < downsamples[index]:
+            return index - 1
+    return len(downsamples) - 1 if downsample >= downsamples[0] else 0
 
 
 class AbstractSlide(metaclass=ABCMeta):

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from dicomslide.enum import ChannelTypes
-from dicomslide.openslide.abstract import AbstractSlide, Filename
+from dicomslide.openslide.abstract import AbstractSlide, Filename, best_level
 from dicomslide.serve.colors import parameter_painter, segment_painter
 from dicomslide.slide import Slide
 
@@ -164,8 +164,7 @@ class ChannelSlide(AbstractSlide):
             Level
 
         """
-        below = [i for i, d in enumerate(self._downsamples) if d <= downsample]
-        return below[-1] if below else 0
+        return best_level(self._downsamples, downsample)
 
     def read_region(
         self, location: tuple[int, int], level: int, size: tuple[int, int]

@@ -25,6 +25,7 @@ from dicomslide._compat import rgba_image
 from dicomslide.cache import FrameCache
 from dicomslide.errors import DicomSlideError
 from dicomslide.image import TiledImage
+from dicomslide.openslide.abstract import best_level
 from dicomslide.openslide.cache import OpenSlideCache
 from dicomslide.openslide.dicom.levels import (
     Level,
@@ -295,13 +296,7 @@ class DicomBackend:
 
         """
         self._check()
-        downsamples = [level.downsample for level in self._base_levels]
-        if downsample < downsamples[0]:
-            return 0
-        for index in range(1, len(downsamples)):
-            if downsample < downsamples[index]:
-                return index - 1
-        return len(downsamples) - 1
+        return best_level([level.downsample for level in self._base_levels], downsample)
 
     def read_region(
         self, location: tuple[int, int], level: int, size: tuple[int, int]
