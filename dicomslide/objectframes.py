@@ -13,8 +13,10 @@ together with one ranged request, and the runs of a read concurrently.
 An object without a usable offset table is indexed by scanning its fragments,
 which fetches its pixel data: the read that caused the scan takes its frames
 (and the neighbours it carries) from those bytes, so that it costs the scan's
-requests and no more. The bytes are dropped when that read ends (see
-:meth:`ObjectFrameSource.read_frames`).
+requests and no more. It keeps at most :data:`SCAN_WINDOW` of those bytes
+(the latest): the frames of a larger object that fell out of that window are
+fetched again, so that a scan never holds a whole object in memory. The bytes
+are dropped when that read ends (see :meth:`ObjectFrameSource.read_frames`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, BinaryIO, cast
 
 from pydicom.dataset import Dataset, FileDataset
 
+from dicomslide.cache import DEFAULT_CACHE_SIZE
 from dicomslide.codec import PixelDescription
 from dicomslide.errors import DicomSlideError
 from dicomslide.fileframes import (
@@ -39,6 +42,9 @@ OBJECT_FILE = "_dicomslide_object_file"
 #: Attribute of a header read from an object: the bytes read after it
 #: (offset, bytes), which start the pixel data
 _BYTES_AFTER = "_dicomslide_bytes_after_header"
+#: Most bytes of pixel data that a scan of an object's fragments keeps for the
+#: read that caused it: a quarter of the default frame cache (32 MiB)
+SCAN_WINDOW = DEFAULT_CACHE_SIZE // 4
 
 
 def read_object_header(file: ObjectFile) -> FileDataset:
@@ -150,11 +156,12 @@ class ObjectFrameSource(FileFrameSource):
     def open_file(self) -> BinaryIO:
         """The object as a file; the bytes read with the header are kept.
 
-        The bytes it fetches (a scan of the fragments: the pixel data) serve
-        the read in this thread that is indexing the object.
+        The bytes it fetches (a scan of the fragments: the pixel data, of
+        which it keeps the latest :data:`SCAN_WINDOW`) serve the read in this
+        thread that is indexing the object.
         """
         after = getattr(self._header, _BYTES_AFTER, None)
-        reader = RangeReader(self.file, [after] if after else [])
+        reader = RangeReader(self.file, [after] if after else [], keep=SCAN_WINDOW)
         self._indexing.reader = reader
         return cast(BinaryIO, reader)
 

@@ -327,8 +327,12 @@ class RangeReader(io.RawIOBase):
 
     Bytes are fetched when first read: at least :data:`FIRST_READ` of them,
     and each further fetch four times more than the one before (up to 16
-    MiB), so that parsing a long header or walking fragments takes a few
-    requests. Bytes fetched before may be given (`chunks`).
+    MiB, and up to `keep`), so that parsing a long header or walking
+    fragments takes a few requests. Bytes fetched before may be given
+    (`chunks`). The bytes fetched are kept for later reads and for
+    :meth:`held`; with `keep`, the oldest are dropped once more than `keep`
+    bytes are kept (a walk over the fragments of a large object then holds
+    a window of it, not all of it), and are fetched again if read again.
 
     Parameters
     ----------
@@ -336,18 +340,26 @@ class RangeReader(io.RawIOBase):
         The object
     chunks: Sequence[Tuple[int, bytes]], optional
         Bytes of the object known already, by offset
+    keep: Union[int, None], optional
+        Most bytes to keep (the latest fetch is kept whatever its size);
+        None keeps all
 
     """
 
     def __init__(
-        self, file: ObjectFile, chunks: Sequence[tuple[int, bytes]] = ()
+        self,
+        file: ObjectFile,
+        chunks: Sequence[tuple[int, bytes]] = (),
+        keep: int | None = None,
     ) -> None:
         super().__init__()
         self.file = file
         self.chunks = list(chunks)
+        self.keep = keep
         self._position = 0
         self._next_read = FIRST_READ
         self._end: int | None = None  # the end of the object, once met
+        self._largest_read = min(keep or _LARGEST_READ_AHEAD, _LARGEST_READ_AHEAD)
 
     @property
     def name(self) -> str:
@@ -389,13 +401,13 @@ class RangeReader(io.RawIOBase):
                 if self._end is not None and position >= self._end:
                     break
                 size = max(count, self._next_read)
-                self._next_read = min(self._next_read * 4, _LARGEST_READ_AHEAD)
+                self._next_read = min(self._next_read * 4, self._largest_read)
                 data = self.file.read(position, position + size)
                 if len(data) < size:
                     self._end = position + len(data)
                 if not data:
                     break
-                self.chunks.append((position, data))
+                self._hold(position, data)
                 continue
             offset, data = found
             part = data[position - offset : position - offset + count]
@@ -403,6 +415,15 @@ class RangeReader(io.RawIOBase):
             position += len(part)
             count -= len(part)
         return b"".join(parts)
+
+    def _hold(self, position: int, data: bytes) -> None:
+        """Keep fetched bytes, dropping the oldest beyond :attr:`keep`."""
+        self.chunks.append((position, data))
+        if self.keep is None:
+            return
+        total = sum(len(chunk) for _, chunk in self.chunks)
+        while total > self.keep and len(self.chunks) > 1:
+            total -= len(self.chunks.pop(0)[1])
 
     def held(self, begin: int, end: int) -> bytes | None:
         """The bytes [begin, end) if they were fetched already (fewer at the

@@ -15,6 +15,7 @@ import multiprocessing
 import pickle
 import struct
 import time
+import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 
 import dicomslide
+from dicomslide import fileframes, objectframes
 from dicomslide.cache import FrameCache
 from dicomslide.errors import (
     FrameRetrievalError,
@@ -745,14 +747,17 @@ def test_a_scan_is_read_ahead_in_few_requests(corpus, s3):
     assert reads >= 24 and len(seen) <= reads // 4, len(seen)
 
 
-def _without_offset_table(s3, folder: Path, fragments: int) -> tuple[Path, str]:
+def _without_offset_table(
+    s3, folder: Path, fragments: int, side: int = 1024
+) -> tuple[Path, str]:
     """A JPEG image whose frames no offset table places (an empty Basic
     Offset Table, no Extended one), stored in the bucket; its path and key.
-    Its pixel data (noise: about 2 MB) go far past the first bytes read."""
+    Its pixel data (noise: about 1 MB of 1024 x 1024) go far past the first
+    bytes read."""
     image = synthetic.write_wsi_image(
         folder,
-        total_rows=1024,
-        total_cols=1024,
+        total_rows=side,
+        total_cols=side,
         tile_rows=128,
         tile_cols=128,
         transfer_syntax=synthetic.JPEG_BASELINE,
@@ -793,6 +798,35 @@ def test_a_scan_of_the_fragments_serves_the_read_that_caused_it(
     s3.proxy.clear()  # indexed: a later read costs its run's request
     assert remote.read_frames([frames // 2]) == local.read_frames([frames // 2])
     assert len(s3.proxy.requests()) == 1
+
+
+@pytest.mark.parametrize("window", [None, 32])
+def test_a_scan_holds_a_window_of_the_object_not_all_of_it(
+    s3, tmp_path, monkeypatch, window
+):
+    path, key = _without_offset_table(s3, tmp_path / "window", 1, side=2048)
+    size = path.stat().st_size
+    if window is not None:  # as for an object 32x the window, scanned 64 reads a window
+        monkeypatch.setattr(objectframes, "SCAN_WINDOW", size // window)
+        monkeypatch.setattr(fileframes, "_SCAN_WINDOW", size // (2 * window))
+    local, remote, frames = _sources(s3, path, key)
+    wanted = [3, frames - 1]  # the scan passes frame 3 first
+    remote.file.read(0, 1)  # the connection and the client's set-up: not counted
+    s3.proxy.clear()
+    tracemalloc.start()
+    try:
+        got = remote.read_frames(wanted)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == local.read_frames(wanted)
+    seen = s3.proxy.requests()
+    fetched = sum(s.nbytes for s in seen)
+    if window is None:  # the object is within the window: held whole, read once
+        assert peak > size and _fetched_once(seen) and fetched <= size
+    else:  # a window is held; frame 3, fallen out of it, is fetched again
+        assert peak < size // 2, (peak, size)
+        assert not _fetched_once(seen) and fetched < size + size // 16
 
 
 def test_the_first_read_of_a_slide_without_offset_table_costs_the_scan(
