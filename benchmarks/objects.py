@@ -15,6 +15,15 @@ level-0 reads, with requests and bytes counted by the proxy:
 - ``limit``: the frames each read needs, one ranged GET per run of adjacent
   frames (concurrently), decoded one after the other; no cache, no read-ahead.
 
+Besides the corpus variants, a slide of the size of real ones
+(``--large``, default ``large-40k``: one level of 40 000 x 30 000 px, 18 526
+frames, 111 MiB; the deterministic slide of :mod:`benchmarks.largeslides`)
+shows what each route does where an object is far larger than fsspec's
+blocks. moto copies a whole object for every ranged GET (about 90 ms for this
+one), so that slide is served by nginx instead, behind the same counting
+proxy, and opened from its file URL over fsspec's HTTP filesystem
+(``download``: fsspec ``get`` of the URL; no ``limit`` row).
+
 Run from the repository root: ``python -m benchmarks.objects`` (``--quick``
 for a smoke run); writes ``benchmarks/results/objects.md``.
 """
@@ -35,19 +44,22 @@ from typing import Any
 import numpy as np
 
 import dicomslide
+from benchmarks.largeslides import SPECS, ensure_large_slide
 from dicomslide.cache import FrameCache
 from dicomslide.codec import decode_frame
 from dicomslide.fetch import describe_pixels
 from dicomslide.objectframes import ObjectFrameSource
 from dicomslide.objects import ObjectFile, ObjectStore
 from dicomslide.query import stored_syntax
-from tests.objectservers import CountingProxy, MotoServer
+from tests.objectservers import CountingProxy, MotoServer, Nginx
 
 BUCKET = "bench"
 RESULTS = Path(__file__).resolve().parent / "results"
+CACHE = Path(__file__).resolve().parent / ".cache"
 
 
-def _upload(corpus: Path, variants: list[str], server: MotoServer) -> None:
+def _upload(folders: dict[str, Path], server: MotoServer) -> None:
+    """Upload the DICOM files of each folder under its name (a prefix)."""
     import boto3
 
     client = boto3.client(
@@ -58,9 +70,9 @@ def _upload(corpus: Path, variants: list[str], server: MotoServer) -> None:
         region_name="us-east-1",
     )
     client.create_bucket(Bucket=BUCKET)
-    for variant in variants:
-        for path in sorted((corpus / variant).glob("*.dcm")):
-            client.upload_file(str(path), BUCKET, f"{variant}/{path.name}")
+    for name, folder in folders.items():
+        for path in sorted(folder.glob("*.dcm")):
+            client.upload_file(str(path), BUCKET, f"{name}/{path.name}")
 
 
 #: Workloads: name, side of the square reads, and whether they scan
@@ -126,19 +138,24 @@ class _Limit:
             decode_frame(data, self.desc, self.source.sop_instance_uid, number)
 
 
-def _impls(url: str, options: dict[str, Any]) -> dict[str, Callable[[], Any]]:
-    """Each implementation's open: returns its read(offset, size)."""
+def _impls(source: str | list[str], options: dict[str, Any]) -> dict[str, Any]:
+    """Each implementation's open, which returns its read(offset, size): of a
+    bucket's prefix (`source` a URL) or of file URLs (a list)."""
+    by_url = isinstance(source, list)
 
     def ours() -> Any:
         slide = dicomslide.find_slides(
-            url, storage_options=options, correct_color=False, cache=FrameCache(2**28)
+            source,
+            storage_options=options or None,
+            correct_color=False,
+            cache=FrameCache(2**28),
         )[0]
         return lambda offset, size: slide.get_image_region(offset, 0, size)
 
     def wsidicom() -> Any:
         from wsidicom import WsiDicom
 
-        wsi = WsiDicom.open(url, file_options=options)
+        wsi = WsiDicom.open(source, file_options=options or None)
         return lambda offset, size: wsi.read_region(
             (offset[1], offset[0]), 0, (size[1], size[0])
         )
@@ -149,33 +166,36 @@ def _impls(url: str, options: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         from wsidicom import WsiDicom
 
         small = {**options, "default_block_size": 256 * 1024}
-        wsi = WsiDicom.open(url, file_options=small)
+        wsi = WsiDicom.open(source, file_options=small)
         return lambda offset, size: wsi.read_region(
             (offset[1], offset[0]), 0, (size[1], size[0])
         )
 
     def download() -> Any:
-        store = ObjectStore(url, options)
         folder = Path(tempfile.mkdtemp(prefix="dicomslide-bench-"))
-        store.fs.get(store.locate(url)[1], str(folder), recursive=True)
+        if by_url:
+            import fsspec
+
+            fsspec.filesystem("http").get(source, str(folder) + "/")
+        else:
+            store = ObjectStore(source, options)
+            store.fs.get(store.locate(source)[1], str(folder), recursive=True)
         slide = dicomslide.find_slides(folder, correct_color=False)[0]
         return lambda offset, size: slide.get_image_region(offset, 0, size)
 
     def limit() -> Any:
-        store = ObjectStore(url, options)
+        assert isinstance(source, str)
+        store = ObjectStore(source, options)
         slide = dicomslide.find_slides(
-            url, storage_options=options, correct_color=False
+            source, storage_options=options, correct_color=False
         )[0]
-        bench = _Limit(slide, store, store.locate(url)[1].rstrip("/"))
+        bench = _Limit(slide, store, store.locate(source)[1].rstrip("/"))
         return bench.read
 
-    return {
-        "dicomslide": ours,
-        "wsidicom": wsidicom,
-        "wsidicom-256k": wsidicom_small_blocks,
-        "download": download,
-        "limit": limit,
-    }
+    impls = {"dicomslide": ours, "wsidicom": wsidicom, "download": download}
+    if not by_url:
+        impls.update({"wsidicom-256k": wsidicom_small_blocks, "limit": limit})
+    return impls
 
 
 def _measure(
@@ -215,6 +235,48 @@ def _workload(
     return walls, proxy.requests()
 
 
+def _cells(
+    args: argparse.Namespace,
+    proxy: CountingProxy,
+    variant: str,
+    source: str | list[str],
+    options: dict[str, Any],
+    size: tuple[int, int],
+) -> list[str]:
+    """The report's rows of one slide: every round trip, workload and
+    implementation."""
+    lines = []
+    for rtt, (workload, side, scan) in itertools.product(
+        args.rtt, [w for w in WORKLOADS if w[0] in args.workloads]
+    ):
+        proxy.delay = rtt / 1000
+        reads = _reads(size, args.reads, args.seed, side, scan)
+        for name, opener in _impls(source, options).items():
+            if args.impls and not any(s in name for s in args.impls):
+                continue
+            cell = f"| {variant} | {rtt} | {workload} | {name} |"
+            try:
+                read, opened = _measure(proxy, opener)
+                walls, seen = _workload(proxy, read, reads, side)
+            except Exception as error:  # noqa: BLE001 - a result, reported
+                logging.warning("%s on %s failed: %s", name, variant, error)
+                lines.append(f"{cell} failed: {type(error).__name__} | | | | | |")
+                continue
+            lines.append(
+                f"{cell} {opened['requests']:.0f} | "
+                f"{opened['bytes'] / 2**20:.1f} | {opened['wall']:.2f} | "
+                f"{len(seen) / len(reads):.2f} | "
+                f"{sum(s.nbytes for s in seen) / len(reads) / 1024:.0f} | "
+                f"{1000 * statistics.median(walls):.1f} |"
+            )
+            print(lines[-1], flush=True)
+    return lines
+
+
+def _size(folder: Path) -> tuple[int, int]:
+    return dicomslide.find_slides(folder)[0].total_pixel_matrix_dimensions[0]
+
+
 def run(args: argparse.Namespace) -> str:
     corpus = Path(args.corpus)
     variants = [
@@ -222,8 +284,6 @@ def run(args: argparse.Namespace) -> str:
         for v in sorted(p.name for p in corpus.glob("V*"))
         if any(s in v for s in args.variants)
     ]
-    server = MotoServer()
-    proxy = CountingProxy(server.url)
     lines = [
         "# Object storage: reads from an S3-compatible server",
         "",
@@ -232,55 +292,46 @@ def run(args: argparse.Namespace) -> str:
         "side by side from the top left, 50 ms apart; per read: median wall "
         "time, and the requests and KiB the proxy saw during the workload "
         "(read-ahead in the background included) divided by the reads; open: "
-        "requests, MiB and wall of opening.",
+        "requests, MiB and wall of opening. The corpus variants are read from "
+        "moto's S3 server; the large slides (40 000 px wide, one object of "
+        "111 MiB) from nginx by their file URLs over HTTP ranges, since moto "
+        "copies a whole object for each ranged GET.",
         "",
         "| variant | RTT ms | reads | impl | open req | open MiB | open s "
         "| req/read | KiB/read | ms/read |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    try:
-        _upload(corpus, variants, server)
-        options = {
-            "key": "bench",
-            "secret": "bench",
-            "endpoint_url": proxy.url,
-            "client_kwargs": {"region_name": "us-east-1"},
-        }
-        for variant in variants:
-            url = f"s3://{BUCKET}/{variant}/"
-            size = dicomslide.find_slides(corpus / variant)[
-                0
-            ].total_pixel_matrix_dimensions[0]
-            ObjectStore(url, options).fs.ls(f"{BUCKET}/{variant}")  # connected once
-            for rtt, (workload, side, scan) in itertools.product(
-                args.rtt, [w for w in WORKLOADS if w[0] in args.workloads]
-            ):
-                proxy.delay = rtt / 1000
-                reads = _reads(size, args.reads, args.seed, side, scan)
-                for name, opener in _impls(url, options).items():
-                    if args.impls and not any(s in name for s in args.impls):
-                        continue
-                    cell = f"| {variant} | {rtt} | {workload} | {name} |"
-                    try:
-                        read, opened = _measure(proxy, opener)
-                        walls, seen = _workload(proxy, read, reads, side)
-                    except Exception as error:  # noqa: BLE001 - a result, reported
-                        logging.warning("%s on %s failed: %s", name, variant, error)
-                        lines.append(
-                            f"{cell} failed: {type(error).__name__} | | | | | |"
-                        )
-                        continue
-                    lines.append(
-                        f"{cell} {opened['requests']:.0f} | "
-                        f"{opened['bytes'] / 2**20:.1f} | {opened['wall']:.2f} | "
-                        f"{len(seen) / len(reads):.2f} | "
-                        f"{sum(s.nbytes for s in seen) / len(reads) / 1024:.0f} | "
-                        f"{1000 * statistics.median(walls):.1f} |"
-                    )
-                    print(lines[-1], flush=True)
-    finally:
-        proxy.close()
-        server.close()
+    if variants:
+        server = MotoServer()
+        proxy = CountingProxy(server.url)
+        try:
+            _upload({v: corpus / v for v in variants}, server)
+            options = {
+                "key": "bench",
+                "secret": "bench",
+                "endpoint_url": proxy.url,
+                "client_kwargs": {"region_name": "us-east-1"},
+            }
+            for variant in variants:
+                url = f"s3://{BUCKET}/{variant}/"
+                ObjectStore(url, options).fs.ls(f"{BUCKET}/{variant}")  # connected
+                size = _size(corpus / variant)
+                lines += _cells(args, proxy, variant, url, options, size)
+        finally:
+            proxy.close()
+            server.close()
+    if args.large:
+        slides = [ensure_large_slide(Path(args.cache), name) for name in args.large]
+        web = Nginx(Path(args.cache).resolve())
+        proxy = CountingProxy(web.url)
+        try:
+            for slide in slides:
+                urls = [f"{proxy.url}/{slide.folder.name}/{slide.path.name}"]
+                size = (slide.spec.rows, slide.spec.columns)
+                lines += _cells(args, proxy, slide.spec.name, urls, {}, size)
+        finally:
+            proxy.close()
+            web.close()
     return "\n".join(lines) + "\n"
 
 
@@ -299,6 +350,13 @@ def main() -> None:
     parser.add_argument(
         "--rtt", default="0,25,50", type=lambda t: [int(v) for v in t.split(",")]
     )
+    parser.add_argument(
+        "--large",
+        default="large-40k",
+        type=lambda t: [s for s in t.split(",") if s],
+        help=f"large slides to add, of {', '.join(SPECS)} ('' for none)",
+    )
+    parser.add_argument("--cache", default=str(CACHE))
     parser.add_argument("--reads", default=20, type=int)
     parser.add_argument(
         "--workloads",
@@ -313,7 +371,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "objects.md"))
     args = parser.parse_args()
     if args.quick:
-        args.reads, args.rtt = 5, [0]
+        args.reads, args.rtt, args.large = 5, [0], []
     report = run(args)
     Path(args.out).write_text(report)
     print(f"wrote {args.out}")
