@@ -47,6 +47,46 @@ class ChannelKey(NamedTuple):
     identifier: str
 
 
+#: The sequence whose items describe the channels of each type, and the
+#: attribute of an item that identifies its channel (no item describes a
+#: parameter)
+_DESCRIBED_BY = {
+    ChannelTypes.OPTICAL_PATH: ("OpticalPathSequence", "OpticalPathIdentifier"),
+    ChannelTypes.SEGMENT: ("SegmentSequence", "SegmentNumber"),
+}
+
+
+def channel_item(
+    metadata: Dataset, channel_type: ChannelTypes, identifier: str
+) -> Dataset | None:
+    """The item of an image's metadata that describes one of its channels.
+
+    Parameters
+    ----------
+    metadata: pydicom.Dataset
+        Metadata of an image of the channel
+    channel_type: dicomslide.ChannelTypes
+        Type of the channel
+    identifier: str
+        Optical Path Identifier or Segment Number of the channel
+
+    Returns
+    -------
+    Union[pydicom.Dataset, None]
+        The item of the Optical Path Sequence or the Segment Sequence that
+        names the channel; None when none does (and for a parameter)
+
+    """
+    described_by = _DESCRIBED_BY.get(channel_type)
+    if described_by is None:
+        return None
+    sequence, attribute = described_by
+    for item in metadata.get(sequence) or []:
+        if str(item.get(attribute, "")) == identifier:
+            return item  # type: ignore[no-any-return]
+    return None
+
+
 @dataclass(frozen=True)
 class Arrangement:
     """The channels and focal planes of a slide, and the images of each."""

@@ -245,28 +245,21 @@ def _levels_of(slide: Any, channel: int) -> list[int]:
     return levels
 
 
-def _item(items: Any, keyword: str, value: str) -> Any:
-    for item in items or []:
-        if str(item.get(keyword, "")) == value:
-            return item
-    return None
-
-
 def _describe_channel(slide: Any, index: int) -> str:
     """What a channel shows, its series, levels and values, in one line."""
-    kind = slide.get_channel_type(index).value
+    from dicomslide.channels import channel_item
+
+    channel_type = slide.get_channel_type(index)
+    kind = channel_type.value
     identifier = slide.get_channel_identifier(index)
     metadata = slide.get_volume_images(index)[0].metadata
+    item = channel_item(metadata, channel_type, identifier)
     if kind == "OPTICAL_PATH":
-        item = _item(
-            metadata.get("OpticalPathSequence"), "OpticalPathIdentifier", identifier
-        )
         description = item.get("OpticalPathDescription", "") if item else ""
         return f"{kind} {identifier}" + (f" {description!r}" if description else "")
     levels = ", ".join(str(level) for level in _levels_of(slide, index))
     series = f"series {metadata.SeriesNumber or '-'} ({metadata.SeriesInstanceUID})"
     if kind == "SEGMENT":
-        item = _item(metadata.get("SegmentSequence"), "SegmentNumber", identifier)
         label = item.get("SegmentLabel", "") if item else ""
         kind_of = str(metadata.get("SegmentationType", ""))
         maximum = (

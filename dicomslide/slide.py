@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from dicomslide.annotations import annotation_bounds
 from dicomslide.cache import FrameCache
-from dicomslide.channels import arrange_images, group_concatenations
+from dicomslide.channels import arrange_images, channel_item, group_concatenations
 from dicomslide.client import open_client, portable
 from dicomslide.consistency import (
     check_slide_images,
@@ -1003,12 +1003,7 @@ class Slide:
             if channel_type != ChannelTypes.OPTICAL_PATH:
                 continue
             metadata = self._volume_images[(index, 0)][0].metadata
-            items = [
-                item
-                for item in metadata.get("OpticalPathSequence", [])
-                if str(item.OpticalPathIdentifier) == channel_id
-            ]
-            item = items[0] if items else Dataset()
+            item = channel_item(metadata, channel_type, channel_id) or Dataset()
             specimens = metadata.get("SpecimenDescriptionSequence") or [Dataset()]
             if (
                 (identifier is None or channel_id == identifier)
@@ -1054,13 +1049,9 @@ class Slide:
             if channel_type != ChannelTypes.SEGMENT:
                 continue
             metadata = self._volume_images[(index, 0)][0].metadata
-            items = [
-                item
-                for item in metadata.get("SegmentSequence", [])
-                if str(item.SegmentNumber) == channel_id
-            ]
-            if items and does_segment_item_match(
-                items[0], number, label, property_category, property_type
+            item = channel_item(metadata, channel_type, channel_id)
+            if item is not None and does_segment_item_match(
+                item, number, label, property_category, property_type
             ):
                 matches.append(index)
         return tuple(matches)

@@ -14,6 +14,9 @@ from collections.abc import Callable
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dicomslide.channels import channel_item
+from dicomslide.enum import ChannelTypes
+
 __all__ = [
     "COLOR_MAP",
     "lab_to_rgb",
@@ -95,13 +98,6 @@ def lab_to_rgb(lab: tuple[int, int, int]) -> tuple[int, int, int]:
     return red, green, blue
 
 
-def _segment_item(metadata: Dataset, identifier: str) -> Dataset | None:
-    for item in metadata.get("SegmentSequence") or []:
-        if str(item.get("SegmentNumber", "")) == identifier:
-            return item  # type: ignore[no-any-return]
-    return None
-
-
 def segment_color(metadata: Dataset, identifier: str) -> tuple[int, int, int]:
     """The colour a segment is shown in.
 
@@ -118,7 +114,7 @@ def segment_color(metadata: Dataset, identifier: str) -> tuple[int, int, int]:
         Red, green, blue
 
     """
-    item = _segment_item(metadata, identifier)
+    item = channel_item(metadata, ChannelTypes.SEGMENT, identifier)
     lab = item.get("RecommendedDisplayCIELabValue") if item is not None else None
     if lab is not None and len(lab) == 3:
         return lab_to_rgb((int(lab[0]), int(lab[1]), int(lab[2])))
@@ -142,7 +138,7 @@ def segment_label(metadata: Dataset, identifier: str) -> str:
         Label
 
     """
-    item = _segment_item(metadata, identifier)
+    item = channel_item(metadata, ChannelTypes.SEGMENT, identifier)
     label = str(item.get("SegmentLabel", "")) if item is not None else ""
     return label or f"segment {identifier}"
 
