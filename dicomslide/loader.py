@@ -667,9 +667,15 @@ class FrameLoader:
         self._fetch_later(claimed)
 
     def _fetch_later(self, claimed: dict[int, Future[np.ndarray]]) -> None:
-        """Fetch claimed frames in the I/O pool, in as many concurrent
-        requests as a read of them would make, and decode them in the
-        background."""
+        """Fetch claimed frames in the background, in as many concurrent
+        requests as a read of them would make, and decode them there.
+
+        Fetches that wait on a network go to the I/O pool; a local file's are
+        work for a core (bytes copied from the page cache) and go to the
+        decode pool, as its decoding does: run in the I/O pool's threads,
+        which :data:`dicomslide.pool.busy` does not count, they competed with
+        the decoding for the cores and made a patch scan 15-20 % slower.
+        """
         if not claimed:
             return
         items = list(claimed.items())
@@ -689,7 +695,7 @@ class FrameLoader:
                 self._decode_later(jobs)
 
             try:
-                pool.submit_io(run)
+                (pool.submit_io if self.remote else pool.submit)(run)
             except RuntimeError as error:  # the pool is shut down (exit)
                 self._settle_all(batch, error)
 

@@ -16,6 +16,7 @@ from dicomslide.client import LocalFolderClient
 from dicomslide.errors import FrameDecodeError
 from dicomslide.readahead import ScanPredictor
 from dicomslide.testing import synthetic
+from tests.subprocesses import run_python
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 KEY = (0, 0)
@@ -195,6 +196,29 @@ def test_without_read_ahead_nothing_extra_is_fetched(jpeg_image, monkeypatch):
     for r0, r1, c0, c1 in regions:
         matrix.read_region((r0, c0), (r1 - r0, c1 - c0))
     assert matrix.image.metrics["frames_fetched"] == len(_tiles(regions))
+
+
+def test_a_local_scan_reads_ahead_in_the_decode_threads(jpeg_image):
+    # Reading a local file is work for a core, not a wait on a network: a
+    # scan's read-ahead runs in the decode pool, and the I/O pool (whose
+    # threads nobody counts as busy) never starts. A fresh interpreter, since
+    # other tests start the I/O pool.
+    result = run_python(
+        """
+        import os, threading
+        import dicomslide
+        slide = dicomslide.open_slide(os.environ["FOLDER"], correct_color=False)
+        for column in range(0, 600, 100):
+            slide.get_image_region((5, column), 0, (100, 100))
+        io = [t for t in threading.enumerate() if t.name.startswith("dicomslide-io")]
+        print(slide.metrics["cache_hits"], len(io))
+        """,
+        FOLDER=str(jpeg_image.files[0].parent),
+    )
+    assert result.returncode == 0, result.stderr
+    hits, io_threads = map(int, result.stdout.split())
+    assert hits > 0  # frames were read ahead
+    assert io_threads == 0
 
 
 def test_concurrent_reads_load_each_frame_once(jpeg_image):
