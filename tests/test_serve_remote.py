@@ -160,6 +160,24 @@ def test_blocks_are_fetched_ahead_only_while_they_are_used(remote, frames):
     _wait_for(proxy, (2, 0))  # beside (1, 0) only
 
 
+def test_fetches_ahead_still_on_their_way_count_as_fetched(remote, frames):
+    proxy, layer = remote
+    top = _top(layer)
+    layer.tile(top, 0, 0, "jpeg")  # (0, 1) and (1, 0) ahead: 32 frames
+    _wait_for(proxy, (0, 1), (1, 0))
+    slow = proxy.add("/frames/", times=None, delay=1.0)
+    layer.tile(top, 12, 8, "jpeg")  # (2, 2) and (1, 3) ahead: 64 with those
+    _wait_for(proxy, (2, 2), (1, 3))  # asked for, not answered yet
+    # a jump before those answers come: nothing of 64 was served, so nothing
+    # more is fetched ahead
+    assert layer.tile(top, 8, 0, "jpeg") == frames[8]  # block (0, 2)
+    time.sleep(1.5)
+    slow.times = 0
+    asked = [set(numbers) for numbers in _asked(proxy)]
+    assert _block(0, 2) in asked
+    assert _block(0, 3) not in asked and _block(1, 2) not in asked
+
+
 def test_a_tile_wanted_now_does_not_wait_behind_fetches_ahead(
     remote, frames, monkeypatch
 ):

@@ -15,7 +15,9 @@ fetched in the background, so that a viewer that pans finds the next tiles
 cached instead of waiting for a fetch at every block it enters. As for the
 neighbours of region reads (:meth:`dicomslide.loader.FrameLoader.wants_neighbours`),
 this goes on while at least a quarter of the frames fetched ahead were served
-(judged once :data:`AHEAD_PROBATION` were fetched). Fetches ahead wait their
+(judged once :data:`AHEAD_PROBATION` were fetched; frames still on their way
+count as fetched, so that a viewer that jumps faster than the answers come
+gets no more fetched ahead than one that waits). Fetches ahead wait their
 turn in the I/O pool (:func:`dicomslide.pool.submit_io`); a tile wanted now
 never waits behind them: it takes the fetch of its block over if that has not
 begun.
@@ -73,6 +75,8 @@ class EncodedFrames:
         # frames fetched ahead and not served yet; counts fetched and served
         self._unserved: set[_Entry] = set()
         self._ahead = [0, 0]
+        # frames of the blocks being fetched ahead, by block
+        self._on_the_way: dict[_Block, int] = {}
         # whether each level's frames cost a round trip (known once fetched)
         self._remote: dict[int, bool] = {}
 
@@ -158,6 +162,7 @@ class EncodedFrames:
         """Fetch a block claimed with `future`, keep it and settle `future`
         (unless `future`, of a fetch ahead, was cancelled before it began)."""
         if ahead and not future.set_running_or_notify_cancel():
+            self._arrived(block)
             return
         try:
             top, left = block[1] * self._block, block[2] * self._block
@@ -188,6 +193,13 @@ class EncodedFrames:
             with self._lock:
                 if self._pending.get(block) is future:
                     del self._pending[block]
+            if ahead:
+                self._arrived(block)
+
+    def _arrived(self, block: _Block) -> None:
+        """A fetch ahead ended (its frames kept, failed or taken over)."""
+        with self._lock:
+            self._on_the_way.pop(block, None)
 
     def _fetch_neighbours(
         self, block: _Block, store: Any, channel: int, plane: int
@@ -203,8 +215,8 @@ class EncodedFrames:
             if block in self._spread:
                 return
             self._spread.add(block)
-            fetched, served = self._ahead
-            if fetched >= AHEAD_PROBATION and served < AHEAD_MIN_USE * fetched:
+            fetched = self._ahead[0] + sum(self._on_the_way.values())
+            if fetched >= AHEAD_PROBATION and self._ahead[1] < AHEAD_MIN_USE * fetched:
                 return
             for r, c in (
                 (block_row, block_column + 1),
@@ -221,6 +233,9 @@ class EncodedFrames:
                     continue
                 future: Future[_Frames] = Future()
                 self._pending[neighbour] = future
+                self._on_the_way[neighbour] = min(
+                    self._block, rows - r * self._block
+                ) * min(self._block, columns - c * self._block)
                 claimed.append((neighbour, future))
         for neighbour, future in claimed:
             try:
@@ -231,6 +246,7 @@ class EncodedFrames:
                 with self._lock:
                     if self._pending.get(neighbour) is future:
                         del self._pending[neighbour]
+                self._arrived(neighbour)
                 future.cancel()  # whoever waits for it fetches it
 
     def _keep(
