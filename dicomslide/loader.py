@@ -587,9 +587,9 @@ class FrameLoader:
                 jobs = [job for job in jobs if job.index not in extra]
             else:
                 jobs = self._fetch(claimed) if claimed else []
-            if claimed and neighbours is not None and not self._carries_neighbours:
-                # after the read's own frames, in a request of their own
-                self._fetch_later(self._claim_neighbours(neighbours(), claimed))
+                if claimed and neighbours is not None:
+                    # after the read's own frames, in a request of their own
+                    self._fetch_later(self._claim_neighbours(neighbours(), claimed))
             shared = (
                 cached if share_pastes and pool.busy.count < pool.WORKERS - 1 else []
             )
