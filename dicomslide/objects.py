@@ -389,17 +389,23 @@ class RangeReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         data = self._bytes_at(self._position, len(view))
+        assert data is not None  # fetched
         view[: len(data)] = data
         self._position += len(data)
         return len(data)
 
-    def _bytes_at(self, position: int, count: int) -> bytes:
+    def _bytes_at(self, position: int, count: int, fetch: bool = True) -> bytes | None:
+        """The bytes [position, position + count), fewer at the end of the
+        object; those not held are fetched, or without `fetch` make the
+        answer None."""
         parts = []
         while count > 0:
             found = self._chunk_at(position)
             if found is None:
                 if self._end is not None and position >= self._end:
                     break
+                if not fetch:
+                    return None
                 size = max(count, self._next_read)
                 self._next_read = min(self._next_read * 4, self._largest_read)
                 data = self.file.read(position, position + size)
@@ -428,19 +434,7 @@ class RangeReader(io.RawIOBase):
     def held(self, begin: int, end: int) -> bytes | None:
         """The bytes [begin, end) if they were fetched already (fewer at the
         end of the object, once met), else None; fetches nothing."""
-        if self._end is not None:
-            end = min(end, self._end)
-        parts = []
-        position = begin
-        while position < end:
-            found = self._chunk_at(position)
-            if found is None:
-                return None
-            offset, data = found
-            part = data[position - offset : end - offset]
-            parts.append(part)
-            position += len(part)
-        return b"".join(parts)
+        return self._bytes_at(begin, end - begin, fetch=False)
 
     def _chunk_at(self, position: int) -> tuple[int, bytes] | None:
         for offset, data in self.chunks:
