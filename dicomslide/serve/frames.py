@@ -162,7 +162,7 @@ class EncodedFrames:
         """Fetch a block claimed with `future`, keep it and settle `future`
         (unless `future`, of a fetch ahead, was cancelled before it began)."""
         if ahead and not future.set_running_or_notify_cancel():
-            self._arrived(block)
+            self._release(block, future, ahead)
             return
         try:
             top, left = block[1] * self._block, block[2] * self._block
@@ -190,16 +190,17 @@ class EncodedFrames:
                 raise
             logger.debug("fetching frames ahead failed: %s", error)
         finally:
-            with self._lock:
-                if self._pending.get(block) is future:
-                    del self._pending[block]
-            if ahead:
-                self._arrived(block)
+            self._release(block, future, ahead)
 
-    def _arrived(self, block: _Block) -> None:
-        """A fetch ahead ended (its frames kept, failed or taken over)."""
+    def _release(self, block: _Block, future: Future[_Frames], ahead: bool) -> None:
+        """A fetch of a block claimed with `future` ended (its frames kept,
+        failed, or, ahead, taken over before it began): the block is no
+        longer pending under `future`, nor, fetched ahead, on its way."""
         with self._lock:
-            self._on_the_way.pop(block, None)
+            if self._pending.get(block) is future:
+                del self._pending[block]
+            if ahead:
+                self._on_the_way.pop(block, None)
 
     def _fetch_neighbours(
         self, block: _Block, store: Any, channel: int, plane: int
@@ -243,10 +244,7 @@ class EncodedFrames:
                     self._fetch, neighbour, store, channel, plane, future, True
                 )
             except RuntimeError:  # the pool is shut down (exit): not ahead
-                with self._lock:
-                    if self._pending.get(neighbour) is future:
-                        del self._pending[neighbour]
-                self._arrived(neighbour)
+                self._release(neighbour, future, ahead=True)
                 future.cancel()  # whoever waits for it fetches it
 
     def _keep(
