@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from pydicom.dataset import Dataset
 
 import dicomslide
 from dicomslide import fileframes, objectframes
@@ -692,16 +693,20 @@ def test_facade_opens_a_gcs_object(corpus, gcs, monkeypatch):
         dicomslide.find_slides(f"gs://{BUCKET}/nothing/", storage_options=gcs.options)
 
 
-def test_the_tiles_beside_a_read_come_in_its_requests(corpus, s3):
-    variant = "V13-wsidicomizer-jpeg422"  # no fragments to walk: reads only
-    slide = dicomslide.find_slides(
-        f"s3://{BUCKET}/{variant}/",
-        storage_options=s3.options,
-        correct_color=False,
-        cache=FrameCache(2**27),
-    )[0]
+def _v13_in_the_bucket(
+    corpus, s3
+) -> tuple[dicomslide.Slide, dicomslide.Slide, Dataset]:
+    """V13 read from the bucket (with a cache of its own) and from the
+    folder, and the metadata of its level 0. V13's offset tables place its
+    frames: its reads walk no fragments."""
+    variant = "V13-wsidicomizer-jpeg422"
+    slide = _remote(s3, f"s3://{BUCKET}/{variant}/", cache=FrameCache(2**27))[0]
     reference = dicomslide.open_slide(corpus / variant, correct_color=False)
-    meta = slide.get_volume_images()[0].metadata
+    return slide, reference, slide.get_volume_images()[0].metadata
+
+
+def test_the_tiles_beside_a_read_come_in_its_requests(corpus, s3):
+    slide, reference, meta = _v13_in_the_bucket(corpus, s3)
     rows, columns = int(meta.Rows), int(meta.Columns)
     assert int(meta.TotalPixelMatrixColumns) >= 6 * columns
 
@@ -721,15 +726,7 @@ def test_the_tiles_beside_a_read_come_in_its_requests(corpus, s3):
 
 
 def test_a_scan_is_read_ahead_in_few_requests(corpus, s3):
-    variant = "V13-wsidicomizer-jpeg422"
-    slide = dicomslide.find_slides(
-        f"s3://{BUCKET}/{variant}/",
-        storage_options=s3.options,
-        correct_color=False,
-        cache=FrameCache(2**27),
-    )[0]
-    reference = dicomslide.open_slide(corpus / variant, correct_color=False)
-    meta = slide.get_volume_images()[0].metadata
+    slide, reference, meta = _v13_in_the_bucket(corpus, s3)
     rows, columns = int(meta.Rows), int(meta.Columns)
     across = int(meta.TotalPixelMatrixColumns) // columns
     s3.proxy.clear()
